@@ -121,6 +121,8 @@ def load_template(name: str, version: int | None = None) -> PromptTemplate:
     """
     if "@v" in name:
         name, _, v = name.partition("@v")
+        if not (v.isascii() and v.isdigit()):
+            raise KeyError(f"bad template version {v!r} in {name + '@v' + v!r}; write name@vN, e.g. {name}@v1")
         version = int(v) if version is None else version
     versions = _versions().get(name)
     if not versions:

@@ -1,0 +1,41 @@
+# jasco: the JASCO benchmark end to end. `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+JASCO := $(VENV)/bin/jasco
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test data validate manifest lint clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+setup: $(STAMP) ## create .venv and install jasco with pinned dependencies
+
+data: setup ## download the dataset to data/raw/jasco-v0 (skipped when JASCO_DATA_DIR is set)
+	@if [ -n "$$JASCO_DATA_DIR" ]; then echo "using the dataset in JASCO_DATA_DIR=$$JASCO_DATA_DIR"; \
+	else $(JASCO) data download; fi
+
+validate: data ## check every clip and row, report the dataset's irregularities
+	$(JASCO) data validate
+
+manifest: data ## write data/processed/manifest.csv (80 clips x 8 instructions)
+	$(JASCO) manifest
+
+run: validate manifest ## the main job: set up, get and check the dataset, write the manifest
+
+test: setup ## run the test suite (what CI runs)
+	$(PY) -m pytest
+
+lint: setup ## byte-compile everything (syntax check)
+	$(PY) -m compileall -q jasco_utils tests
+
+clean: ## remove generated files (keeps the dataset and .venv)
+	rm -rf data/processed/*.csv runs .pytest_cache
