@@ -16,20 +16,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from jasco_utils.dataset import V0_COLUMNS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Where the read-only copy of the real dataset lives (outside the repository).
 REAL_DATA_DIR = REPO_ROOT.parent / "shared" / "jasco-v0"
 
 #: The columns of the real ``v0.csv``.
-SYNTHETIC_COLUMNS = (
-    "audio_id",
-    "Audio",
-    "Speech",
-    "Audio-Only Answer",
-    "Speech-Only Answer",
-    "Correct Answer",
-    "Correct Answer Keyword",
-)
+SYNTHETIC_COLUMNS = V0_COLUMNS
 
 
 @pytest.fixture(scope="session")
