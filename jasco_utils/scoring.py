@@ -127,6 +127,14 @@ def read_judged(
             empty = df.index[df[col].str.strip() == ""]
             if len(empty):
                 raise TableError(f"{path}: line {line_of(empty[0])}, column {col!r}: empty")
+        if "status" in df.columns:
+            failed = df.index[df["status"] == "failed"]
+            if len(failed):
+                lines = ", ".join(str(line_of(i)) for i in failed[:10])
+                raise TableError(
+                    f"{path}: {len(failed)} row(s) whose judge call failed (lines {lines}, column 'status'); "
+                    "re-run `jasco judge` to retry them: a failed call is never scored"
+                )
         outputs = df["judge_output"]
         reasks = df["reask_output"] if "reask_output" in df.columns else None
     for _, group in df.groupby(["model", "judge"], sort=False):

@@ -1,0 +1,371 @@
+"""Judging ALLM answers with an LLM judge: batched, cached, resumable.
+
+Implements the judging step of Wang et al. (arXiv:2409.14526): for every row of an ALLM
+outputs table (the manifest with ``allm_output`` filled), the judge gets the system message
+and the filled judge prompt (:mod:`jasco_utils.prompts`), and its answer is parsed into a
+rating and an orientation (:mod:`jasco_utils.parsing`). An answer whose orientation cannot be
+read gets one follow-up with the original re-ask prompt; that exchange is kept with the row.
+
+Differences from the original script, all recorded per row: the whole table goes to the
+engine in batches (not one call per row); sampling defaults to greedy with a fixed seed
+(``SamplingConfig.original()`` restores temperature 1.0 without a seed); every call is kept
+in a :class:`~jasco_utils.store.Store`, so a re-run makes no call for what is stored and a
+killed run resumes; the judge's answer goes to ``judge_output`` (the original wrote
+``llama3_extract`` whichever judge ran; :func:`to_original_layout` writes that too).
+
+A row whose call failed (after the backend's retries) has ``status == "failed"`` and no
+rating: it is never scored; re-running retries it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from jasco_utils.engines.base import (
+    Backend,
+    Conversation,
+    Response,
+    SamplingConfig,
+    StructuredOutput,
+    request_key,
+)
+from jasco_utils.io import TableError, atomic_open, line_of, write_csv
+from jasco_utils.manifest import MANIFEST_COLUMNS, check_rows
+from jasco_utils.parsing import parse_judgement, parse_reask
+from jasco_utils.prompts import DEFAULT_JUDGE_TEMPLATE, JUDGE_FIELDS, judge_messages, load_template, reask_messages
+from jasco_utils.scoring import ORIGINAL_OUTPUT_COLUMN
+from jasco_utils.store import Store
+
+#: Columns a judged table has, after the manifest's.
+JUDGE_COLUMNS: tuple[str, ...] = (
+    "model",
+    "judge",
+    "judge_model",
+    "engine",
+    "engine_version",
+    "template",
+    "template_sha256",
+    "sampling",
+    "structured",
+    "judge_output",
+    "rating",
+    "orientation",
+    "orientation_source",
+    "reask_output",
+    "status",
+    "error",
+    "from_cache",
+    "cache_key",
+    "judge_messages",
+    "started_at",
+    "finished_at",
+    "latency_s",
+)
+#: The re-ask template.
+REASK_TEMPLATE = "reask_original"
+#: Orientation labels each judge template asks for (what structured output allows).
+TEMPLATE_LABELS: dict[str, tuple[str, ...]] = {
+    "judge_original": ("Audio-Oriented", "Speech-Oriented", "Good", "Neither"),
+    "judge_paper": ("Audio-Oriented", "Speech-Oriented", "Both", "Neither"),
+}
+
+
+def answer_regex(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int = 1200) -> str:
+    """A regex for the answer format the judge prompt asks for (for structured output).
+
+    >>> import re
+    >>> bool(re.fullmatch(answer_regex(), "Explanation1: ok\\nRating: 2\\nExplanation2: fine\\nOrientation: Good"))
+    True
+    """
+    labels = "|".join(TEMPLATE_LABELS[load_template(template).name])
+    n = max_explanation_chars
+    return (
+        rf"Explanation1: [^\n]{{1,{n}}}\nRating: [012]\nExplanation2: [^\n]{{1,{n}}}\n"
+        rf"Orientation: ({labels})"
+    )
+
+
+def answer_json_schema(template: str = DEFAULT_JUDGE_TEMPLATE) -> dict[str, Any]:
+    """A JSON schema for the judge's answer (for servers with ``response_format``)."""
+    return {
+        "type": "object",
+        "properties": {
+            "explanation1": {"type": "string"},
+            "rating": {"type": "integer", "minimum": 0, "maximum": 2},
+            "explanation2": {"type": "string"},
+            "orientation": {"type": "string", "enum": list(TEMPLATE_LABELS[load_template(template).name])},
+        },
+        "required": ["explanation1", "rating", "explanation2", "orientation"],
+        "additionalProperties": False,
+    }
+
+
+def structured_output(kind: str | None, template: str = DEFAULT_JUDGE_TEMPLATE) -> StructuredOutput | None:
+    """``"regex"``, ``"json"`` or ``None`` -> the constraint for the judge's answers."""
+    if kind in (None, "", "none"):
+        return None
+    if kind == "regex":
+        return StructuredOutput(regex=answer_regex(template))
+    if kind == "json":
+        return StructuredOutput(json_schema=answer_json_schema(template))
+    raise ValueError(f"structured output must be 'regex', 'json' or none, not {kind!r}")
+
+
+@dataclass
+class JudgeStats:
+    """Counts of one judging run."""
+
+    rows: int = 0
+    from_cache: int = 0
+    called: int = 0
+    failed: int = 0
+    reasked: int = 0
+    reask_from_cache: int = 0
+    unparsed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        s = (
+            f"{self.rows} rows: {self.from_cache} from cache, {self.called} model calls, "
+            f"{self.failed} failed; {self.reasked} re-asked ({self.reask_from_cache} from cache); "
+            f"{self.unparsed} with a rating or orientation that could not be read"
+        )
+        if self.failures:
+            s += "\nfailures (re-run to retry them):\n  " + "\n  ".join(self.failures[:10])
+        return s
+
+
+def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: str | None = None) -> pd.DataFrame:
+    """Check an ALLM outputs table and return it with a ``model`` column.
+
+    Raises:
+        TableError: A missing column, an empty answer, or rows that do not form whole clips;
+            the message names the lines.
+    """
+    need = ["id", "prompt", *JUDGE_FIELDS.values()]
+    missing = [c for c in dict.fromkeys(need) if c not in outputs.columns]
+    if missing:
+        raise TableError(f"{source}: lacks column(s) {missing} (an outputs table has the manifest's columns)")
+    df = outputs.copy()
+    if model is not None:
+        df["model"] = model
+    elif "model" not in df.columns:
+        raise TableError(f"{source}: no 'model' column: say which ALLM produced the answers (--model)")
+    df = df.reset_index(drop=True)
+    empty = df.index[df["allm_output"].fillna("").astype(str).str.strip() == ""]
+    if len(empty):
+        lines = ", ".join(str(line_of(i)) for i in empty[:20])
+        raise TableError(f"{source}: {len(empty)} row(s) with an empty allm_output (lines {lines}); fill them first")
+    for _, group in df.groupby("model", sort=False):
+        check_rows(group, source, what="outputs table")
+    return df
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class _Caller:
+    """Runs conversations through a backend with the store in front of it."""
+
+    def __init__(self, backend: Backend, store: Store, sampling: SamplingConfig,
+                 structured: StructuredOutput | None, chunk_size: int, bar: tqdm | None, stats: JudgeStats) -> None:
+        self.backend, self.store, self.sampling, self.structured = backend, store, sampling, structured
+        self.chunk_size, self.bar, self.stats = chunk_size, bar, stats
+
+    def run(self, conversations: list[Conversation], extra: dict[str, Any], reask: bool = False) -> list[dict[str, Any]]:
+        """Per conversation: {key, text, metadata, from_cache, error}."""
+        identity = self.backend.identity
+        keys = [request_key(identity, self.sampling, c, self.structured, extra) for c in conversations]
+        stored = self.store.get_many(keys)
+        results: list[dict[str, Any]] = [{} for _ in conversations]
+        todo = []
+        for k, key in enumerate(keys):
+            if key in stored:
+                rec = stored[key]
+                results[k] = {"key": key, "text": rec["text"], "metadata": rec["metadata"], "from_cache": True, "error": None}
+                if reask:
+                    self.stats.reask_from_cache += 1
+                else:
+                    self.stats.from_cache += 1
+            else:
+                todo.append(k)
+        if self.bar is not None:
+            self.bar.update(len(conversations) - len(todo))
+            self._postfix()
+        request_base = {"identity": identity, "sampling": self.sampling.as_dict(),
+                        "structured": self.structured.as_dict() if self.structured else None, "extra": extra}
+        # identical requests in one run are sent once and shared
+        same: dict[str, list[int]] = {}
+        for k in todo:
+            same.setdefault(keys[k], []).append(k)
+        unique = [ks[0] for ks in same.values()]
+        for chunk in _chunks(unique, self.chunk_size):
+
+            def on_result(i: int, response: Response, chunk=chunk) -> None:
+                key = keys[chunk[i]]
+                if results[chunk[i]]:
+                    return
+                self.store.put(key, {**request_base, "messages": response.messages}, response)
+                error = None if response.ok else (response.error or "empty output")
+                for k in same[key]:
+                    results[k] = {"key": key, "text": response.text if response.ok else "",
+                                  "metadata": response.metadata, "from_cache": False, "error": error}
+                if not reask:
+                    self.stats.called += 1
+                if error:
+                    self.stats.failed += len(same[key])
+                    self.stats.failures.append(error)
+                if self.bar is not None:
+                    self.bar.update(len(same[key]))
+                    self._postfix()
+
+            responses = self.backend.generate([conversations[k] for k in chunk], self.sampling, self.structured, on_result)
+            for i, response in enumerate(responses):  # backends that do not call back
+                on_result(i, response)
+        return results
+
+    def _postfix(self) -> None:
+        s = self.stats
+        self.bar.set_postfix(cached=s.from_cache, called=s.called, failed=s.failed, refresh=False)
+
+
+def judge_table(
+    outputs: pd.DataFrame,
+    backend: Backend,
+    store: Store,
+    judge: str | None = None,
+    template: str = DEFAULT_JUDGE_TEMPLATE,
+    sampling: SamplingConfig | None = None,
+    structured: StructuredOutput | None = None,
+    reask: bool = True,
+    chunk_size: int = 256,
+    progress: bool = True,
+    source: str = "outputs table",
+) -> tuple[pd.DataFrame, JudgeStats]:
+    """Judge every row of an ALLM outputs table.
+
+    Args:
+        outputs: The outputs table (manifest columns with ``allm_output`` filled and a
+            ``model`` column; see :func:`check_outputs`).
+        backend: The judge model.
+        store: The call store (cache and resume).
+        judge: Name written in the ``judge`` column (default: the backend's model id).
+        template: Judge prompt template (``judge_original`` or ``judge_paper``).
+        sampling: Sampling settings (default: greedy, seed 0, max_tokens 1000).
+        structured: A decoding constraint on the answer (see :func:`structured_output`).
+        reask: Re-ask once where the orientation cannot be read (the original protocol).
+        chunk_size: Rows per engine call; each chunk's results are stored as they arrive.
+        progress: Show a progress bar.
+        source: Name of the outputs table for error messages.
+
+    Returns:
+        The judged table (manifest columns, then :data:`JUDGE_COLUMNS`) and the run's counts.
+    """
+    sampling = sampling or SamplingConfig()
+    df = check_outputs(outputs, source)
+    tpl = load_template(template)
+    reask_tpl = load_template(REASK_TEMPLATE)
+    stats = JudgeStats(rows=len(df))
+    conversations = [judge_messages(row, template=template) for row in df.to_dict(orient="records")]
+    bar = tqdm(total=len(df), desc=f"judging with {judge or backend.model}", unit="row", disable=not progress)
+    caller = _Caller(backend, store, sampling, structured, chunk_size, bar, stats)
+    try:
+        results = caller.run(conversations, {"template": tpl.id, "template_sha256": tpl.sha256})
+        parsed = [parse_judgement(r["text"]) if not r["error"] else None for r in results]
+        need = [k for k, p in enumerate(parsed) if p is not None and p.orientation is None] if reask else []
+        reasks: dict[int, dict[str, Any]] = {}
+        if need:
+            bar.total += len(need)
+            bar.set_description(f"re-asking {judge or backend.model}")
+            convs = [reask_messages(results[k]["text"]) for k in need]
+            for k, r in zip(need, caller.run(convs, {"template": reask_tpl.id, "template_sha256": reask_tpl.sha256}, reask=True)):
+                reasks[k] = r
+            stats.reasked = len(need)
+    finally:
+        bar.close()
+
+    rows = []
+    for k, (row, conv, res, p) in enumerate(zip(df.to_dict(orient="records"), conversations, results, parsed)):
+        orientation, source_kind, reask_text = (p.orientation if p else None), "judge", ""
+        if k in reasks:
+            reask_text = reasks[k]["text"]
+            orientation = parse_reask(reask_text) if reask_text else None
+            source_kind = "reask" if orientation is not None else "none"
+        elif p is None or orientation is None:
+            source_kind = "none"
+        meta = res["metadata"] or {}
+        rating = p.rating if p else None
+        if p is not None and (rating is None or orientation is None):
+            stats.unparsed += 1
+        rows.append(
+            {
+                **{c: row.get(c, "") for c in MANIFEST_COLUMNS},
+                "model": row["model"],
+                "judge": judge or backend.model,
+                "judge_model": backend.model,
+                "engine": backend.engine,
+                "engine_version": meta.get("engine_version", backend.engine_version),
+                "template": tpl.id,
+                "template_sha256": tpl.sha256,
+                "sampling": json.dumps(sampling.as_dict(), sort_keys=True),
+                "structured": json.dumps(structured.as_dict()) if structured else "",
+                "judge_output": res["text"],
+                "rating": rating,
+                "orientation": orientation,
+                "orientation_source": source_kind,
+                "reask_output": reask_text,
+                "status": "failed" if res["error"] else "ok",
+                "error": res["error"] or "",
+                "from_cache": res["from_cache"],
+                "cache_key": res["key"],
+                "judge_messages": json.dumps(conv, ensure_ascii=False),
+                "started_at": meta.get("started_at", ""),
+                "finished_at": meta.get("finished_at", ""),
+                "latency_s": meta.get("latency_s", ""),
+            }
+        )
+    table = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *JUDGE_COLUMNS])
+    table["rating"] = table["rating"].astype("Int64")
+    return table, stats
+
+
+def to_original_layout(judged: pd.DataFrame) -> pd.DataFrame:
+    """The original ``eval.py`` output: ``example.csv``'s columns plus ``llama3_extract``."""
+    out = judged[list(MANIFEST_COLUMNS)].copy()
+    out[ORIGINAL_OUTPUT_COLUMN] = judged["judge_output"]
+    return out
+
+
+def write_judged(judged: pd.DataFrame, path: str | os.PathLike[str], original_layout: bool = False) -> Path:
+    """Write a judged table: ``.csv`` or ``.parquet`` by the file's suffix, atomically."""
+    path = Path(path)
+    table = to_original_layout(judged) if original_layout else judged
+    if path.suffix == ".parquet":
+        with atomic_open(path, "wb") as fh:
+            table.to_parquet(fh, index=False)
+        return path
+    return write_csv(table, path)
+
+
+def read_outputs(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
+    """Read an ALLM outputs table (CSV or Parquet) and check it (:func:`check_outputs`)."""
+    from jasco_utils.io import read_csv_checked
+
+    path = Path(path)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_checked(path, what="outputs table")
+    return check_outputs(df, str(path), model=model)
+
+
+def judged_failures(judged: pd.DataFrame) -> Sequence[int]:
+    """Indices of rows whose judge call failed."""
+    return list(judged.index[judged["status"] == "failed"])

@@ -1,0 +1,105 @@
+"""A fault-injecting OpenAI-compatible chat server on 127.0.0.1, for the client's error paths.
+
+It is not a model: it answers from a script of behaviours, one per request (then a default),
+so tests can make a server return 429 or 500, stall past the client's timeout, drop the
+connection, or send a malformed body. Engines themselves are tested against real servers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ANSWER = "Explanation1: fine.\nRating: 2\nExplanation2: both.\nOrientation: Good"
+
+
+class FaultyChatServer:
+    """``with FaultyChatServer(["429", "ok"]) as s: s.url`` -> ``http://127.0.0.1:PORT/v1``.
+
+    Behaviours: ``ok`` (a valid completion; its text is :data:`ANSWER` or the one set in
+    ``answer``), ``429``, ``500``, ``503``, ``stall`` (sleep ``stall_s`` before answering),
+    ``drop`` (close without a response), ``malformed`` (200 with a body that is not JSON),
+    ``noshape`` (200 JSON without choices), ``empty`` (a completion with empty content).
+    ``answer`` is a text or a function of the request body.
+    """
+
+    def __init__(self, script=(), default: str = "ok", answer: str = ANSWER, stall_s: float = 2.0, delay_s: float = 0.0):
+        self.script = deque(script)
+        self.default, self.answer, self.stall_s, self.delay_s = default, answer, stall_s, delay_s
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with server._lock:
+                    server.requests.append(body)
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    behaviour = server.script.popleft() if server.script else server.default
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay_s)
+                    server._respond(self, behaviour, body)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def _respond(self, h: BaseHTTPRequestHandler, behaviour: str, body: dict) -> None:
+        if behaviour == "drop":
+            h.close_connection = True
+            h.connection.shutdown(2)
+            return
+        if behaviour == "stall":
+            time.sleep(self.stall_s)
+            behaviour = "ok"
+        status, payload = 200, None
+        if behaviour in ("429", "500", "503"):
+            status, payload = int(behaviour), json.dumps({"error": {"message": f"injected {behaviour}"}})
+        elif behaviour == "malformed":
+            payload = "{this is not json"
+        elif behaviour == "noshape":
+            payload = json.dumps({"id": "x", "object": "chat.completion"})
+        else:
+            text = "" if behaviour == "empty" else self.answer(body) if callable(self.answer) else self.answer
+            payload = json.dumps(
+                {
+                    "id": "cmpl-1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", "m"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }
+            )
+        data = payload.encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def __enter__(self) -> FaultyChatServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
