@@ -5,6 +5,7 @@ Subcommands::
     jasco data download   fetch the dataset (pinned commit, checksums verified, resumable)
     jasco data validate   check the dataset folder and report its irregularities
     jasco manifest        write the 640-row inference table (80 clips x 8 instructions)
+    jasco infer MANIFEST  run an audio LLM (or the cascade) over the manifest, or import answers
     jasco judge OUTPUTS   rate every ALLM answer with LLM judges (batched, cached, resumable)
     jasco score FILE...   Best-Mean and modality dependence of judged tables
 
@@ -183,6 +184,90 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return status
 
 
+def _write_outputs(df, path: Path) -> Path:
+    from jasco_utils.io import atomic_open, write_csv
+
+    write_csv(df, path)
+    with atomic_open(path.with_suffix(".parquet"), "wb") as fh:
+        df.to_parquet(fh, index=False)
+    return path
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from jasco_utils.engines import EngineError, SamplingConfig, make_backend
+    from jasco_utils.inference import answer_diversity_warnings, import_outputs, infer_table
+    from jasco_utils.io import read_csv_checked
+    from jasco_utils.manifest import MANIFEST_COLUMNS, check_rows
+    from jasco_utils.store import Store
+
+    try:
+        manifest = read_csv_checked(args.manifest, MANIFEST_COLUMNS, what="manifest")
+        check_rows(manifest, args.manifest, what="manifest")
+    except TableError as e:
+        print(f"jasco infer: {e}", file=sys.stderr)
+        return 1
+    modes = [bool(args.import_file), bool(args.engine), bool(args.cascade)]
+    if sum(modes) != 1:
+        print("jasco infer: choose one of --engine (with --model), --cascade, or --import FILE", file=sys.stderr)
+        return 2
+    name = args.name or (Path(args.import_file).stem if args.import_file else Path(args.model or "cascade").name)
+    out = Path(args.out) if args.out else PROCESSED_DIR / "outputs" / f"{name}.csv"
+    if args.import_file:
+        try:
+            df = import_outputs(manifest, args.import_file, model=name)
+        except TableError as e:
+            print(f"jasco infer: {e}", file=sys.stderr)
+            return 1
+        _write_outputs(df, out)
+        print(f"imported {len(df)} answers of {name}; wrote {out}")
+        return 0
+    sampling = SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
+    try:
+        with Store(args.store) as store:
+            if args.cascade:
+                from jasco_utils.asr import SpeechRecognizer
+                from jasco_utils.cascade import cascade_table, transcript_wer
+
+                llm_options = _engine_options(args, args.llm_engine)
+                text_backend = make_backend(args.llm_engine, args.llm_model, **llm_options)
+                recognizer = SpeechRecognizer(args.asr_model) if args.asr_model else SpeechRecognizer()
+                with text_backend:
+                    df, stats, transcripts = cascade_table(
+                        manifest, recognizer, text_backend, store, model=name, data_dir=args.data_dir,
+                        sampling=sampling, chunk_size=args.chunk_size,
+                    )
+                wer, _ = transcript_wer(transcripts, args.data_dir)
+                print(f"transcripts: {len(transcripts)} clips, word error rate {100 * wer:.1f}% against v0.csv Speech")
+            else:
+                if not args.model:
+                    print("jasco infer: --engine needs --model", file=sys.stderr)
+                    return 2
+                segments = None
+                if args.audio_mode == "speech_masked":
+                    from jasco_utils.asr import SpeechRecognizer, speech_segments, transcribe_clips
+
+                    segments = speech_segments(transcribe_clips(manifest, SpeechRecognizer(), store, args.data_dir))
+                with make_backend(args.engine, args.model, **_engine_options(args, args.engine)) as backend:
+                    df, stats = infer_table(
+                        manifest, backend, store, model=name, data_dir=args.data_dir, sampling=sampling,
+                        audio_mode=args.audio_mode, speech_segments=segments, chunk_size=args.chunk_size,
+                    )
+    except (EngineError, FileNotFoundError, ValueError) as e:
+        print(f"jasco infer: {e}", file=sys.stderr)
+        return 1
+    _write_outputs(df, out)
+    print(
+        f"{name}: {stats.total} rows: {stats.from_cache} from cache, {stats.called} model calls, "
+        f"{stats.failed} failed\nwrote {out} and .parquet"
+    )
+    for warning in answer_diversity_warnings(df[df["status"] == "ok"]):
+        print(f"warning: {warning}", file=sys.stderr)
+    if stats.failed:
+        print("some rows failed: re-run the same command to retry them (stored answers are kept)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jasco``."""
     parser = argparse.ArgumentParser(prog="jasco", description=__doc__.split("\n\n")[0])
@@ -213,6 +298,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the original example.csv exactly (placeholder paths and outputs)",
     )
     mf.set_defaults(func=_cmd_manifest)
+
+    inf = sub.add_parser("infer", help="run an audio LLM (or the cascade) over the manifest, or import answers")
+    inf.add_argument("manifest", help="the manifest CSV (jasco manifest), or a subset of its clips")
+    inf.add_argument("--name", help="the ALLM's name in tables (default: from the model or file)")
+    inf.add_argument("--out", help="outputs table (default data/processed/outputs/NAME.csv, and .parquet)")
+    _data_dir_arg(inf)
+    src = inf.add_argument_group("where the answers come from (one of)")
+    src.add_argument("--engine", choices=["vllm", "openai"], help="an audio LLM on this engine")
+    src.add_argument("--model", help="with --engine: model id, path or served name")
+    src.add_argument("--import", dest="import_file", help="answers made elsewhere: CSV (example.csv layout) or JSONL")
+    src.add_argument("--cascade", action="store_true", help="speech recognition -> text LLM baseline (runs on a CPU)")
+    cas = inf.add_argument_group("cascade")
+    cas.add_argument("--asr-model", help="faster-whisper model (default: the bundled Whisper tiny.en)")
+    cas.add_argument("--llm-engine", default="embedded", choices=["embedded", "vllm", "openai"], help="default embedded")
+    cas.add_argument("--llm-model", help="text LLM (default: the embedded SmolLM2)")
+    gen = inf.add_argument_group("generation")
+    gen.add_argument("--audio-mode", default="audio", choices=["audio", "silence", "speech_masked"],
+                     help="ablations: silence, or the clip with its speech masked (segments from speech recognition)")
+    gen.add_argument("--temperature", type=float, default=0.0)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--max-tokens", type=int, default=512)
+    gen.add_argument("--store", default=str(PROCESSED_DIR / "calls.sqlite"), help="the call cache (SQLite)")
+    gen.add_argument("--chunk-size", type=int, default=64)
+    for flag, kind in (("--tensor-parallel-size", int), ("--pipeline-parallel-size", int), ("--dtype", str),
+                       ("--max-model-len", int), ("--api-key-env", str), ("--concurrency", int),
+                       ("--timeout", float), ("--max-attempts", int), ("--n-ctx", int), ("--threads", int)):
+        inf.add_argument(flag, type=kind)
+    inf.add_argument("--enforce-eager", action="store_true")
+    inf.add_argument("--base-url", action="append", help="OpenAI-compatible server URL (repeatable)")
+    inf.set_defaults(func=_cmd_infer)
 
     jg = sub.add_parser("judge", help="rate every ALLM answer with LLM judges (batched, cached, resumable)")
     jg.add_argument("outputs", help="ALLM outputs table: the manifest with allm_output filled (CSV or Parquet)")

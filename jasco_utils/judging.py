@@ -29,19 +29,13 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from jasco_utils.engines.base import (
-    Backend,
-    Conversation,
-    Response,
-    SamplingConfig,
-    StructuredOutput,
-    request_key,
-)
+from jasco_utils.engines.base import Backend, SamplingConfig, StructuredOutput
 from jasco_utils.io import TableError, atomic_open, line_of, write_csv
 from jasco_utils.manifest import MANIFEST_COLUMNS, check_rows
 from jasco_utils.parsing import parse_judgement, parse_reask
 from jasco_utils.prompts import DEFAULT_JUDGE_TEMPLATE, JUDGE_FIELDS, judge_messages, load_template, reask_messages
 from jasco_utils.scoring import ORIGINAL_OUTPUT_COLUMN
+from jasco_utils.runner import CachedRunner, CallResult, CallStats
 from jasco_utils.store import Store
 
 #: Columns a judged table has, after the manifest's.
@@ -169,76 +163,6 @@ def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: s
     return df
 
 
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-class _Caller:
-    """Runs conversations through a backend with the store in front of it."""
-
-    def __init__(self, backend: Backend, store: Store, sampling: SamplingConfig,
-                 structured: StructuredOutput | None, chunk_size: int, bar: tqdm | None, stats: JudgeStats) -> None:
-        self.backend, self.store, self.sampling, self.structured = backend, store, sampling, structured
-        self.chunk_size, self.bar, self.stats = chunk_size, bar, stats
-
-    def run(self, conversations: list[Conversation], extra: dict[str, Any], reask: bool = False) -> list[dict[str, Any]]:
-        """Per conversation: {key, text, metadata, from_cache, error}."""
-        identity = self.backend.identity
-        keys = [request_key(identity, self.sampling, c, self.structured, extra) for c in conversations]
-        stored = self.store.get_many(keys)
-        results: list[dict[str, Any]] = [{} for _ in conversations]
-        todo = []
-        for k, key in enumerate(keys):
-            if key in stored:
-                rec = stored[key]
-                results[k] = {"key": key, "text": rec["text"], "metadata": rec["metadata"], "from_cache": True, "error": None}
-                if reask:
-                    self.stats.reask_from_cache += 1
-                else:
-                    self.stats.from_cache += 1
-            else:
-                todo.append(k)
-        if self.bar is not None:
-            self.bar.update(len(conversations) - len(todo))
-            self._postfix()
-        request_base = {"identity": identity, "sampling": self.sampling.as_dict(),
-                        "structured": self.structured.as_dict() if self.structured else None, "extra": extra}
-        # identical requests in one run are sent once and shared
-        same: dict[str, list[int]] = {}
-        for k in todo:
-            same.setdefault(keys[k], []).append(k)
-        unique = [ks[0] for ks in same.values()]
-        for chunk in _chunks(unique, self.chunk_size):
-
-            def on_result(i: int, response: Response, chunk=chunk) -> None:
-                key = keys[chunk[i]]
-                if results[chunk[i]]:
-                    return
-                self.store.put(key, {**request_base, "messages": response.messages}, response)
-                error = None if response.ok else (response.error or "empty output")
-                for k in same[key]:
-                    results[k] = {"key": key, "text": response.text if response.ok else "",
-                                  "metadata": response.metadata, "from_cache": False, "error": error}
-                if not reask:
-                    self.stats.called += 1
-                if error:
-                    self.stats.failed += len(same[key])
-                    self.stats.failures.append(error)
-                if self.bar is not None:
-                    self.bar.update(len(same[key]))
-                    self._postfix()
-
-            responses = self.backend.generate([conversations[k] for k in chunk], self.sampling, self.structured, on_result)
-            for i, response in enumerate(responses):  # backends that do not call back
-                on_result(i, response)
-        return results
-
-    def _postfix(self) -> None:
-        s = self.stats
-        self.bar.set_postfix(cached=s.from_cache, called=s.called, failed=s.failed, refresh=False)
-
-
 def judge_table(
     outputs: pd.DataFrame,
     backend: Backend,
@@ -275,35 +199,38 @@ def judge_table(
     df = check_outputs(outputs, source)
     tpl = load_template(template)
     reask_tpl = load_template(REASK_TEMPLATE)
-    stats = JudgeStats(rows=len(df))
     conversations = [judge_messages(row, template=template) for row in df.to_dict(orient="records")]
+    main, second = CallStats(), CallStats()
     bar = tqdm(total=len(df), desc=f"judging with {judge or backend.model}", unit="row", disable=not progress)
-    caller = _Caller(backend, store, sampling, structured, chunk_size, bar, stats)
+    runner = CachedRunner(backend, store, sampling, structured, chunk_size, bar)
     try:
-        results = caller.run(conversations, {"template": tpl.id, "template_sha256": tpl.sha256})
-        parsed = [parse_judgement(r["text"]) if not r["error"] else None for r in results]
+        results = runner.run(conversations, {"template": tpl.id, "template_sha256": tpl.sha256}, main)
+        parsed = [parse_judgement(r.text) if not r.error else None for r in results]
         need = [k for k, p in enumerate(parsed) if p is not None and p.orientation is None] if reask else []
-        reasks: dict[int, dict[str, Any]] = {}
+        reasks: dict[int, CallResult] = {}
         if need:
             bar.total += len(need)
             bar.set_description(f"re-asking {judge or backend.model}")
-            convs = [reask_messages(results[k]["text"]) for k in need]
-            for k, r in zip(need, caller.run(convs, {"template": reask_tpl.id, "template_sha256": reask_tpl.sha256}, reask=True)):
-                reasks[k] = r
-            stats.reasked = len(need)
+            convs = [reask_messages(results[k].text) for k in need]
+            extra = {"template": reask_tpl.id, "template_sha256": reask_tpl.sha256}
+            reasks = dict(zip(need, runner.run(convs, extra, second)))
     finally:
         bar.close()
+    stats = JudgeStats(
+        rows=len(df), from_cache=main.from_cache, called=main.called, failed=main.failed,
+        reasked=len(need), reask_from_cache=second.from_cache, failures=main.failures,
+    )
 
     rows = []
     for k, (row, conv, res, p) in enumerate(zip(df.to_dict(orient="records"), conversations, results, parsed)):
         orientation, source_kind, reask_text = (p.orientation if p else None), "judge", ""
         if k in reasks:
-            reask_text = reasks[k]["text"]
+            reask_text = reasks[k].text
             orientation = parse_reask(reask_text) if reask_text else None
             source_kind = "reask" if orientation is not None else "none"
         elif p is None or orientation is None:
             source_kind = "none"
-        meta = res["metadata"] or {}
+        meta = res.metadata or {}
         rating = p.rating if p else None
         if p is not None and (rating is None or orientation is None):
             stats.unparsed += 1
@@ -319,15 +246,15 @@ def judge_table(
                 "template_sha256": tpl.sha256,
                 "sampling": json.dumps(sampling.as_dict(), sort_keys=True),
                 "structured": json.dumps(structured.as_dict()) if structured else "",
-                "judge_output": res["text"],
+                "judge_output": res.text,
                 "rating": rating,
                 "orientation": orientation,
                 "orientation_source": source_kind,
                 "reask_output": reask_text,
-                "status": "failed" if res["error"] else "ok",
-                "error": res["error"] or "",
-                "from_cache": res["from_cache"],
-                "cache_key": res["key"],
+                "status": "failed" if res.error else "ok",
+                "error": res.error or "",
+                "from_cache": res.from_cache,
+                "cache_key": res.key,
                 "judge_messages": json.dumps(conv, ensure_ascii=False),
                 "started_at": meta.get("started_at", ""),
                 "finished_at": meta.get("finished_at", ""),

@@ -8,7 +8,6 @@ import pytest
 
 from jasco_utils.engines import EngineError, SamplingConfig, make_backend
 from jasco_utils.judging import judge_table, structured_output
-from jasco_utils.manifest import INSTRUCTIONS
 from jasco_utils.scoring import score_files
 from jasco_utils.io import TableError
 from jasco_utils.store import Store

