@@ -6,7 +6,7 @@ JASCO := $(VENV)/bin/jasco
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test data validate manifest lint clean
+.PHONY: help setup run reproduce test data validate manifest lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,7 +34,12 @@ validate: data ## check every clip and row, report the dataset's irregularities
 manifest: data ## write data/processed/manifest.csv (80 clips x 8 instructions)
 	$(JASCO) manifest
 
-run: validate manifest ## the main job: set up, get and check the dataset, write the manifest
+CONFIG ?= cpu
+
+reproduce: data ## run the notebooks headlessly for CONFIG (default cpu): Table II, Figure 2, statistics
+	$(JASCO) reproduce --config $(CONFIG)
+
+run: validate reproduce ## the main job: set up, get and check the dataset, reproduce the CPU default
 
 test: setup ## run the test suite (what CI runs)
 	$(PY) -m pytest
@@ -43,4 +48,4 @@ lint: setup ## byte-compile everything (syntax check)
 	$(PY) -m compileall -q jasco_utils tests
 
 clean: ## remove generated files (keeps the dataset and .venv)
-	rm -rf data/processed/*.csv runs .pytest_cache
+	rm -rf data/processed/*.csv runs .pytest_cache figures/table2* figures/figure2* figures/*.json

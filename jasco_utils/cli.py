@@ -8,6 +8,8 @@ Subcommands::
     jasco infer MANIFEST  run an audio LLM (or the cascade) over the manifest, or import answers
     jasco judge OUTPUTS   rate every ALLM answer with LLM judges (batched, cached, resumable)
     jasco score FILE...   Best-Mean and modality dependence of judged tables
+    jasco compare A B F.. paired comparison of two ALLMs (difference, interval, p-value)
+    jasco reproduce       run the notebooks headlessly: Table II and Figure 2 for a configuration
 
 Each subcommand prints a clear message and exits non-zero on bad input.
 """
@@ -102,13 +104,54 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     try:
         results = score_files(args.files, model=args.model, judge=args.judge)
+        if args.ci:
+            from jasco_utils import stats
+            from jasco_utils.scoring import read_judged_files
+
+            ci = stats.bootstrap_scores(read_judged_files(args.files, model=args.model, judge=args.judge),
+                                        n_resamples=args.n_resamples, seed=args.seed)
     except TableError as e:
         print(f"jasco score: {e}", file=sys.stderr)
         return 1
     if args.json:
+        if args.ci:
+            extra = ci.set_index(["model", "judge"])
+            for rec in results:
+                row = extra.loc[(rec["model"], rec["judge"])]
+                rec.update({k: float(row[k]) for k in extra.columns if k.endswith(("_ci_low", "_ci_high"))})
         print(json.dumps(results, indent=2))
     else:
         print(format_scores(results))
+        if args.ci:
+            show = ci[["model", "judge", "n_clips"]].copy()
+            for k in ("best_mean", "audio_pct", "both_pct", "speech_pct"):
+                digits = 2 if k == "best_mean" else 1
+                show[k] = [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+                           for v, lo, hi in zip(ci[k], ci[f"{k}_ci_low"], ci[f"{k}_ci_high"])]
+            print(f"\n95% intervals, {args.n_resamples} bootstrap resamples of clips (seed {args.seed}):")
+            print(show.to_string(index=False))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from jasco_utils import stats
+    from jasco_utils.scoring import read_judged_files
+
+    try:
+        rows = read_judged_files(args.files)
+        result = stats.paired_comparison(rows, args.model_a, args.model_b, judge=args.judge,
+                                         n_resamples=args.n_resamples, seed=args.seed)
+    except (TableError, ValueError, KeyError) as e:
+        print(f"jasco compare: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in result.items()}, indent=2, default=str))
+        return 0
+    scope = args.judge or "the average over judges"
+    print(f"{args.model_a} vs {args.model_b}, Best-Mean by {scope}, {result['n_clips']} clips:")
+    print(f"  difference {result['difference']:+.3f}  95% interval [{result['ci_low']:+.3f}, {result['ci_high']:+.3f}]"
+          f"  p = {result['p_value']:.4f} (paired permutation test over clips{', exact' if result.get('exact') else ''})")
+    print(f"  clips where {args.model_a} is better / tied / worse: {result['wins']} / {result['ties']} / {result['losses']}")
     return 0
 
 
@@ -168,7 +211,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
                     judge=spec.name,
                     template=template,
                     sampling=sampling,
-                    structured=structured_output(args.structured, template),
+                    structured=structured_output(args.structured, template, args.max_explanation_chars),
                     reask=not args.no_reask,
                     chunk_size=args.chunk_size,
                     source=args.outputs,
@@ -268,6 +311,60 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The notebooks `jasco reproduce` executes, in order, with the parameters each declares.
+NOTEBOOKS: dict[str, tuple[str, ...]] = {
+    "01_inference.ipynb": ("config", "run_dir", "data_dir", "store", "all_clips"),
+    "02_judging.ipynb": ("config", "run_dir", "data_dir", "store"),
+    "03_analysis.ipynb": ("config", "run_dir", "data_dir", "store", "figures_dir"),
+    "04_explorer.ipynb": ("run_dir",),
+}
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    import time
+
+    import papermill
+
+    from jasco_utils.paths import FIGURES_DIR, NOTEBOOKS_DIR, PROJECT_ROOT, RUNS_DIR
+    from jasco_utils.pipeline import DEFAULT_STORE, load_run_config
+
+    try:
+        cfg = load_run_config(args.config)
+    except ValueError as e:
+        print(f"jasco reproduce: {e}", file=sys.stderr)
+        return 1
+    run_dir = Path(args.run_dir or RUNS_DIR / cfg.name).resolve()
+    figures_dir = Path(args.figures_dir or FIGURES_DIR).resolve()
+    params = {
+        "config": str(cfg.path),
+        "run_dir": str(run_dir),
+        "data_dir": args.data_dir or "",
+        "store": str(Path(args.store or DEFAULT_STORE).resolve()),
+        "figures_dir": str(figures_dir),
+        "all_clips": bool(args.all_clips),
+    }
+    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    for name, wanted in NOTEBOOKS.items():
+        out = run_dir / "notebooks" / name
+        print(f"[{time.time() - started:6.0f} s] executing {name} -> {out}", flush=True)
+        try:
+            papermill.execute_notebook(
+                str(NOTEBOOKS_DIR / name), str(out), parameters={k: params[k] for k in wanted},
+                cwd=str(PROJECT_ROOT), progress_bar=False, kernel_name="python3",
+            )
+        except papermill.PapermillExecutionError as e:
+            print(f"jasco reproduce: {name} failed (see {out}):\n{e}", file=sys.stderr)
+            return 1
+    print(f"[{time.time() - started:6.0f} s] done.")
+    print(f"Table II:  {figures_dir / 'table2.md'} (.csv, .tex)")
+    print(f"Figure 2:  {figures_dir / 'figure2.png'} (.pdf)")
+    print(f"provenance: {figures_dir / 'provenance.json'}; executed notebooks: {run_dir / 'notebooks'}")
+    if not cfg.paper:
+        print(f"(the {cfg.name} configuration proves the pipeline runs; its numbers are not the paper's results)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jasco``."""
     parser = argparse.ArgumentParser(prog="jasco", description=__doc__.split("\n\n")[0])
@@ -345,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--max-tokens", type=int, default=1000, help="default 1000, as the original")
     how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
     how.add_argument("--structured", choices=["regex", "json"], help="constrain the answer's format while decoding")
+    how.add_argument("--max-explanation-chars", type=int, help="with --structured: bound each explanation")
     how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
     run = jg.add_argument_group("run")
     run.add_argument("--out-dir", default=str(PROCESSED_DIR / "judged"), help="where judged tables go")
@@ -366,12 +464,34 @@ def build_parser() -> argparse.ArgumentParser:
     eng.add_argument("--threads", type=int)
     jg.set_defaults(func=_cmd_judge)
 
+    rp = sub.add_parser("reproduce", help="run the notebooks headlessly: Table II and Figure 2 for a configuration")
+    rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, or a .toml path")
+    rp.add_argument("--all-clips", action="store_true", help="all 80 clips, whatever the configuration says")
+    rp.add_argument("--run-dir", help="the run's folder (default runs/CONFIG)")
+    rp.add_argument("--figures-dir", help="where Table II, Figure 2 and the provenance go (default figures/)")
+    rp.add_argument("--store", help="the call cache (default data/processed/calls.sqlite)")
+    _data_dir_arg(rp)
+    rp.set_defaults(func=_cmd_reproduce)
+
     sc = sub.add_parser("score", help="Best-Mean and modality dependence of judged tables")
     sc.add_argument("files", nargs="+", help="judged CSVs (this project's layout or the original's)")
     sc.add_argument("--model", help="ALLM name for original-layout files (default: from the file name)")
     sc.add_argument("--judge", help="judge name for original-layout files (default: from the file name)")
     sc.add_argument("--json", action="store_true", help="print JSON (unrounded, percentages 0-100)")
+    sc.add_argument("--ci", action="store_true", help="95%% intervals by resampling clips (bootstrap)")
+    sc.add_argument("--n-resamples", type=int, default=2000)
+    sc.add_argument("--seed", type=int, default=0)
     sc.set_defaults(func=_cmd_score)
+
+    cp = sub.add_parser("compare", help="paired comparison of two ALLMs on the same clips")
+    cp.add_argument("model_a")
+    cp.add_argument("model_b")
+    cp.add_argument("files", nargs="+", help="judged CSVs holding both models")
+    cp.add_argument("--judge", help="one judge (default: the average over judges)")
+    cp.add_argument("--n-resamples", type=int, default=9999)
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -87,14 +87,18 @@ def answer_regex(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: 
     )
 
 
-def answer_json_schema(template: str = DEFAULT_JUDGE_TEMPLATE) -> dict[str, Any]:
-    """A JSON schema for the judge's answer (for servers with ``response_format``)."""
+def answer_json_schema(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int = 600) -> dict[str, Any]:
+    """A JSON schema for the judge's answer (for servers with ``response_format``).
+
+    The explanations are bounded (600 characters by default) so that a weak model cannot
+    spend its whole token budget on one.
+    """
     return {
         "type": "object",
         "properties": {
-            "explanation1": {"type": "string"},
+            "explanation1": {"type": "string", "maxLength": max_explanation_chars},
             "rating": {"type": "integer", "minimum": 0, "maximum": 2},
-            "explanation2": {"type": "string"},
+            "explanation2": {"type": "string", "maxLength": max_explanation_chars},
             "orientation": {"type": "string", "enum": list(TEMPLATE_LABELS[load_template(template).name])},
         },
         "required": ["explanation1", "rating", "explanation2", "orientation"],
@@ -102,14 +106,20 @@ def answer_json_schema(template: str = DEFAULT_JUDGE_TEMPLATE) -> dict[str, Any]
     }
 
 
-def structured_output(kind: str | None, template: str = DEFAULT_JUDGE_TEMPLATE) -> StructuredOutput | None:
-    """``"regex"``, ``"json"`` or ``None`` -> the constraint for the judge's answers."""
+def structured_output(
+    kind: str | None, template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int | None = None
+) -> StructuredOutput | None:
+    """``"regex"``, ``"json"`` or ``None`` -> the constraint for the judge's answers.
+
+    ``max_explanation_chars`` bounds each explanation (default 1200 for the regex, 600 for
+    JSON).
+    """
     if kind in (None, "", "none"):
         return None
     if kind == "regex":
-        return StructuredOutput(regex=answer_regex(template))
+        return StructuredOutput(regex=answer_regex(template, max_explanation_chars or 1200))
     if kind == "json":
-        return StructuredOutput(json_schema=answer_json_schema(template))
+        return StructuredOutput(json_schema=answer_json_schema(template, max_explanation_chars or 600))
     raise ValueError(f"structured output must be 'regex', 'json' or none, not {kind!r}")
 
 
