@@ -212,7 +212,7 @@ def run_analysis(config: RunConfig, run_dir: str | os.PathLike[str], judged: lis
         ],
         "judges": [
             {k: str(g[k].iloc[0]) for k in ("judge", "judge_model", "engine", "engine_version", "template",
-                                             "template_sha256", "sampling", "structured")}
+                                             "template_sha256", "sampling", "structured") if k in g}
             for _, g in judged_all.groupby("judge", sort=False)
         ] if len(judged_all) else [],
         "judged_files": [str(p) for p in judged],
