@@ -22,8 +22,9 @@ class CallStats:
 
     total: int = 0
     from_cache: int = 0
-    called: int = 0
-    failed: int = 0
+    called: int = 0  # distinct requests sent to the model
+    shared: int = 0  # rows answered by an identical request sent for another row
+    failed: int = 0  # rows without an answer
     failures: list[str] = field(default_factory=list)
 
 
@@ -97,6 +98,7 @@ class CachedRunner:
                 for k in same[key]:
                     results[k] = CallResult(key, response.text if response.ok else "", response.metadata, False, error)
                 stats.called += 1
+                stats.shared += len(same[key]) - 1
                 if error:
                     stats.failed += len(same[key])
                     stats.failures.append(error)

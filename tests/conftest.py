@@ -119,3 +119,12 @@ def outputs_table(clips, answer: str = "They are building a sandcastle at the be
                 }
             )
     return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_audio_model(tmp_path_factory) -> Path:
+    """A tiny random-weight Qwen2-Audio model built locally (processor, weights, template)."""
+    pytest.importorskip("transformers", reason="building the tiny model needs transformers (installed with vLLM)")
+    from tiny_models import build_tiny_audio_model
+
+    return Path(build_tiny_audio_model(str(tmp_path_factory.mktemp("tiny-qwen2-audio"))))

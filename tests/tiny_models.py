@@ -7,7 +7,8 @@ Everything is made locally (no hub access) and deterministically:
   * the weights are drawn with numpy's PCG64 (np.random.default_rng(SEED)), in sorted
     parameter-name order, so they do not depend on transformers' init code.
 
-Usage:  python tests/tiny_models.py OUT_DIR   (or import and call build_tiny_text_model)
+Usage:  python tests/tiny_models.py OUT_DIR [--audio]
+        (or import and call build_tiny_text_model / build_tiny_audio_model)
 """
 from __future__ import annotations
 
@@ -128,8 +129,13 @@ def _fill_weights(model, seed: int = SEED, std: float = 0.3) -> None:
         # std 0.02 (the usual init) makes every prompt give the same greedy output
         # ("\n" repeated); std 0.3 gives prompt-dependent text.
         for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            if "embed_positions" in name:
+                # Whisper-style encoders' sinusoidal position table: keep transformers' init
+                continue
             if name.endswith("norm.weight"):
                 p.fill_(1.0)
+            elif name.endswith("norm.bias"):
+                p.zero_()
             else:
                 p.copy_(torch.from_numpy(rng.normal(0.0, std, size=tuple(p.shape)).astype(np.float32)))
 
@@ -171,8 +177,115 @@ def build_tiny_text_model(out_dir: str, seed: int = SEED) -> str:
     return out_dir
 
 
+#: Qwen2-Audio's special tokens: the audio placeholder and the markers around it.
+AUDIO_TOKENS = ["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
+
+# Qwen2-Audio-7B-Instruct's chat template (the default system message when the first turn is
+# not a system turn; an audio part renders as "Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>\n"),
+# also matching parts by type so vLLM's ``{"type": "audio"}`` / ``input_audio`` parts render.
+AUDIO_CHAT_TEMPLATE = (
+    "{% set audio_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}"
+    "{% for content in message['content'] %}"
+    "{% if content['type'] in ['audio', 'input_audio', 'audio_url'] or 'audio' in content or 'audio_url' in content %}"
+    "{% set audio_count.value = audio_count.value + 1 %}"
+    "Audio {{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _rename_for_vllm(out_dir: str) -> int:
+    """Rename ``language_model.model.model.*`` (transformers 5) to the hub layout vLLM loads.
+
+    Returns the number of keys renamed; transformers reloads either layout.
+    """
+    from safetensors.torch import load_file, save_file
+
+    path = os.path.join(out_dir, "model.safetensors")
+    state = load_file(path)
+    prefix, hub = "language_model.model.model.", "language_model.model."
+    renamed = {(hub + k[len(prefix):] if k.startswith(prefix) else k): v.contiguous() for k, v in state.items()}
+    save_file(renamed, path, metadata={"format": "pt"})
+    return sum(k.startswith(prefix) for k in state)
+
+
+def build_tiny_audio_model(out_dir: str, seed: int = SEED) -> str:
+    """Write a tiny Qwen2-Audio model (config, safetensors, tokenizer, feature extractor,
+    processor and chat template) to out_dir.
+
+    The encoder is Whisper-style (d_model 64, 2 layers, 128 mel bins), the language model is
+    the tiny text model's shape; the feature extractor is Whisper's at 16 kHz. Weights are
+    drawn as for the text model; the weight names are saved in the hub layout vLLM expects.
+    """
+    import torch
+    from transformers import (
+        GenerationConfig,
+        Qwen2AudioConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        WhisperFeatureExtractor,
+    )
+
+    os.makedirs(out_dir, exist_ok=True)
+    tok = build_tokenizer(extra_special_tokens=AUDIO_TOKENS)
+    tok.chat_template = AUDIO_CHAT_TEMPLATE
+    eos_id = tok.convert_tokens_to_ids("<|im_end|>")
+    pad_id = tok.convert_tokens_to_ids("<|endoftext|>")
+
+    config = Qwen2AudioConfig(
+        audio_config=dict(
+            model_type="qwen2_audio_encoder",
+            d_model=64,
+            encoder_layers=2,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=128,
+            num_mel_bins=128,
+            max_source_positions=1500,  # 30 s of audio, as Whisper
+        ),
+        text_config=dict(
+            model_type="qwen2",
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,  # head size 32 (vLLM CPU attention accepts 32)
+            num_key_value_heads=1,
+            max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            tie_word_embeddings=False,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+        ),
+        audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    torch.manual_seed(seed)
+    model = Qwen2AudioForConditionalGeneration(config).to(torch.float32)
+    _fill_weights(model, seed)
+    model.eval()
+    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    _rename_for_vllm(out_dir)
+
+    features = WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400,
+        padding_value=0.0, return_attention_mask=True,
+    )
+    processor = Qwen2AudioProcessor(feature_extractor=features, tokenizer=tok, chat_template=AUDIO_CHAT_TEMPLATE)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     t0 = time.perf_counter()
-    build_tiny_text_model(out)
+    (build_tiny_audio_model if "--audio" in sys.argv[2:] else build_tiny_text_model)(out)
     print(json.dumps({"out": out, "seconds": round(time.perf_counter() - t0, 2)}))
