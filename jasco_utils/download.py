@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import hashlib
 import http.client
 import os
 import tempfile
@@ -39,6 +38,7 @@ from tqdm import tqdm
 
 from jasco_utils import __version__
 from jasco_utils.dataset import N_CLIPS, checksums
+from jasco_utils.io import sha256_file
 
 #: The dataset's repository.
 DATASET_REPO = "https://github.com/BenoitWang/What_Are_They_Doing"
@@ -290,11 +290,11 @@ def _download_one(
     part = dest / f"{name}{PART_SUFFIX}"
     note = ""
     if final.is_file():
-        if _sha256(final) == expected:
+        if sha256_file(final) == expected:
             part.unlink(missing_ok=True)
             return FileResult(name, url, FileStatus.PRESENT)
         note = "replaced a copy whose SHA-256 differed"
-    if part.is_file() and _sha256(part) == expected:  # complete, interrupted before the rename
+    if part.is_file() and sha256_file(part) == expected:  # complete, interrupted before the rename
         _finalize(part, final)
         return FileResult(name, url, FileStatus.DOWNLOADED, note)
 
@@ -307,7 +307,7 @@ def _download_one(
         )
         if error:
             return FileResult(name, url, FileStatus.FAILED, error)
-        digest = _sha256(part)
+        digest = sha256_file(part)
         if digest == expected:
             _finalize(part, final)
             return FileResult(name, url, FileStatus.DOWNLOADED, note)
@@ -446,14 +446,6 @@ def _finalize(part: Path, final: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _range_start(content_range: str) -> int | None:

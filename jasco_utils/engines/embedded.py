@@ -12,7 +12,6 @@ Requests go through llama.cpp's own OpenAI-style chat handler (the model's chat 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -24,12 +23,13 @@ from jasco_utils.engines.base import (
     Backend,
     Conversation,
     EngineError,
-    ResultCallback,
     Response,
+    ResultCallback,
     SamplingConfig,
     StructuredOutput,
     now_iso,
 )
+from jasco_utils.io import sha256_file
 
 #: Bundled models: name -> (package, file inside the package).
 BUNDLED: dict[str, tuple[str, str]] = {
@@ -59,14 +59,6 @@ def bundled_model_path(name: str = DEFAULT_EMBEDDED_MODEL) -> Path:
     return path
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 class EmbeddedBackend(Backend):
     """A GGUF chat model run in-process by llama.cpp on the CPU.
 
@@ -93,7 +85,7 @@ class EmbeddedBackend(Backend):
             import xllamacpp
         except ImportError as e:
             raise EngineError("the embedded engine needs xllamacpp: pip install xllamacpp") from e
-        super().__init__(model, revision or f"sha256:{_file_sha256(path)}")
+        super().__init__(model, revision or f"sha256:{sha256_file(path)}")
         self.path, self.n_ctx = path, n_ctx
         self._xl = xllamacpp
         params = xllamacpp.CommonParams()
