@@ -9,6 +9,7 @@ line and the column at fault and what to do.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import os
 import stat
@@ -69,9 +70,22 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs) -> Iter
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``df`` as UTF-8 CSV (no index) atomically and return the path."""
+    """Write ``df`` as UTF-8 CSV (no index) atomically and return the path.
+
+    Cells are quoted only where needed, as pandas does, except when some text holds a bare
+    carriage return (model outputs can): the csv module would leave such a cell unquoted and
+    readers would split the row there, so then every text cell is quoted.
+
+    >>> import io, tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = write_csv(pd.DataFrame({"a": ["x\\ry", "z"]}), p)
+    >>> len(pd.read_csv(p))
+    2
+    """
+    text = df.select_dtypes(include=["object", "string"])
+    has_cr = any(text[c].astype(str).str.contains("\r", regex=False).any() for c in text.columns)
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        df.to_csv(fh, index=False)
+        df.to_csv(fh, index=False, quoting=csv.QUOTE_NONNUMERIC if has_cr else csv.QUOTE_MINIMAL)
     return Path(path)
 
 
