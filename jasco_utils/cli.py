@@ -227,19 +227,10 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return status
 
 
-def _write_outputs(df, path: Path) -> Path:
-    from jasco_utils.io import atomic_open, write_csv
-
-    write_csv(df, path)
-    with atomic_open(path.with_suffix(".parquet"), "wb") as fh:
-        df.to_parquet(fh, index=False)
-    return path
-
-
 def _cmd_infer(args: argparse.Namespace) -> int:
     from jasco_utils.engines import EngineError, SamplingConfig, make_backend
     from jasco_utils.inference import answer_diversity_warnings, import_outputs, infer_table
-    from jasco_utils.io import read_csv_checked
+    from jasco_utils.io import read_csv_checked, write_table
     from jasco_utils.manifest import MANIFEST_COLUMNS, check_rows
     from jasco_utils.store import Store
 
@@ -261,7 +252,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         except TableError as e:
             print(f"jasco infer: {e}", file=sys.stderr)
             return 1
-        _write_outputs(df, out)
+        write_table(df, out)
+        write_table(df, out.with_suffix(".parquet"))
         print(f"imported {len(df)} answers of {name}; wrote {out}")
         return 0
     sampling = SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
@@ -298,7 +290,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     except (EngineError, FileNotFoundError, ValueError) as e:
         print(f"jasco infer: {e}", file=sys.stderr)
         return 1
-    _write_outputs(df, out)
+    write_table(df, out)
+    write_table(df, out.with_suffix(".parquet"))
     print(
         f"{name}: {stats.total} rows: {stats.from_cache} from cache, {stats.called} model calls, "
         f"{stats.failed} failed\nwrote {out} and .parquet"

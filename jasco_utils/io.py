@@ -89,6 +89,16 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` atomically as Parquet (``.parquet``) or CSV (any other suffix)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        with atomic_open(path, "wb") as fh:
+            df.to_parquet(fh, index=False)
+        return path
+    return write_csv(df, path)
+
+
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file."""
     h = hashlib.sha256()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from jasco_utils.engines.base import Backend, SamplingConfig, StructuredOutput
-from jasco_utils.io import TableError, atomic_open, line_of, write_csv
+from jasco_utils.io import TableError, line_of, write_table
 from jasco_utils.manifest import MANIFEST_COLUMNS, check_rows
 from jasco_utils.parsing import parse_judgement, parse_reask
 from jasco_utils.prompts import DEFAULT_JUDGE_TEMPLATE, JUDGE_FIELDS, judge_messages, load_template, reask_messages
@@ -133,6 +132,7 @@ class JudgeStats:
     failed: int = 0
     reasked: int = 0
     reask_from_cache: int = 0
+    reask_called: int = 0
     unparsed: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -228,7 +228,7 @@ def judge_table(
         bar.close()
     stats = JudgeStats(
         rows=len(df), from_cache=main.from_cache, called=main.called, failed=main.failed,
-        reasked=len(need), reask_from_cache=second.from_cache, failures=main.failures,
+        reasked=len(need), reask_from_cache=second.from_cache, reask_called=second.called, failures=main.failures,
     )
 
     rows = []
@@ -285,13 +285,7 @@ def to_original_layout(judged: pd.DataFrame) -> pd.DataFrame:
 
 def write_judged(judged: pd.DataFrame, path: str | os.PathLike[str], original_layout: bool = False) -> Path:
     """Write a judged table: ``.csv`` or ``.parquet`` by the file's suffix, atomically."""
-    path = Path(path)
-    table = to_original_layout(judged) if original_layout else judged
-    if path.suffix == ".parquet":
-        with atomic_open(path, "wb") as fh:
-            table.to_parquet(fh, index=False)
-        return path
-    return write_csv(table, path)
+    return write_table(to_original_layout(judged) if original_layout else judged, path)
 
 
 def read_outputs(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
@@ -301,8 +295,3 @@ def read_outputs(path: str | os.PathLike[str], model: str | None = None) -> pd.D
     path = Path(path)
     df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_checked(path, what="outputs table")
     return check_outputs(df, str(path), model=model)
-
-
-def judged_failures(judged: pd.DataFrame) -> Sequence[int]:
-    """Indices of rows whose judge call failed."""
-    return list(judged.index[judged["status"] == "failed"])

@@ -102,12 +102,6 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def dependence_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Audio / Both / Speech percentages per (judge, model), judges in Table II order."""
-    cols = ["judge", "model", "audio_pct", "both_pct", "speech_pct"]
-    return scores[cols].copy()
-
-
 def figure2(scores: pd.DataFrame, title: str | None = None, paper_average: bool = False):
     """Figure 2: modality dependence, one panel per judge and one for their average.
 
