@@ -42,10 +42,10 @@ def main() -> None:
     from conftest import outputs_table
     from tiny_models import build_tiny_text_model
 
-    from jasco_utils.engines import SamplingConfig, make_backend
-    from jasco_utils.judging import judge_table
-    from jasco_utils.prompts import judge_messages
-    from jasco_utils.store import Store
+    from jasco_utils.models import SamplingConfig, make_backend
+    from jasco_utils.judging.judge import judge_table
+    from jasco_utils.judging.prompts import judge_messages
+    from jasco_utils.models.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="jasco-bench-"))
     model = args.model or build_tiny_text_model(str(work / "tiny"))

@@ -53,7 +53,7 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from jasco_utils.download import DEFAULT_BASE_URL, DownloadError, download_dataset
+    from jasco_utils.data.download import DEFAULT_BASE_URL, DownloadError, download_dataset
 
     try:
         report = download_dataset(
@@ -70,7 +70,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from jasco_utils.dataset import validate_dataset
+    from jasco_utils.data.dataset import validate_dataset
 
     report = validate_dataset(args.data_dir, check_checksums=not args.no_checksums)
     if args.json:
@@ -87,7 +87,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from jasco_utils.manifest import build_manifest, write_manifest
+    from jasco_utils.data.manifest import build_manifest, write_manifest
 
     try:
         df = build_manifest(args.data_dir, clips=args.clips, original_layout=args.original_layout)
@@ -100,13 +100,13 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from jasco_utils.scoring import format_scores, score_files
+    from jasco_utils.analysis.scoring import format_scores, score_files
 
     try:
         results = score_files(args.files, model=args.model, judge=args.judge)
         if args.ci:
-            from jasco_utils import stats
-            from jasco_utils.scoring import read_judged_files
+            from jasco_utils.analysis import stats
+            from jasco_utils.analysis.scoring import read_judged_files
 
             ci = stats.bootstrap_scores(read_judged_files(args.files, model=args.model, judge=args.judge),
                                         n_resamples=args.n_resamples, seed=args.seed)
@@ -134,8 +134,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from jasco_utils import stats
-    from jasco_utils.scoring import read_judged_files
+    from jasco_utils.analysis import stats
+    from jasco_utils.analysis.scoring import read_judged_files
 
     try:
         rows = read_judged_files(args.files)
@@ -167,9 +167,9 @@ def _engine_options(args: argparse.Namespace, engine: str) -> dict:
 
 def _cmd_judge(args: argparse.Namespace) -> int:
     from jasco_utils.config import JudgeSpec, get_judge
-    from jasco_utils.engines import EngineError, SamplingConfig, make_backend
-    from jasco_utils.judging import judge_table, read_outputs, structured_output, write_judged
-    from jasco_utils.store import Store
+    from jasco_utils.models import EngineError, SamplingConfig, make_backend
+    from jasco_utils.judging.judge import judge_table, read_outputs, structured_output, write_judged
+    from jasco_utils.models.store import Store
 
     if bool(args.judge) == bool(args.engine):
         print("jasco judge: name judges with --judge KEY, or one model with --engine and --model", file=sys.stderr)
@@ -228,11 +228,11 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from jasco_utils.engines import EngineError, SamplingConfig, make_backend
-    from jasco_utils.inference import answer_diversity_warnings, import_outputs, infer_table
+    from jasco_utils.models import EngineError, SamplingConfig, make_backend
+    from jasco_utils.inference.allm import answer_diversity_warnings, import_outputs, infer_table
     from jasco_utils.io import read_csv_checked, write_table
-    from jasco_utils.manifest import MANIFEST_COLUMNS, check_rows
-    from jasco_utils.store import Store
+    from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
+    from jasco_utils.models.store import Store
 
     try:
         manifest = read_csv_checked(args.manifest, MANIFEST_COLUMNS, what="manifest")
@@ -260,8 +260,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     try:
         with Store(args.store) as store:
             if args.cascade:
-                from jasco_utils.asr import SpeechRecognizer
-                from jasco_utils.cascade import cascade_table, transcript_wer
+                from jasco_utils.inference.asr import SpeechRecognizer
+                from jasco_utils.inference.cascade import cascade_table, transcript_wer
 
                 llm_options = _engine_options(args, args.llm_engine)
                 text_backend = make_backend(args.llm_engine, args.llm_model, **llm_options)
@@ -279,7 +279,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
                     return 2
                 segments = None
                 if args.audio_mode == "speech_masked":
-                    from jasco_utils.asr import SpeechRecognizer, speech_segments, transcribe_clips
+                    from jasco_utils.inference.asr import SpeechRecognizer, speech_segments, transcribe_clips
 
                     segments = speech_segments(transcribe_clips(manifest, SpeechRecognizer(), store, args.data_dir))
                 with make_backend(args.engine, args.model, **_engine_options(args, args.engine)) as backend:

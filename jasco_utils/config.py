@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jasco_utils.engines import ENGINES
+from jasco_utils.models import ENGINES
 from jasco_utils.paths import PACKAGE_DIR
-from jasco_utils.prompts import DEFAULT_JUDGE_TEMPLATE
+from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE
 
 #: The judges shipped with the package.
 JUDGES_FILE = PACKAGE_DIR / "configs" / "judges.toml"

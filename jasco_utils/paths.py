@@ -19,8 +19,7 @@ PROCESSED_DIR = DATA_DIR / "processed"
 FIGURES_DIR = PROJECT_ROOT / "figures"
 RUNS_DIR = PROJECT_ROOT / "runs"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-PROMPTS_DIR = PACKAGE_DIR / "prompts"
-RESOURCES_DIR = PACKAGE_DIR / "resources"
+PROMPTS_DIR = PACKAGE_DIR / "judging" / "templates"
 
 #: Where ``jasco data download`` puts the dataset unless told otherwise.
 DEFAULT_DATASET_DIR = RAW_DIR / "jasco-v0"

@@ -182,8 +182,8 @@ def run_analysis(config: RunConfig, run_dir: str | os.PathLike[str], judged: lis
     Returns:
         ``scores`` (the score records as a DataFrame), ``table2``, and the written ``paths``.
     """
-    from jasco_utils.reporting import dataset_checksum, table2, write_figure2, write_provenance, write_table2
-    from jasco_utils.scoring import read_judged_files, scores_from_rows
+    from jasco_utils.analysis.report import dataset_checksum, table2, write_figure2, write_provenance, write_table2
+    from jasco_utils.analysis.scoring import read_judged_files, scores_from_rows
 
     run_dir, figures_dir = Path(run_dir), Path(figures_dir)
     judged = judged if judged is not None else sorted((run_dir / "judged").glob("*__*.csv"))
@@ -225,16 +225,16 @@ def run_analysis(config: RunConfig, run_dir: str | os.PathLike[str], judged: lis
 
 def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str] = FIGURES_DIR,
                    n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """The statistics the paper lacks (:mod:`jasco_utils.stats`), written beside Table II.
+    """The statistics the paper lacks (:mod:`jasco_utils.analysis.stats`), written beside Table II.
 
     Writes ``table2_ci.{csv,png}`` (95% bootstrap intervals over clips), ``agreement.csv``
     and ``agreement.png`` (judge agreement; with two or more judges), ``prompt_sensitivity.png``,
     ``best_of_k.png``, ``comparisons.csv`` (paired tests between ALLMs; with two or more)
     and ``unsolved_clips.csv``.
     """
-    from jasco_utils import stats
+    from jasco_utils.analysis import stats
     from jasco_utils.io import write_csv
-    from jasco_utils.scoring import read_judged_files
+    from jasco_utils.analysis.scoring import read_judged_files
 
     run_dir, figures_dir = Path(run_dir), Path(figures_dir)
     judged = [p for p in sorted((run_dir / "judged").glob("*__*.csv")) if not p.name.endswith(".original.csv")]

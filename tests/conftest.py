@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from jasco_utils.dataset import V0_COLUMNS
+from jasco_utils.data.dataset import V0_COLUMNS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Where the read-only copy of the real dataset lives (outside the repository).
@@ -104,7 +104,7 @@ def tiny_text_model(tmp_path_factory) -> Path:
 
 def outputs_table(clips, answer: str = "They are building a sandcastle at the beach.") -> pd.DataFrame:
     """An ALLM outputs table for the given clips (synthetic text, the 8 real instructions)."""
-    from jasco_utils.manifest import INSTRUCTIONS
+    from jasco_utils.data.manifest import INSTRUCTIONS
 
     rows = []
     for cid in clips:

@@ -16,9 +16,9 @@ import pytest
 from jasco_utils.cli import NOTEBOOKS
 from jasco_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 from jasco_utils.pipeline import load_run_config, run_analysis
-from jasco_utils.scoring import score_files
+from jasco_utils.analysis.scoring import score_files
 
-from test_scoring import make_rows, project_layout_file
+from judged_tables import make_rows, project_layout_file
 
 
 def test_notebook_sources_have_no_outputs_and_a_parameters_cell():

@@ -1,0 +1,99 @@
+"""Per-clip failure exploration over a run's files (for the explorer notebook).
+
+:func:`load_run` joins a run's judged tables into one long table (clip, instruction, ALLM,
+judge, answer, rating, orientation, explanation). Filters find the clips every model
+fails, the clips where judges disagree, and answers that depend on one modality only;
+:func:`clip_view` renders one clip: its designed sound, speech and answers, and each ALLM's
+8 answers with each judge's rating, orientation and explanation.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from jasco_utils.analysis.scoring import read_judged
+
+_KEEP = ["id", "prompt", "audio", "audio_sound", "spoken_text", "tgt_text", "audio_only_target",
+         "speech_only_target", "target_keywords", "allm_output", "judge_output", "reask_output"]
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per (clip, instruction, ALLM, judge) of a run's judged tables.
+
+    Columns: model, judge, id, instruction, rating, orientation, gated (the rating counted in
+    Best-Mean), the designed texts, the answer and the judge's raw text.
+    """
+    files = [p for p in sorted((Path(run_dir) / "judged").glob("*__*.csv")) if not p.name.endswith(".original.csv")]
+    if not files:
+        raise FileNotFoundError(f"{run_dir}: no judged tables under judged/; run the judging step first")
+    frames = []
+    for path in files:
+        scored = read_judged(path)
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frames.append(pd.concat([scored.reset_index(drop=True), raw[[c for c in _KEEP if c in raw and c != "id"]]], axis=1))
+    df = pd.concat(frames, ignore_index=True)
+    df["gated"] = df["rating"].where(df["orientation"].eq("Both"), 0).fillna(0).astype(int)
+    return df
+
+
+def clip_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per clip, model and judge: the best gated rating of the 8 answers (Best-Mean's term)."""
+    return df.groupby(["id", "model", "judge"])["gated"].max().unstack(["model", "judge"])
+
+
+def clips_all_fail(df: pd.DataFrame) -> list[int]:
+    """Clips where no ALLM gets a counted rating above 0 from any judge."""
+    best = df.groupby("id")["gated"].max()
+    return sorted(int(c) for c in best.index[best == 0])
+
+
+def clips_judges_disagree(df: pd.DataFrame, min_spread: int = 2) -> list[int]:
+    """Clips with an answer whose ratings differ by at least ``min_spread`` between judges."""
+    spread = df.groupby(["id", "model", "instruction"])["rating"].agg(lambda r: r.max() - r.min() if r.notna().any() else 0)
+    return sorted({int(i) for (i, _, _), s in spread.items() if s >= min_spread})
+
+
+def one_modality_answers(df: pd.DataFrame, agreement: float = 1.0) -> pd.DataFrame:
+    """Answers judged Audio- or Speech-oriented by at least ``agreement`` of the judges."""
+    by = df.groupby(["id", "model", "instruction"])
+    frames = []
+    for label in ("Audio", "Speech"):
+        share = by["orientation"].apply(lambda o, lab=label: (o == lab).mean())
+        hit = share[share >= agreement].reset_index()[["id", "model", "instruction"]]
+        frames.append(hit.assign(depends_on=label))
+    keys = pd.concat(frames, ignore_index=True)
+    answers = df.drop_duplicates(["id", "model", "instruction"])[["id", "model", "instruction", "allm_output"]]
+    return keys.merge(answers, on=["id", "model", "instruction"]).sort_values(["id", "model", "instruction"])
+
+
+def clip_view(df: pd.DataFrame, clip: int) -> str:
+    """HTML for one clip: the design, then each ALLM's answers with every judge's verdict."""
+    c = df[df["id"] == clip]
+    if c.empty:
+        raise KeyError(f"clip {clip} is not in this run (clips: {sorted(df['id'].unique().tolist())})")
+    first = c.iloc[0]
+    e = html.escape
+    parts = [
+        f"<h3>Clip {clip}</h3><table>",
+        *(f"<tr><th style='text-align:left'>{e(k)}</th><td style='text-align:left'>{e(str(first[v]))}</td></tr>"
+          for k, v in [("sound", "audio_sound"), ("speech", "spoken_text"), ("correct answer", "tgt_text"),
+                       ("audio-oriented answer", "audio_only_target"), ("speech-oriented answer", "speech_only_target"),
+                       ("keywords", "target_keywords")]),
+        "</table>",
+    ]
+    for model, m in c.groupby("model", sort=False):
+        parts.append(f"<h4>{e(model)}</h4><table><tr><th>#</th><th>answer</th><th>judge</th><th>rating</th>"
+                     "<th>orientation</th><th>judge's explanation</th></tr>")
+        for (k, answer), rows in m.groupby(["instruction", "allm_output"], sort=True):
+            for j, (_, r) in enumerate(rows.iterrows()):
+                lead = (f"<td rowspan={len(rows)}>{k}</td><td rowspan={len(rows)} style='text-align:left'>{e(answer)}</td>"
+                        if j == 0 else "")
+                rating = "—" if pd.isna(r["rating"]) else int(r["rating"])
+                parts.append(f"<tr>{lead}<td>{e(r['judge'])}</td><td>{rating}</td><td>{e(str(r['orientation'] or '—'))}</td>"
+                             f"<td style='text-align:left'><small>{e(str(r['judge_output'])[:600])}</small></td></tr>")
+        parts.append("</table>")
+    return "\n".join(parts)

@@ -1,0 +1,241 @@
+"""Scoring judged tables: read them (two layouts), parse the judge answers, apply the metrics.
+
+Layouts read:
+
+- **this project's** (written by ``jasco judge``): the manifest columns plus ``model``,
+  ``judge`` and ``judge_output`` (the judge's raw answer), optionally ``reask_output`` (the
+  answer to the re-ask prompt); the parsed columns it also holds are for reading only, and
+  the score is always recomputed from the raw text with :mod:`jasco_utils.judging.parsing`.
+- **the original's** (written by the original ``eval.py``): ``example.csv``'s columns plus the
+  judge's raw answer in ``llama3_extract`` (whichever judge ran). Model and judge come from
+  the caller, else from the file name: ``MODEL__JUDGE.csv`` gives both, any other name is
+  used for both.
+
+Where an answer's orientation cannot be read and a re-ask answer is stored, the orientation
+comes from the re-ask answer, as in the original protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from jasco_utils.io import TableError, line_of, read_csv_checked
+from jasco_utils.data.manifest import check_rows, instruction_index
+from jasco_utils.analysis.metrics import AVERAGE, SCORE_KEYS, average_over_judges, score_rows
+from jasco_utils.judging.parsing import parse_judgement, parse_reask
+
+#: The column holding the judge's raw answer in the original layout.
+ORIGINAL_OUTPUT_COLUMN = "llama3_extract"
+#: Columns that identify this project's layout.
+PROJECT_REQUIRED: tuple[str, ...] = ("id", "prompt", "model", "judge", "judge_output")
+#: Columns the original layout must have.
+ORIGINAL_REQUIRED: tuple[str, ...] = ("id", "prompt", ORIGINAL_OUTPUT_COLUMN)
+#: Columns of a scored-rows table.
+SCORED_COLUMNS: tuple[str, ...] = (
+    "model", "judge", "id", "instruction", "rating", "orientation", "orientation_source", "file", "line",
+)
+
+
+def detect_layout(df: pd.DataFrame) -> str:
+    """``"project"`` or ``"original"``; ``"unknown"`` when neither's columns are there."""
+    if "judge_output" in df.columns:
+        return "project"
+    if ORIGINAL_OUTPUT_COLUMN in df.columns:
+        return "original"
+    return "unknown"
+
+
+def names_from_path(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(model, judge) from a file name: ``MODEL__JUDGE.csv``, else the stem for both.
+
+    >>> names_from_path("runs/qwen2-audio__llama-3.1-70b.csv")
+    ('qwen2-audio', 'llama-3.1-70b')
+    >>> names_from_path("llama_judge.csv")
+    ('llama_judge', 'llama_judge')
+    """
+    stem = Path(path).stem
+    model, sep, judge = stem.partition("__")
+    return (model, judge) if sep and model and judge else (stem, stem)
+
+
+def parse_rows(outputs: Iterable[str], reasks: Iterable[str] | None = None) -> pd.DataFrame:
+    """Parse judge answers into ``rating``, ``orientation`` and ``orientation_source``.
+
+    ``orientation_source`` is ``judge``, ``reask`` (read from the re-ask answer) or ``none``.
+    """
+    outputs = list(outputs)
+    reasks = list(reasks) if reasks is not None else [""] * len(outputs)
+    ratings, orientations, sources = [], [], []
+    for text, reask in zip(outputs, reasks, strict=True):
+        j = parse_judgement(text)
+        orientation, source = j.orientation, "judge"
+        if orientation is None:
+            orientation = parse_reask(reask) if reask else None
+            source = "reask" if orientation is not None else "none"
+        ratings.append(j.rating)
+        orientations.append(orientation)
+        sources.append(source)
+    return pd.DataFrame(
+        {
+            "rating": pd.array(ratings, dtype="Int64"),
+            "orientation": pd.array(orientations, dtype=object),
+            "orientation_source": sources,
+        }
+    )
+
+
+def read_judged(
+    path: str | os.PathLike[str], model: str | None = None, judge: str | None = None
+) -> pd.DataFrame:
+    """Read one judged CSV (either layout) into scored rows (:data:`SCORED_COLUMNS`).
+
+    Args:
+        path: The judged CSV.
+        model: ALLM name for an original-layout file (default: from the file name).
+        judge: Judge name for an original-layout file (default: from the file name).
+
+    Raises:
+        TableError: Naming the file, line and column at fault.
+    """
+    path = Path(path)
+    df = read_csv_checked(path, what="judged table")
+    layout = detect_layout(df)
+    if layout == "unknown":
+        raise TableError(
+            f"{path}: not a judged table: expected a column 'judge_output' (this project's layout, "
+            f"from `jasco judge`) or {ORIGINAL_OUTPUT_COLUMN!r} (the original eval.py's); "
+            f"it has {list(df.columns)}"
+        )
+    required = PROJECT_REQUIRED if layout == "project" else ORIGINAL_REQUIRED
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise TableError(f"{path}: judged table ({layout} layout) lacks column(s) {missing}")
+    if df.empty:
+        raise TableError(f"{path}: judged table has no rows")
+    if layout == "original":
+        file_model, file_judge = names_from_path(path)
+        df["model"] = model or file_model
+        df["judge"] = judge or file_judge
+        outputs, reasks = df[ORIGINAL_OUTPUT_COLUMN], None
+    else:
+        for col in ("model", "judge"):
+            empty = df.index[df[col].str.strip() == ""]
+            if len(empty):
+                raise TableError(f"{path}: line {line_of(empty[0])}, column {col!r}: empty")
+        if "status" in df.columns:
+            failed = df.index[df["status"] == "failed"]
+            if len(failed):
+                lines = ", ".join(str(line_of(i)) for i in failed[:10])
+                raise TableError(
+                    f"{path}: {len(failed)} row(s) whose judge call failed (lines {lines}, column 'status'); "
+                    "re-run `jasco judge` to retry them: a failed call is never scored"
+                )
+        outputs = df["judge_output"]
+        reasks = df["reask_output"] if "reask_output" in df.columns else None
+    for _, group in df.groupby(["model", "judge"], sort=False):
+        check_rows(group, path, what="judged table")
+    parsed = parse_rows(outputs, reasks)
+    return pd.DataFrame(
+        {
+            "model": df["model"].to_numpy(),
+            "judge": df["judge"].to_numpy(),
+            "id": df["id"].astype(int).to_numpy(),
+            "instruction": df["prompt"].map(instruction_index).astype(int).to_numpy() + 1,
+            "rating": parsed["rating"].to_numpy(),
+            "orientation": parsed["orientation"].to_numpy(),
+            "orientation_source": parsed["orientation_source"].to_numpy(),
+            "file": str(path),
+            "line": [line_of(i) for i in df.index],
+        },
+        columns=list(SCORED_COLUMNS),
+    )
+
+
+def read_judged_files(
+    paths: Sequence[str | os.PathLike[str]], model: str | None = None, judge: str | None = None
+) -> pd.DataFrame:
+    """Read several judged CSVs into one scored-rows table.
+
+    Raises:
+        TableError: A file is malformed, or two files hold the same (model, judge).
+    """
+    frames = [read_judged(p, model=model, judge=judge) for p in paths]
+    seen: dict[tuple[str, str], str] = {}
+    for frame in frames:
+        for key in frame[["model", "judge"]].drop_duplicates().itertuples(index=False):
+            key = tuple(key)
+            file = frame["file"].iloc[0]
+            if key in seen and seen[key] != file:
+                raise TableError(
+                    f"{file}: model {key[0]!r} judged by {key[1]!r} is also in {seen[key]}; "
+                    "name each file MODEL__JUDGE.csv or pass --model/--judge"
+                )
+            seen[key] = file
+    return pd.concat(frames, ignore_index=True)
+
+
+def scores_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, judge) scores, followed by each model's average over its judges."""
+    per_judge = score_rows(rows)
+    return pd.concat([per_judge, average_over_judges(per_judge)], ignore_index=True)
+
+
+def _jsonable(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def score_files(
+    paths: Sequence[str | os.PathLike[str]], model: str | None = None, judge: str | None = None
+) -> list[dict]:
+    """Score judged CSVs: one record per (model, judge), plus ``Average`` records.
+
+    Each record has :data:`SCORE_KEYS` (unrounded; percentages 0-100; ``None`` where a
+    value is undefined, e.g. no response had an Audio/Both/Speech orientation).
+    """
+    table = scores_from_rows(read_judged_files(paths, model=model, judge=judge))
+    return [{k: _jsonable(rec[k]) for k in SCORE_KEYS} for rec in table.to_dict(orient="records")]
+
+
+def format_scores(records: list[dict]) -> str:
+    """A plain-text table of score records, rounded for reading."""
+    if not records:
+        return "(no scores)"
+    df = pd.DataFrame(records)
+    show = pd.DataFrame(
+        {
+            "model": df["model"],
+            "judge": df["judge"],
+            "best-mean": df["best_mean"].map(_fmt(2)),
+            "ungated": df["best_mean_ungated"].map(_fmt(2)),
+            "audio%": df["audio_pct"].map(_fmt(1)),
+            "both%": df["both_pct"].map(_fmt(1)),
+            "speech%": df["speech_pct"].map(_fmt(1)),
+            "responses": df["n_responses"],
+            "clips": df["n_clips"],
+            "unparsed": df["n_unparsed"],
+            "neither": df["n_neither"],
+        }
+    )
+    note = (
+        "best-mean: per clip the best of 8 ratings, a rating counting only when the orientation is Both; "
+        "ungated: without that condition.\naudio/both/speech%: among responses with one of those "
+        "orientations. unparsed: responses whose rating or orientation could not be read "
+        f"(a rating that cannot be read counts 0). {AVERAGE}: mean over judges."
+    )
+    return show.to_string(index=False) + "\n\n" + note
+
+
+def _fmt(digits: int):
+    def f(x) -> str:
+        return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+    return f

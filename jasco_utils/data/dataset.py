@@ -1,0 +1,309 @@
+"""The *What Are They Doing* dataset, v0 (Wang et al., arXiv:2409.14526).
+
+80 clips ``1.wav`` ... ``80.wav``, each mixing a designed sound with designed speech, and
+``v0.csv``: per clip the sound (``Audio``), the speech (``Speech``), the audio-only,
+speech-only and correct answers, and the correct answer's keyword(s). The folder comes
+from :func:`jasco_utils.paths.dataset_dir` (argument, ``$JASCO_DATA_DIR``, or
+``data/raw/jasco-v0``).
+
+Models receive 16 kHz mono float32 audio: :func:`load_audio` resamples with soxr where a
+clip is not 16 kHz (clip 47 of v0 is 48 kHz) and averages channels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+
+from jasco_utils.io import TableError, read_csv_checked, sha256_file
+from jasco_utils.paths import dataset_dir
+
+#: Sample rate every model receives.
+TARGET_SR = 16_000
+#: Number of clips in v0.
+N_CLIPS = 80
+#: The metadata file of v0.
+METADATA_FILE = "v0.csv"
+#: Columns of ``v0.csv``.
+V0_COLUMNS = (
+    "audio_id",
+    "Audio",
+    "Speech",
+    "Audio-Only Answer",
+    "Speech-Only Answer",
+    "Correct Answer",
+    "Correct Answer Keyword",
+)
+#: SHA-256 of every file of the dataset at the pinned commit.
+CHECKSUMS_FILE = Path(__file__).with_name("SHA256SUMS")
+
+# Thresholds for what `validate` reports as irregular (not errors).
+_CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (full scale)
+_DC_LEVEL = 0.02  # |mean| above this counts as a DC offset
+_MISMATCH = (
+    "differs from the pinned release (SHA-256 mismatch): re-run `jasco data download`, "
+    "or pass --no-checksums to accept a modified copy"
+)
+
+
+def clip_file(clip_id: int) -> str:
+    """File name of a clip: ``f"{clip_id}.wav"``."""
+    return f"{int(clip_id)}.wav"
+
+
+def checksums() -> dict[str, str]:
+    """File name -> SHA-256 of the pinned dataset (``v0.csv``, the clips, ``example.csv``)."""
+    out = {}
+    for line in CHECKSUMS_FILE.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            out[name.strip().lstrip("*")] = digest
+    return out
+
+
+def _require_dir(data_dir: Path) -> Path:
+    if not (data_dir / METADATA_FILE).is_file():
+        raise FileNotFoundError(
+            f"{data_dir}: no {METADATA_FILE} here. Run `jasco data download` (it writes "
+            f"data/raw/jasco-v0), or point $JASCO_DATA_DIR or --data-dir at a folder holding "
+            f"{METADATA_FILE} and 1.wav ... {N_CLIPS}.wav"
+        )
+    return data_dir
+
+
+def load_metadata(data_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Read ``v0.csv``: one row per clip, text columns as strings, ``audio_id`` as int.
+
+    Raises:
+        FileNotFoundError: The folder has no ``v0.csv``.
+        TableError: A column is missing or an ``audio_id`` is not an integer.
+    """
+    path = _require_dir(dataset_dir(data_dir)) / METADATA_FILE
+    df = read_csv_checked(path, V0_COLUMNS, what="dataset metadata")
+    ids = pd.to_numeric(df["audio_id"], errors="coerce")
+    bad = ids.isna() | (ids != ids.round())
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise TableError(f"{path}: line {i + 2}, column 'audio_id': {df['audio_id'].iloc[i]!r} is not an integer")
+    df["audio_id"] = ids.astype(int)
+    return df
+
+
+def load_audio(path: str | os.PathLike[str], target_sr: int = TARGET_SR) -> np.ndarray:
+    """Decode a clip as mono float32 at ``target_sr``.
+
+    Channels are averaged; a clip at another rate is resampled with soxr (high quality).
+
+    >>> import tempfile, soundfile
+    >>> p = tempfile.mktemp(suffix=".wav")
+    >>> soundfile.write(p, np.zeros((4800, 2)), 48000)
+    >>> load_audio(p).shape, load_audio(p).dtype
+    ((1600,), dtype('float32'))
+    """
+    wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    mono = wave.mean(axis=1, dtype=np.float32)
+    if sr != target_sr:
+        mono = soxr.resample(mono, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+    return mono
+
+
+def load_clip(clip_id: int, data_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """Load clip ``clip_id`` of the dataset as 16 kHz mono float32."""
+    return load_audio(dataset_dir(data_dir) / clip_file(clip_id))
+
+
+@dataclass
+class Finding:
+    """One thing ``validate`` noticed.
+
+    Attributes:
+        level: ``error`` (the dataset cannot be used as is) or ``warning`` (an irregularity
+            to know about; the project handles it).
+        where: The file (and line or field) concerned.
+        message: What is wrong and, for errors, what to do.
+    """
+
+    level: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level.upper():7s} {self.where}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    """The result of :func:`validate_dataset`.
+
+    Attributes:
+        data_dir: The folder checked.
+        clips: One row per clip file found: id, sample rate, channels, frames, duration,
+            subtype, peak, clipped sample count, DC offset, checksum status.
+        findings: Errors and irregularities, in the order found.
+    """
+
+    data_dir: Path
+    clips: pd.DataFrame
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not self.errors
+
+    def summary(self) -> str:
+        """A human-readable report."""
+        lines = [f"Dataset: {self.data_dir}"]
+        c = self.clips
+        if len(c):
+            lines.append(f"Clips decoded: {len(c)}")
+            for (sr, ch, st), n in c.groupby(["sample_rate", "channels", "subtype"]).size().items():
+                lines.append(f"  {n:3d} clip(s) at {sr} Hz, {ch} channel(s), {st}")
+            d = c["duration_s"]
+            lines.append(
+                f"Duration: min {d.min():.2f} s (clip {int(c.loc[d.idxmin(), 'audio_id'])}), "
+                f"max {d.max():.2f} s (clip {int(c.loc[d.idxmax(), 'audio_id'])}), "
+                f"mean {d.mean():.2f} s, total {d.sum():.1f} s"
+            )
+        n_err, n_warn = len(self.errors), len(self.findings) - len(self.errors)
+        lines.append(f"Findings: {n_err} error(s), {n_warn} irregularit{'y' if n_warn == 1 else 'ies'}")
+        lines += [f"  {f}" for f in self.findings]
+        lines.append("OK" if self.ok else "FAILED: fix the errors above (re-run `jasco data download`)")
+        return "\n".join(lines)
+
+
+def validate_dataset(
+    data_dir: str | os.PathLike[str] | None = None, check_checksums: bool = True
+) -> ValidationReport:
+    """Check the dataset folder and describe every irregularity found.
+
+    Errors: ``v0.csv`` missing or malformed; a clip without a row or a row without a clip;
+    a clip that does not decode; ids other than 1..80; duplicated ids; empty text cells.
+    Irregularities (warnings): a sample rate other than 16 kHz or more than one channel
+    (the loader converts), samples at full scale (clipping), a DC offset, non-ASCII
+    characters in the text (typographic apostrophes), repeated designs (two clips with the
+    same sound and the same correct answer), and (errors) files that differ from the pinned checksums.
+
+    Args:
+        data_dir: Dataset folder (see :func:`jasco_utils.paths.dataset_dir`).
+        check_checksums: Compare each file with the checksums kept in the package.
+    """
+    root = dataset_dir(data_dir)
+    findings: list[Finding] = []
+    report = ValidationReport(root, pd.DataFrame())
+    if not root.is_dir():
+        findings.append(Finding("error", str(root), "folder does not exist; run `jasco data download`"))
+        report.findings = findings
+        return report
+    try:
+        meta = load_metadata(root)
+    except (FileNotFoundError, TableError) as e:
+        report.findings = [Finding("error", str(root / METADATA_FILE), str(e))]
+        return report
+
+    meta_path = root / METADATA_FILE
+    ids = meta["audio_id"].tolist()
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        findings.append(Finding("error", str(meta_path), f"audio_id repeated: {dup}"))
+    outside = sorted(i for i in set(ids) if not 1 <= i <= N_CLIPS)
+    if outside:
+        findings.append(Finding("error", str(meta_path), f"audio_id outside 1..{N_CLIPS}: {outside}"))
+    missing_rows = sorted(set(range(1, N_CLIPS + 1)) - set(ids))
+    if missing_rows:
+        findings.append(Finding("error", str(meta_path), f"no row for clip(s) {missing_rows}"))
+    for i, row in meta.iterrows():
+        for col in V0_COLUMNS[1:]:
+            text = row[col]
+            where = f"{meta_path.name} line {int(i) + 2} (clip {row['audio_id']}), column {col!r}"
+            if not text.strip():
+                findings.append(Finding("error", where, "empty"))
+            elif text != text.strip():
+                findings.append(Finding("warning", where, f"leading/trailing whitespace in {text!r}"))
+            odd = sorted({ch for ch in text if ord(ch) > 127})
+            if odd:
+                names = ", ".join(f"U+{ord(ch):04X} {ch!r}" for ch in odd)
+                findings.append(Finding("warning", where, f"non-ASCII character(s) {names} in {text!r}"))
+    repeated = meta[meta.duplicated(["Audio", "Correct Answer"], keep=False)]
+    for (_, answer), grp in repeated.groupby(["Audio", "Correct Answer"]):
+        findings.append(
+            Finding(
+                "warning",
+                f"{meta_path.name} clips {grp['audio_id'].tolist()}",
+                f"same sound {grp['Audio'].iloc[0]!r} and same correct answer {answer!r}; only the speech differs",
+            )
+        )
+
+    wavs = {int(p.stem): p for p in root.glob("*.wav") if p.stem.isdigit()}
+    others = sorted(p.name for p in root.glob("*.wav") if not p.stem.isdigit())
+    for name in others:
+        findings.append(Finding("warning", name, "a .wav file that is not a clip of the dataset (ignored)"))
+    for cid in sorted(set(ids) - set(wavs)):
+        findings.append(Finding("error", clip_file(cid), "has a row in v0.csv but the file is missing"))
+    for cid in sorted(set(wavs) - set(ids)):
+        findings.append(Finding("error", clip_file(cid), "the file has no row in v0.csv"))
+
+    sums = checksums() if check_checksums else {}
+    if check_checksums and meta_path.is_file() and sums.get(METADATA_FILE) != sha256_file(meta_path):
+        findings.append(Finding("error", METADATA_FILE, _MISMATCH))
+    rows = []
+    for cid in sorted(wavs):
+        path = wavs[cid]
+        try:
+            info = sf.info(str(path))
+            wave, _ = sf.read(str(path), dtype="float64", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+            findings.append(Finding("error", path.name, f"does not decode: {e}"))
+            continue
+        peak = float(np.abs(wave).max()) if wave.size else 0.0
+        n_clipped = int((np.abs(wave) >= _CLIP_LEVEL).sum())
+        dc = float(wave.mean()) if wave.size else 0.0
+        checksum_ok = None
+        if check_checksums:
+            checksum_ok = sums.get(path.name) == sha256_file(path)
+        rows.append(
+            dict(
+                audio_id=cid,
+                sample_rate=info.samplerate,
+                channels=info.channels,
+                frames=info.frames,
+                duration_s=info.frames / info.samplerate,
+                subtype=info.subtype,
+                peak=peak,
+                clipped_samples=n_clipped,
+                dc_offset=dc,
+                checksum_ok=checksum_ok,
+            )
+        )
+        if info.frames == 0:
+            findings.append(Finding("error", path.name, "has no audio frames"))
+        if info.samplerate != TARGET_SR:
+            findings.append(
+                Finding(
+                    "warning",
+                    path.name,
+                    f"sample rate {info.samplerate} Hz, not {TARGET_SR} (the loader resamples it; "
+                    f"its n_frames in the manifest counts {info.samplerate} Hz frames)",
+                )
+            )
+        if info.channels != 1:
+            findings.append(Finding("warning", path.name, f"{info.channels} channels (the loader averages them)"))
+        if n_clipped:
+            findings.append(Finding("warning", path.name, f"{n_clipped} sample(s) at full scale (clipping), peak {peak:.4f}"))
+        if abs(dc) > _DC_LEVEL:
+            findings.append(Finding("warning", path.name, f"DC offset {dc:+.3f}"))
+        if checksum_ok is False:
+            findings.append(Finding("error", path.name, _MISMATCH))
+    report.clips = pd.DataFrame(rows)
+    report.findings = findings
+    return report

@@ -1,0 +1,1 @@
+"""Stage 2, ALLM answers (notebooks/01_inference): audio LLMs, imported answers, the cascade baseline, audio ablations."""

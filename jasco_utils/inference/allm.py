@@ -1,0 +1,322 @@
+"""ALLM inference over the manifest: every clip with each of the 8 instructions.
+
+An ALLM gets one user turn: the clip (16 kHz mono, sent as a base64 WAV ``input_audio``
+part, which vLLM's chat and OpenAI-compatible audio servers both read) followed by the
+instruction text, with the model's own chat template and audio placeholders. The calls go
+through the same store, cache and resume as judging (:mod:`jasco_utils.models.runner`).
+
+Answers made elsewhere (SALMONN, LTU-AS and WavLLM need their own repositories) come in
+through :func:`import_outputs`, which checks them against the manifest.
+
+Checks that the audio reaches the model: ``audio_mode="silence"`` feeds silence of the
+clip's length and ``"speech_masked"`` the clip with its speech segments zeroed (segments
+from speech recognition), for :func:`ablation_report`; :func:`answer_diversity_warnings`
+flags answers repeated across many different clips.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from jasco_utils.data.dataset import TARGET_SR, clip_file, load_audio
+from jasco_utils.models.base import Backend, Conversation, SamplingConfig
+from jasco_utils.io import TableError, line_of, read_csv_checked
+from jasco_utils.data.manifest import INSTRUCTIONS, MANIFEST_COLUMNS, check_rows, instruction_index
+from jasco_utils.paths import dataset_dir
+from jasco_utils.models.runner import CachedRunner, CallStats
+from jasco_utils.models.store import Store
+
+#: Ways to feed a clip: the clip itself, or an ablation.
+AUDIO_MODES = ("audio", "silence", "speech_masked")
+#: Columns an outputs table has after the manifest's.
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "model",
+    "allm_model",
+    "engine",
+    "engine_version",
+    "sampling",
+    "audio_mode",
+    "transcript",
+    "status",
+    "error",
+    "from_cache",
+    "cache_key",
+    "started_at",
+    "finished_at",
+    "latency_s",
+)
+#: Segments (start, end) in seconds, per clip id: where the speech is.
+SpeechSegments = Mapping[int, Sequence[tuple[float, float]]]
+
+
+def wav_base64(wave: np.ndarray, sr: int = TARGET_SR) -> str:
+    """A waveform as a base64 16-bit PCM WAV (exact for 16-bit sources)."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(wave, -1.0, 1.0), sr, format="WAV", subtype="PCM_16")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def audio_conversation(audio_b64: str, prompt: str, system: str | None = None) -> Conversation:
+    """One user turn: the audio part, then the instruction (the order ALLM chat templates use)."""
+    conv: Conversation = [{"role": "system", "content": system}] if system else []
+    conv.append(
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_audio", "input_audio": {"data": audio_b64, "format": "wav"}},
+                {"type": "text", "text": prompt},
+            ],
+        }
+    )
+    return conv
+
+
+def mask_segments(wave: np.ndarray, segments: Sequence[tuple[float, float]], sr: int = TARGET_SR) -> np.ndarray:
+    """The waveform with the given (start, end) second ranges set to zero.
+
+    >>> mask_segments(np.ones(10, dtype=np.float32), [(0.2, 0.5)], sr=10).tolist()
+    [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    out = wave.copy()
+    for start, end in segments:
+        out[max(0, int(round(start * sr))) : max(0, int(round(end * sr)))] = 0.0
+    return out
+
+
+def clip_audio(
+    row: Mapping[str, Any], data_dir: str | os.PathLike[str] | None, audio_mode: str, segments: SpeechSegments | None
+) -> np.ndarray:
+    """The 16 kHz mono waveform a row's model gets, in the given audio mode."""
+    path = Path(str(row.get("audio", "")))
+    if not path.is_file():
+        path = dataset_dir(data_dir) / clip_file(int(row["id"]))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: audio of clip {row['id']} not found; run `jasco data download` or set --data-dir")
+    wave = load_audio(path)
+    if audio_mode == "silence":
+        return np.zeros_like(wave)
+    if audio_mode == "speech_masked":
+        if segments is None or int(row["id"]) not in segments:
+            raise ValueError(f"audio_mode speech_masked needs the speech segments of clip {row['id']}")
+        return mask_segments(wave, segments[int(row["id"])])
+    return wave
+
+
+def _output_rows(manifest: pd.DataFrame, results, backend: Backend, model: str, sampling: SamplingConfig,
+                 audio_mode: str, transcripts: Mapping[int, str] | None = None) -> pd.DataFrame:
+    rows = []
+    for row, res in zip(manifest.to_dict(orient="records"), results, strict=True):
+        meta = res.metadata or {}
+        rows.append(
+            {
+                **{c: row.get(c, "") for c in MANIFEST_COLUMNS},
+                "allm_output": res.text,
+                "model": model,
+                "allm_model": backend.model,
+                "engine": backend.engine,
+                "engine_version": meta.get("engine_version", backend.engine_version),
+                "sampling": json.dumps(sampling.as_dict(), sort_keys=True),
+                "audio_mode": audio_mode,
+                "transcript": (transcripts or {}).get(int(row["id"]), ""),
+                "status": "failed" if res.error else "ok",
+                "error": res.error or "",
+                "from_cache": res.from_cache,
+                "cache_key": res.key,
+                "started_at": meta.get("started_at", ""),
+                "finished_at": meta.get("finished_at", ""),
+                "latency_s": meta.get("latency_s", ""),
+            }
+        )
+    return pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OUTPUT_COLUMNS])
+
+
+def run_conversations(
+    manifest: pd.DataFrame,
+    conversations: list[Conversation],
+    backend: Backend,
+    store: Store,
+    model: str,
+    sampling: SamplingConfig,
+    extra: dict[str, Any],
+    audio_mode: str = "audio",
+    transcripts: Mapping[int, str] | None = None,
+    chunk_size: int = 64,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, CallStats]:
+    """Run one conversation per manifest row and return the outputs table and the counts."""
+    stats = CallStats()
+    with tqdm(total=len(conversations), desc=f"{model}: answering", unit="row", disable=not progress) as bar:
+        results = CachedRunner(backend, store, sampling, None, chunk_size, bar).run(conversations, extra, stats)
+    return _output_rows(manifest, results, backend, model, sampling, audio_mode, transcripts), stats
+
+
+def infer_table(
+    manifest: pd.DataFrame,
+    backend: Backend,
+    store: Store,
+    model: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    sampling: SamplingConfig | None = None,
+    audio_mode: str = "audio",
+    speech_segments: SpeechSegments | None = None,
+    system: str | None = None,
+    chunk_size: int = 64,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, CallStats]:
+    """Answer every manifest row with an audio LLM.
+
+    Args:
+        manifest: The manifest (or a subset of whole clips).
+        backend: The ALLM (vLLM or an OpenAI-compatible audio server).
+        store: The call store (cache and resume).
+        model: Name written in the ``model`` column (default: the backend's model id).
+        data_dir: Where clips are found when a row's ``audio`` is not a file.
+        sampling: Sampling settings; greedy with seed 0 by default. ``max_tokens`` is
+            recorded with each answer.
+        audio_mode: ``audio``, ``silence`` or ``speech_masked`` (see the module).
+        speech_segments: Per clip, the speech segments (for ``speech_masked``).
+        system: An optional system message (none by default: the model's template decides).
+        chunk_size: Rows per engine call.
+        progress: Show a progress bar.
+
+    Returns:
+        The outputs table (manifest columns with ``allm_output`` filled, then
+        :data:`OUTPUT_COLUMNS`) and the counts. Failed rows have ``status == "failed"``
+        and an empty answer: judging refuses them until a re-run fills them.
+    """
+    if audio_mode not in AUDIO_MODES:
+        raise ValueError(f"audio_mode must be one of {AUDIO_MODES}, not {audio_mode!r}")
+    check_rows(manifest, "manifest", what="manifest")
+    sampling = sampling or SamplingConfig(max_tokens=512)
+    audio_b64: dict[int, str] = {}
+    conversations = []
+    for row in manifest.to_dict(orient="records"):
+        cid = int(row["id"])
+        if cid not in audio_b64:
+            audio_b64[cid] = wav_base64(clip_audio(row, data_dir, audio_mode, speech_segments))
+        conversations.append(audio_conversation(audio_b64[cid], row["prompt"], system))
+    return run_conversations(
+        manifest, conversations, backend, store, model or backend.model, sampling,
+        {"task": "allm", "audio_mode": audio_mode}, audio_mode, chunk_size=chunk_size, progress=progress,
+    )
+
+
+def import_outputs(
+    manifest: pd.DataFrame, path: str | os.PathLike[str], model: str | None = None
+) -> pd.DataFrame:
+    """Fill the manifest's ``allm_output`` from answers made elsewhere.
+
+    Reads a CSV (the original ``example.csv`` layout, or any table with ``id``, ``prompt``
+    and ``allm_output``) or JSONL (one object per line with ``id``, ``allm_output`` and
+    either ``prompt`` or ``instruction``, 1-8). Every manifest row must get exactly one
+    non-empty answer.
+
+    Raises:
+        TableError: Listing the offending rows: missing or duplicated (clip, instruction)
+            pairs, ids or instructions that are not in the manifest, empty answers.
+    """
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        records = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TableError(f"{path}: line {n}: not JSON ({e.msg})") from None
+            if "prompt" not in obj and "instruction" in obj:
+                try:
+                    obj["prompt"] = INSTRUCTIONS[int(obj["instruction"]) - 1]
+                except (ValueError, IndexError):
+                    raise TableError(f"{path}: line {n}: instruction {obj['instruction']!r} is not 1..8") from None
+            records.append({**obj, "_line": n})
+        df = pd.DataFrame(records)
+        line_no = df.get("_line", pd.Series(dtype=int)).tolist()
+    else:
+        df = read_csv_checked(path, what="ALLM outputs")
+        line_no = [line_of(i) for i in df.index]
+    for col in ("id", "prompt", "allm_output"):
+        if col not in df.columns:
+            raise TableError(f"{path}: lacks {col!r} (need id, prompt or instruction, allm_output)")
+    problems: list[str] = []
+    ids = pd.to_numeric(df["id"], errors="coerce")
+    want = {(int(r["id"]), r["prompt"]) for r in manifest.to_dict(orient="records")}
+    seen: dict[tuple[int, str], int] = {}
+    for i, (cid, prompt, answer) in enumerate(zip(ids, df["prompt"], df["allm_output"])):
+        where = f"line {line_no[i]}"
+        if pd.isna(cid) or cid != int(cid):
+            problems.append(f"{where}: id {df['id'].iloc[i]!r} is not a clip id")
+            continue
+        pair = (int(cid), str(prompt))
+        if instruction_index(str(prompt)) is None:
+            problems.append(f"{where}: prompt {str(prompt)[:60]!r} is not one of the 8 instructions")
+        elif pair not in want:
+            problems.append(f"{where}: clip {int(cid)} is not in the manifest")
+        elif pair in seen:
+            problems.append(f"{where}: clip {pair[0]}, instruction {instruction_index(pair[1]) + 1} again (first on line {seen[pair]})")
+        else:
+            seen[pair] = line_no[i]
+        if answer is None or (isinstance(answer, float) and pd.isna(answer)) or not str(answer).strip():
+            problems.append(f"{where}: empty allm_output")
+    for cid, prompt in sorted(want - set(seen), key=lambda p: (p[0], instruction_index(p[1]))):
+        problems.append(f"clip {cid}, instruction {instruction_index(prompt) + 1}: no answer")
+    if problems:
+        shown = "\n  ".join(problems[:30])
+        more = f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
+        raise TableError(f"{path}: {len(problems)} problem(s) with the imported answers:\n  {shown}{more}")
+    answers = {k: str(a) for k, a in zip(zip(ids.astype(int), df["prompt"].astype(str)), df["allm_output"])}
+    out = manifest.copy()
+    out["allm_output"] = [answers[(int(r["id"]), r["prompt"])] for r in manifest.to_dict(orient="records")]
+    out["model"] = model or path.stem
+    out["status"] = "ok"
+    return out
+
+
+def answer_diversity_warnings(outputs: pd.DataFrame, share: float = 0.25) -> list[str]:
+    """Warnings for answers repeated across many different clips (audio not reaching the model?).
+
+    An answer given, word for word, for more than ``share`` of the clips is flagged.
+    """
+    warnings = []
+    n_clips = outputs["id"].nunique()
+    for (model, answer), grp in outputs.groupby(["model", "allm_output"]):
+        clips = grp["id"].nunique()
+        if n_clips >= 4 and clips > share * n_clips:
+            warnings.append(
+                f"{model}: the same answer for {clips} of {n_clips} clips ({str(answer)[:80]!r}); "
+                "check that the audio reaches the model"
+            )
+    return warnings
+
+
+def ablation_report(normal: pd.DataFrame, ablated: pd.DataFrame, similarity: Callable[[str, str], float] | None = None) -> pd.DataFrame:
+    """How much the answers change when the audio is ablated, per instruction and overall.
+
+    Returns:
+        Rows per instruction (1..8) and ``all``: ``identical`` (share of answers unchanged,
+        word for word) and ``similarity`` (mean ``difflib`` ratio; 1 = unchanged).
+    """
+    import difflib
+
+    sim = similarity or (lambda a, b: difflib.SequenceMatcher(None, a, b).ratio())
+    key = ["id", "prompt"]
+    merged = normal[[*key, "allm_output"]].merge(ablated[[*key, "allm_output"]], on=key, suffixes=("", "_ablated"))
+    merged["identical"] = merged["allm_output"] == merged["allm_output_ablated"]
+    merged["similarity"] = [sim(a, b) for a, b in zip(merged["allm_output"], merged["allm_output_ablated"])]
+    merged["instruction"] = merged["prompt"].map(instruction_index) + 1
+    per = merged.groupby("instruction")[["identical", "similarity"]].mean()
+    per.loc["all"] = merged[["identical", "similarity"]].mean()
+    per["rows"] = list(merged.groupby("instruction").size()) + [len(merged)]
+    return per

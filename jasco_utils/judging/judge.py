@@ -1,0 +1,297 @@
+"""Judging ALLM answers with an LLM judge: batched, cached, resumable.
+
+Implements the judging step of Wang et al. (arXiv:2409.14526): for every row of an ALLM
+outputs table (the manifest with ``allm_output`` filled), the judge gets the system message
+and the filled judge prompt (:mod:`jasco_utils.judging.prompts`), and its answer is parsed into a
+rating and an orientation (:mod:`jasco_utils.judging.parsing`). An answer whose orientation cannot be
+read gets one follow-up with the original re-ask prompt; that exchange is kept with the row.
+
+Differences from the original script, all recorded per row: the whole table goes to the
+engine in batches (not one call per row); sampling defaults to greedy with a fixed seed
+(``SamplingConfig.original()`` restores temperature 1.0 without a seed); every call is kept
+in a :class:`~jasco_utils.models.store.Store`, so a re-run makes no call for what is stored and a
+killed run resumes; the judge's answer goes to ``judge_output`` (the original wrote
+``llama3_extract`` whichever judge ran; :func:`to_original_layout` writes that too).
+
+A row whose call failed (after the backend's retries) has ``status == "failed"`` and no
+rating: it is never scored; re-running retries it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from jasco_utils.models.base import Backend, SamplingConfig, StructuredOutput
+from jasco_utils.io import TableError, line_of, write_table
+from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
+from jasco_utils.judging.parsing import parse_judgement, parse_reask
+from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, JUDGE_FIELDS, judge_messages, load_template, reask_messages
+from jasco_utils.analysis.scoring import ORIGINAL_OUTPUT_COLUMN
+from jasco_utils.models.runner import CachedRunner, CallResult, CallStats
+from jasco_utils.models.store import Store
+
+#: Columns a judged table has, after the manifest's.
+JUDGE_COLUMNS: tuple[str, ...] = (
+    "model",
+    "judge",
+    "judge_model",
+    "engine",
+    "engine_version",
+    "template",
+    "template_sha256",
+    "sampling",
+    "structured",
+    "judge_output",
+    "rating",
+    "orientation",
+    "orientation_source",
+    "reask_output",
+    "status",
+    "error",
+    "from_cache",
+    "cache_key",
+    "judge_messages",
+    "started_at",
+    "finished_at",
+    "latency_s",
+)
+#: The re-ask template.
+REASK_TEMPLATE = "reask_original"
+#: Orientation labels each judge template asks for (what structured output allows).
+TEMPLATE_LABELS: dict[str, tuple[str, ...]] = {
+    "judge_original": ("Audio-Oriented", "Speech-Oriented", "Good", "Neither"),
+    "judge_paper": ("Audio-Oriented", "Speech-Oriented", "Both", "Neither"),
+}
+
+
+def answer_regex(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int = 1200) -> str:
+    """A regex for the answer format the judge prompt asks for (for structured output).
+
+    >>> import re
+    >>> bool(re.fullmatch(answer_regex(), "Explanation1: ok\\nRating: 2\\nExplanation2: fine\\nOrientation: Good"))
+    True
+    """
+    labels = "|".join(TEMPLATE_LABELS[load_template(template).name])
+    n = max_explanation_chars
+    return (
+        rf"Explanation1: [^\n]{{1,{n}}}\nRating: [012]\nExplanation2: [^\n]{{1,{n}}}\n"
+        rf"Orientation: ({labels})"
+    )
+
+
+def answer_json_schema(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int = 600) -> dict[str, Any]:
+    """A JSON schema for the judge's answer (for servers with ``response_format``).
+
+    The explanations are bounded (600 characters by default) so that a weak model cannot
+    spend its whole token budget on one.
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "explanation1": {"type": "string", "maxLength": max_explanation_chars},
+            "rating": {"type": "integer", "minimum": 0, "maximum": 2},
+            "explanation2": {"type": "string", "maxLength": max_explanation_chars},
+            "orientation": {"type": "string", "enum": list(TEMPLATE_LABELS[load_template(template).name])},
+        },
+        "required": ["explanation1", "rating", "explanation2", "orientation"],
+        "additionalProperties": False,
+    }
+
+
+def structured_output(
+    kind: str | None, template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int | None = None
+) -> StructuredOutput | None:
+    """``"regex"``, ``"json"`` or ``None`` -> the constraint for the judge's answers.
+
+    ``max_explanation_chars`` bounds each explanation (default 1200 for the regex, 600 for
+    JSON).
+    """
+    if kind in (None, "", "none"):
+        return None
+    if kind == "regex":
+        return StructuredOutput(regex=answer_regex(template, max_explanation_chars or 1200))
+    if kind == "json":
+        return StructuredOutput(json_schema=answer_json_schema(template, max_explanation_chars or 600))
+    raise ValueError(f"structured output must be 'regex', 'json' or none, not {kind!r}")
+
+
+@dataclass
+class JudgeStats:
+    """Counts of one judging run."""
+
+    rows: int = 0
+    from_cache: int = 0
+    called: int = 0
+    failed: int = 0
+    reasked: int = 0
+    reask_from_cache: int = 0
+    reask_called: int = 0
+    unparsed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        s = (
+            f"{self.rows} rows: {self.from_cache} from cache, {self.called} model calls, "
+            f"{self.failed} failed; {self.reasked} re-asked ({self.reask_from_cache} from cache); "
+            f"{self.unparsed} with a rating or orientation that could not be read"
+        )
+        if self.failures:
+            s += "\nfailures (re-run to retry them):\n  " + "\n  ".join(self.failures[:10])
+        return s
+
+
+def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: str | None = None) -> pd.DataFrame:
+    """Check an ALLM outputs table and return it with a ``model`` column.
+
+    Raises:
+        TableError: A missing column, an empty answer, or rows that do not form whole clips;
+            the message names the lines.
+    """
+    need = ["id", "prompt", *JUDGE_FIELDS.values()]
+    missing = [c for c in dict.fromkeys(need) if c not in outputs.columns]
+    if missing:
+        raise TableError(f"{source}: lacks column(s) {missing} (an outputs table has the manifest's columns)")
+    df = outputs.copy()
+    if model is not None:
+        df["model"] = model
+    elif "model" not in df.columns:
+        raise TableError(f"{source}: no 'model' column: say which ALLM produced the answers (--model)")
+    df = df.reset_index(drop=True)
+    empty = df.index[df["allm_output"].fillna("").astype(str).str.strip() == ""]
+    if len(empty):
+        lines = ", ".join(str(line_of(i)) for i in empty[:20])
+        raise TableError(f"{source}: {len(empty)} row(s) with an empty allm_output (lines {lines}); fill them first")
+    for _, group in df.groupby("model", sort=False):
+        check_rows(group, source, what="outputs table")
+    return df
+
+
+def judge_table(
+    outputs: pd.DataFrame,
+    backend: Backend,
+    store: Store,
+    judge: str | None = None,
+    template: str = DEFAULT_JUDGE_TEMPLATE,
+    sampling: SamplingConfig | None = None,
+    structured: StructuredOutput | None = None,
+    reask: bool = True,
+    chunk_size: int = 256,
+    progress: bool = True,
+    source: str = "outputs table",
+) -> tuple[pd.DataFrame, JudgeStats]:
+    """Judge every row of an ALLM outputs table.
+
+    Args:
+        outputs: The outputs table (manifest columns with ``allm_output`` filled and a
+            ``model`` column; see :func:`check_outputs`).
+        backend: The judge model.
+        store: The call store (cache and resume).
+        judge: Name written in the ``judge`` column (default: the backend's model id).
+        template: Judge prompt template (``judge_original`` or ``judge_paper``).
+        sampling: Sampling settings (default: greedy, seed 0, max_tokens 1000).
+        structured: A decoding constraint on the answer (see :func:`structured_output`).
+        reask: Re-ask once where the orientation cannot be read (the original protocol).
+        chunk_size: Rows per engine call; each chunk's results are stored as they arrive.
+        progress: Show a progress bar.
+        source: Name of the outputs table for error messages.
+
+    Returns:
+        The judged table (manifest columns, then :data:`JUDGE_COLUMNS`) and the run's counts.
+    """
+    sampling = sampling or SamplingConfig()
+    df = check_outputs(outputs, source)
+    tpl = load_template(template)
+    reask_tpl = load_template(REASK_TEMPLATE)
+    conversations = [judge_messages(row, template=template) for row in df.to_dict(orient="records")]
+    main, second = CallStats(), CallStats()
+    bar = tqdm(total=len(df), desc=f"judging with {judge or backend.model}", unit="row", disable=not progress)
+    runner = CachedRunner(backend, store, sampling, structured, chunk_size, bar)
+    try:
+        results = runner.run(conversations, {"template": tpl.id, "template_sha256": tpl.sha256}, main)
+        parsed = [parse_judgement(r.text) if not r.error else None for r in results]
+        need = [k for k, p in enumerate(parsed) if p is not None and p.orientation is None] if reask else []
+        reasks: dict[int, CallResult] = {}
+        if need:
+            bar.total += len(need)
+            bar.set_description(f"re-asking {judge or backend.model}")
+            convs = [reask_messages(results[k].text) for k in need]
+            extra = {"template": reask_tpl.id, "template_sha256": reask_tpl.sha256}
+            reasks = dict(zip(need, runner.run(convs, extra, second)))
+    finally:
+        bar.close()
+    stats = JudgeStats(
+        rows=len(df), from_cache=main.from_cache, called=main.called, failed=main.failed,
+        reasked=len(need), reask_from_cache=second.from_cache, reask_called=second.called, failures=main.failures,
+    )
+
+    rows = []
+    for k, (row, conv, res, p) in enumerate(zip(df.to_dict(orient="records"), conversations, results, parsed)):
+        orientation, source_kind, reask_text = (p.orientation if p else None), "judge", ""
+        if k in reasks:
+            reask_text = reasks[k].text
+            orientation = parse_reask(reask_text) if reask_text else None
+            source_kind = "reask" if orientation is not None else "none"
+        elif p is None or orientation is None:
+            source_kind = "none"
+        meta = res.metadata or {}
+        rating = p.rating if p else None
+        if p is not None and (rating is None or orientation is None):
+            stats.unparsed += 1
+        rows.append(
+            {
+                **{c: row.get(c, "") for c in MANIFEST_COLUMNS},
+                "model": row["model"],
+                "judge": judge or backend.model,
+                "judge_model": backend.model,
+                "engine": backend.engine,
+                "engine_version": meta.get("engine_version", backend.engine_version),
+                "template": tpl.id,
+                "template_sha256": tpl.sha256,
+                "sampling": json.dumps(sampling.as_dict(), sort_keys=True),
+                "structured": json.dumps(structured.as_dict()) if structured else "",
+                "judge_output": res.text,
+                "rating": rating,
+                "orientation": orientation,
+                "orientation_source": source_kind,
+                "reask_output": reask_text,
+                "status": "failed" if res.error else "ok",
+                "error": res.error or "",
+                "from_cache": res.from_cache,
+                "cache_key": res.key,
+                "judge_messages": json.dumps(conv, ensure_ascii=False),
+                "started_at": meta.get("started_at", ""),
+                "finished_at": meta.get("finished_at", ""),
+                "latency_s": meta.get("latency_s", ""),
+            }
+        )
+    table = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *JUDGE_COLUMNS])
+    table["rating"] = table["rating"].astype("Int64")
+    return table, stats
+
+
+def to_original_layout(judged: pd.DataFrame) -> pd.DataFrame:
+    """The original ``eval.py`` output: ``example.csv``'s columns plus ``llama3_extract``."""
+    out = judged[list(MANIFEST_COLUMNS)].copy()
+    out[ORIGINAL_OUTPUT_COLUMN] = judged["judge_output"]
+    return out
+
+
+def write_judged(judged: pd.DataFrame, path: str | os.PathLike[str], original_layout: bool = False) -> Path:
+    """Write a judged table: ``.csv`` or ``.parquet`` by the file's suffix, atomically."""
+    return write_table(to_original_layout(judged) if original_layout else judged, path)
+
+
+def read_outputs(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
+    """Read an ALLM outputs table (CSV or Parquet) and check it (:func:`check_outputs`)."""
+    from jasco_utils.io import read_csv_checked
+
+    path = Path(path)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_checked(path, what="outputs table")
+    return check_outputs(df, str(path), model=model)

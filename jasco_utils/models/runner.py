@@ -1,0 +1,115 @@
+"""Running conversations through a backend with the call store in front of it.
+
+Shared by judging and inference: look every conversation up in the
+:class:`~jasco_utils.models.store.Store`; send the rest to the backend in chunks, identical
+requests once; store each result as it arrives; never store a failure as a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from jasco_utils.models.base import Backend, Conversation, Response, SamplingConfig, StructuredOutput, request_key
+from jasco_utils.models.store import Store
+
+
+@dataclass
+class CallStats:
+    """Counts of one pass over a batch of conversations."""
+
+    total: int = 0
+    from_cache: int = 0
+    called: int = 0  # distinct requests sent to the model
+    shared: int = 0  # rows answered by an identical request sent for another row
+    failed: int = 0  # rows without an answer
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CallResult:
+    """One conversation's outcome: ``text`` is "" when ``error`` is set."""
+
+    key: str
+    text: str
+    metadata: dict[str, Any]
+    from_cache: bool
+    error: str | None = None
+
+
+class CachedRunner:
+    """A backend behind the store.
+
+    Args:
+        backend: The model.
+        store: The call store.
+        sampling: Sampling settings (part of every key).
+        structured: A decoding constraint (part of every key).
+        chunk_size: Conversations per backend call; results are stored as they arrive.
+        bar: A progress bar to advance (one step per conversation), or ``None``.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        store: Store,
+        sampling: SamplingConfig,
+        structured: StructuredOutput | None = None,
+        chunk_size: int = 256,
+        bar: tqdm | None = None,
+    ) -> None:
+        self.backend, self.store, self.sampling, self.structured = backend, store, sampling, structured
+        self.chunk_size, self.bar = max(1, chunk_size), bar
+
+    def run(self, conversations: list[Conversation], extra: dict[str, Any], stats: CallStats) -> list[CallResult]:
+        """Results in the order of ``conversations``; ``stats`` is updated as they come."""
+        identity = self.backend.identity
+        keys = [request_key(identity, self.sampling, c, self.structured, extra) for c in conversations]
+        stored = self.store.get_many(keys)
+        results: list[CallResult | None] = [None] * len(conversations)
+        stats.total += len(conversations)
+        same: dict[str, list[int]] = {}  # identical requests are sent once and shared
+        for k, key in enumerate(keys):
+            if key in stored:
+                rec = stored[key]
+                results[k] = CallResult(key, rec["text"], rec["metadata"], True)
+                stats.from_cache += 1
+            else:
+                same.setdefault(key, []).append(k)
+        self._advance(len(conversations) - sum(map(len, same.values())), stats)
+        request_base = {
+            "identity": identity,
+            "sampling": self.sampling.as_dict(),
+            "structured": self.structured.as_dict() if self.structured else None,
+            "extra": extra,
+        }
+        unique = [ks[0] for ks in same.values()]
+        for start in range(0, len(unique), self.chunk_size):
+            chunk = unique[start : start + self.chunk_size]
+
+            def on_result(i: int, response: Response, chunk=chunk) -> None:
+                key = keys[chunk[i]]
+                if results[chunk[i]] is not None:
+                    return
+                self.store.put(key, {**request_base, "messages": response.messages}, response)
+                error = None if response.ok else (response.error or "empty output")
+                for k in same[key]:
+                    results[k] = CallResult(key, response.text if response.ok else "", response.metadata, False, error)
+                stats.called += 1
+                stats.shared += len(same[key]) - 1
+                if error:
+                    stats.failed += len(same[key])
+                    stats.failures.append(error)
+                self._advance(len(same[key]), stats)
+
+            responses = self.backend.generate([conversations[k] for k in chunk], self.sampling, self.structured, on_result)
+            for i, response in enumerate(responses):  # for backends that do not call back
+                on_result(i, response)
+        return results  # type: ignore[return-value]
+
+    def _advance(self, n: int, stats: CallStats) -> None:
+        if self.bar is not None and n:
+            self.bar.update(n)
+            self.bar.set_postfix(cached=stats.from_cache, called=stats.called, failed=stats.failed, refresh=False)
