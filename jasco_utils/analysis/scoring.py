@@ -27,7 +27,7 @@ import pandas as pd
 from jasco_utils.io import TableError, line_of, read_csv_checked
 from jasco_utils.data.manifest import check_rows, instruction_index
 from jasco_utils.analysis.metrics import AVERAGE, SCORE_KEYS, average_over_judges, score_rows
-from jasco_utils.judging.parsing import parse_judgement, parse_reask
+from jasco_utils.judging.parsing import read_verdict
 
 #: The column holding the judge's raw answer in the original layout.
 ORIGINAL_OUTPUT_COLUMN = "llama3_extract"
@@ -70,16 +70,10 @@ def parse_rows(outputs: Iterable[str], reasks: Iterable[str] | None = None) -> p
     """
     outputs = list(outputs)
     reasks = list(reasks) if reasks is not None else [""] * len(outputs)
-    ratings, orientations, sources = [], [], []
-    for text, reask in zip(outputs, reasks, strict=True):
-        j = parse_judgement(text)
-        orientation, source = j.orientation, "judge"
-        if orientation is None:
-            orientation = parse_reask(reask) if reask else None
-            source = "reask" if orientation is not None else "none"
-        ratings.append(j.rating)
-        orientations.append(orientation)
-        sources.append(source)
+    verdicts = [read_verdict(text, reask) for text, reask in zip(outputs, reasks, strict=True)]
+    ratings = [v.rating for v in verdicts]
+    orientations = [v.orientation for v in verdicts]
+    sources = [v.source for v in verdicts]
     return pd.DataFrame(
         {
             "rating": pd.array(ratings, dtype="Int64"),

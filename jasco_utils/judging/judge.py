@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from jasco_utils.models.base import Backend, SamplingConfig, StructuredOutput
 from jasco_utils.io import TableError, line_of, write_table
 from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
-from jasco_utils.judging.parsing import parse_judgement, parse_reask
+from jasco_utils.judging.parsing import parse_judgement, read_verdict
 from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, JUDGE_FIELDS, judge_messages, load_template, reask_messages
 from jasco_utils.analysis.scoring import ORIGINAL_OUTPUT_COLUMN
 from jasco_utils.models.runner import CachedRunner, CallResult, CallStats
@@ -232,17 +232,12 @@ def judge_table(
     )
 
     rows = []
-    for k, (row, conv, res, p) in enumerate(zip(df.to_dict(orient="records"), conversations, results, parsed)):
-        orientation, source_kind, reask_text = (p.orientation if p else None), "judge", ""
-        if k in reasks:
-            reask_text = reasks[k].text
-            orientation = parse_reask(reask_text) if reask_text else None
-            source_kind = "reask" if orientation is not None else "none"
-        elif p is None or orientation is None:
-            source_kind = "none"
+    for k, (row, conv, res) in enumerate(zip(df.to_dict(orient="records"), conversations, results)):
+        reask_text = reasks[k].text if k in reasks else ""
+        verdict = read_verdict("" if res.error else res.text, reask_text)
+        rating, orientation, source_kind = verdict.rating, verdict.orientation, verdict.source
         meta = res.metadata or {}
-        rating = p.rating if p else None
-        if p is not None and (rating is None or orientation is None):
+        if not res.error and (rating is None or orientation is None):
             stats.unparsed += 1
         rows.append(
             {

@@ -378,3 +378,41 @@ def parse_reask(text: str | None) -> str | None:
         if status == "ok" and len({m[2] for m in _label_mentions(_clean(line))}) == 1:
             return label
     return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one judged row says: the rating, the orientation, and where the orientation came from.
+
+    Attributes:
+        rating: 0, 1, 2, or ``None`` when unreadable.
+        orientation: ``Audio``, ``Speech``, ``Both``, ``Neither``, or ``None``.
+        source: ``judge`` (the judge's answer), ``reask`` (the answer to the re-ask prompt,
+            read because the first answer had no readable orientation) or ``none``.
+    """
+
+    rating: int | None
+    orientation: str | None
+    source: str
+
+
+def read_verdict(judge_output: str | None, reask_output: str | None = None) -> Verdict:
+    """The rating and orientation of a judged row, with the original protocol's re-ask fallback.
+
+    The judge's answer is read with :func:`parse_judgement`; where its orientation cannot be
+    read and the judge was re-asked, the orientation comes from the re-ask answer
+    (:func:`parse_reask`). The rating always comes from the first answer (the re-ask prompt
+    asks for the orientation only). Judging and scoring both use this one rule.
+
+    >>> read_verdict("Rating: 2\\nOrientation: Good")
+    Verdict(rating=2, orientation='Both', source='judge')
+    >>> read_verdict("Rating: 1\\nI am unsure.", "Speech-Oriented")
+    Verdict(rating=1, orientation='Speech', source='reask')
+    >>> read_verdict("Rating: 1", "")
+    Verdict(rating=1, orientation=None, source='none')
+    """
+    j = parse_judgement(judge_output)
+    if j.orientation is not None:
+        return Verdict(j.rating, j.orientation, "judge")
+    orientation = parse_reask(reask_output) if reask_output else None
+    return Verdict(j.rating, orientation, "reask" if orientation is not None else "none")
