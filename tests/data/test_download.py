@@ -1,8 +1,9 @@
 """Tests of :mod:`jasco_utils.data.download` against a loopback HTTP server (no internet).
 
 The server serves the real dataset copy at ``../shared/jasco-v0`` (next to the repository)
-under the repository's layout, supports ``Range: bytes=N-`` and injects faults per file:
-corrupted content, 404, a connection dropped mid-body, 503, ignored ``Range``.
+under the repository's layout and injects faults per file: corrupted content, 404, a
+connection dropped mid-body, 503, a stall. pooch's waits between attempts are recorded
+instead of slept (the ``waits`` fixture).
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
+import pooch.core
 import pytest
 
 from jasco_utils import cli
@@ -24,7 +28,6 @@ from jasco_utils.data.dataset import checksums
 from jasco_utils.data.download import (
     DATASET_COMMIT,
     DEFAULT_BASE_URL,
-    PART_SUFFIX,
     REMOTE_PATHS,
     DownloadError,
     DownloadReport,
@@ -47,8 +50,8 @@ class _Server(ThreadingHTTPServer):
 
     ``faults`` maps a file name to one of: ``"corrupt"`` (last byte flipped, always),
     ``"missing"`` (404), ``"drop-once"`` (first GET: full Content-Length, half the body, close),
-    ``"503-once"``, ``"503-always"``, ``"ignore-range"`` (answers 200 with the whole file),
-    ``"stall-once"`` (first GET: no answer for 1 s).
+    ``"503-once"``, ``"503-always"``, ``"stall-once"`` (first GET: no answer for 1 s),
+    ``"stall-midway"`` (first GET: half the body, then nothing for 2 s).
     """
 
     daemon_threads = True
@@ -109,25 +112,16 @@ class _Handler(BaseHTTPRequestHandler):
         data = (srv.root / name).read_bytes()
         if fault == "corrupt":
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
-        start = 0
-        if rng and fault != "ignore-range":
-            m = re.fullmatch(r"bytes=(\d+)-", rng.strip())
-            assert m, f"unexpected Range header {rng!r}"
-            start = int(m[1])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
+        self.send_response(200)  # a Range header is recorded, never honoured
+        body = data
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if fault == "stall-midway" and nth == 1:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(2.0)
+            return
         if fault == "drop-once" and nth == 1:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -156,8 +150,16 @@ def server(data_src: Path) -> Iterator[_Server]:
         thread.join(timeout=5)
 
 
+@pytest.fixture(autouse=True)
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The seconds pooch waits between attempts, recorded instead of slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(pooch.core, "time", SimpleNamespace(sleep=slept.append))
+    return slept
+
+
 def _download(server: _Server, dest: Path, files: list[str] | None, **kw: object) -> DownloadReport:
-    opts: dict = {"retries": 3, "timeout": 5.0, "backoff": 0.001, "max_backoff": 0.01, "progress": False}
+    opts: dict = {"retries": 3, "timeout": 5.0, "progress": False}
     opts.update(kw)
     return download_dataset(dest, base_url=server.url, files=files, **opts)
 
@@ -192,7 +194,8 @@ def test_full_download_verifies_every_file(server: _Server, tmp_path: Path) -> N
     report = _download(server, dest, None)
     assert report.ok, report.summary()
     assert len(report.downloaded) == 82 and not report.present and not report.failed
-    assert sorted(p.name for p in dest.iterdir()) == sorted(ALL_FILES)  # no .part left
+    assert sorted(p.name for p in dest.iterdir()) == sorted(ALL_FILES)  # no temporary file left
+    assert all(rng is None for _, rng in server.log)  # whole files, no byte ranges
     _assert_verified(dest, ALL_FILES)
     assert "82 downloaded" in report.summary()
 
@@ -200,14 +203,12 @@ def test_full_download_verifies_every_file(server: _Server, tmp_path: Path) -> N
 def test_rerun_on_complete_folder_requests_nothing(server: _Server, data_src: Path, tmp_path: Path) -> None:
     for name in ALL_FILES:
         shutil.copyfile(data_src / name, tmp_path / name)
-    (tmp_path / "3.wav.part").write_bytes(b"stale")  # leftover of an old run: removed
     report = _download(server, tmp_path, None)
     assert report.ok
     assert server.log == []
     assert all(s is FileStatus.PRESENT for s in _status(report).values())
     assert len(report.present) == 82
     assert "82 already present" in report.summary()
-    assert not (tmp_path / "3.wav.part").exists()
 
 
 def test_files_subset_only_fetches_those(server: _Server, tmp_path: Path) -> None:
@@ -233,15 +234,16 @@ def test_corrupted_file_fails_checksum_and_leaves_nothing(server: _Server, tmp_p
     (bad,) = report.failed
     assert "checksum" in bad.reason and checksums()["2.wav"] in bad.reason
     assert bad.url == f"{server.url}/dataset/v0/2.wav"
-    assert not (tmp_path / "2.wav").exists()
-    assert not (tmp_path / f"2.wav{PART_SUFFIX}").exists()
-    assert server.ranges("2.wav") == [None, None]  # fetched once more from scratch
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.wav", "3.wav"]  # nothing of 2.wav
+    assert server.ranges("2.wav") == [None, None, None]  # each attempt a whole new download
     _assert_verified(tmp_path, ["1.wav", "3.wav"])
     summary = report.summary()
     assert "1 failed" in summary and bad.url in summary and "--base-url" in summary
 
 
-def test_missing_file_fails_with_its_url_and_is_not_retried(server: _Server, tmp_path: Path) -> None:
+def test_missing_file_fails_with_its_url_and_is_not_retried(
+    server: _Server, tmp_path: Path, waits: list[float]
+) -> None:
     server.faults["3.wav"] = "missing"
     report = _download(server, tmp_path, ["v0.csv", "3.wav", "example.csv"])
     assert not report.ok
@@ -250,18 +252,20 @@ def test_missing_file_fails_with_its_url_and_is_not_retried(server: _Server, tmp
     assert bad.name == "3.wav"
     assert f"not found at {url}" in bad.reason and "404" in bad.reason
     assert server.ranges("3.wav") == [None]
+    assert waits == []
     assert not (tmp_path / "3.wav").exists()
     _assert_verified(tmp_path, ["v0.csv", "example.csv"])
     assert url in report.summary()
 
 
-def test_persistent_503_gives_up_after_retries(server: _Server, tmp_path: Path) -> None:
+def test_persistent_503_gives_up_after_retries(server: _Server, tmp_path: Path, waits: list[float]) -> None:
     server.faults["4.wav"] = "503-always"
     report = _download(server, tmp_path, ["4.wav", "5.wav"], retries=3)
     assert _status(report) == {"4.wav": FileStatus.FAILED, "5.wav": FileStatus.DOWNLOADED}
     (bad,) = report.failed
     assert "gave up after 3 attempts" in bad.reason and "503" in bad.reason
     assert len(server.ranges("4.wav")) == 3
+    assert waits == [1, 2]  # bounded: pooch waits 1 s, then 2 s
     assert "re-run" in report.summary()
 
 
@@ -271,46 +275,69 @@ def test_unreachable_server_is_retried_then_reported(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     report = download_dataset(
         tmp_path, base_url=f"http://127.0.0.1:{port}", files=["v0.csv"],
-        retries=2, timeout=2.0, backoff=0.001, progress=False,
+        retries=2, timeout=2.0, progress=False,
     )  # fmt: skip
     assert not report.ok
     assert "gave up after 2 attempts" in report.failed[0].reason
     assert list(tmp_path.iterdir()) == []
 
 
-# --- retries and resumes ---------------------------------------------------------------------
+# --- retries, interrupted runs, leftovers ---------------------------------------------------
 
 
-def test_dropped_connection_resumes_with_range(server: _Server, data_src: Path, tmp_path: Path) -> None:
+def test_dropped_connection_is_retried_from_scratch(server: _Server, tmp_path: Path) -> None:
     server.faults["5.wav"] = "drop-once"
-    size = (data_src / "5.wav").stat().st_size
     report = _download(server, tmp_path, ["5.wav", "6.wav"])
     assert report.ok, report.summary()
-    assert server.ranges("5.wav") == [None, f"bytes={size // 2}-"]
+    assert server.ranges("5.wav") == [None, None]
     _assert_verified(tmp_path, ["5.wav", "6.wav"])
-    assert not (tmp_path / "5.wav.part").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["5.wav", "6.wav"]
 
 
-def test_interrupted_run_keeps_part_and_next_run_resumes(
-    server: _Server, data_src: Path, tmp_path: Path
+def test_interrupted_run_leaves_nothing_and_next_run_fetches_only_what_is_missing(
+    server: _Server, tmp_path: Path
 ) -> None:
     server.faults["7.wav"] = "drop-once"
-    half = (data_src / "7.wav").stat().st_size // 2
-    first = _download(server, tmp_path, ["7.wav"], retries=1)
-    assert not first.ok and "closed after" in first.failed[0].reason
-    assert not (tmp_path / "7.wav").exists()  # never half a file under its real name
-    assert (tmp_path / "7.wav.part").stat().st_size == half
-    second = _download(server, tmp_path, ["7.wav"], retries=1)
-    assert second.ok
-    assert server.ranges("7.wav") == [None, f"bytes={half}-"]
-    _assert_verified(tmp_path, ["7.wav"])
+    first = _download(server, tmp_path, ["7.wav", "8.wav"], retries=1)
+    assert _status(first) == {"7.wav": FileStatus.FAILED, "8.wav": FileStatus.DOWNLOADED}
+    assert "broke before the whole file arrived" in first.failed[0].reason
+    assert [p.name for p in tmp_path.iterdir()] == ["8.wav"]  # never half a file, under any name
+    second = _download(server, tmp_path, ["7.wav", "8.wav"], retries=1)
+    assert _status(second) == {"7.wav": FileStatus.DOWNLOADED, "8.wav": FileStatus.PRESENT}
+    assert server.ranges("7.wav") == [None, None] and server.ranges("8.wav") == [None]
+    _assert_verified(tmp_path, ["7.wav", "8.wav"])
 
 
-def test_transient_503_is_retried(server: _Server, tmp_path: Path) -> None:
+def test_run_interrupted_mid_file_leaves_no_partial_file(server: _Server, tmp_path: Path) -> None:
+    server.faults["9.wav"] = "stall-midway"
+    partial: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        partial.extend(p.stat().st_size for p in tmp_path.iterdir() if p.name != "8.wav")
+        raise KeyboardInterrupt  # what Ctrl-C does while half of 9.wav is written
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _download(server, tmp_path, ["8.wav", "9.wav", "10.wav"])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(partial) == 1 and partial[0] > 0  # 9.wav was half written, under a temporary name
+    assert [p.name for p in tmp_path.iterdir()] == ["8.wav"]  # and nothing of it is left
+    report = _download(server, tmp_path, ["8.wav", "9.wav", "10.wav"])
+    assert [r.status for r in report.results] == [FileStatus.PRESENT, FileStatus.DOWNLOADED, FileStatus.DOWNLOADED]
+    assert server.ranges("8.wav") == [None] and server.ranges("9.wav") == [None, None]
+    _assert_verified(tmp_path, ["8.wav", "9.wav", "10.wav"])
+
+
+def test_transient_503_is_retried(server: _Server, tmp_path: Path, waits: list[float]) -> None:
     server.faults["v0.csv"] = "503-once"
     report = _download(server, tmp_path, ["v0.csv"])
     assert report.ok
     assert server.ranges("v0.csv") == [None, None]
+    assert waits == [1]
     _assert_verified(tmp_path, ["v0.csv"])
 
 
@@ -322,62 +349,40 @@ def test_timeout_is_retried(server: _Server, tmp_path: Path) -> None:
     _assert_verified(tmp_path, ["8.wav"])
 
 
-def test_resume_from_existing_part(server: _Server, data_src: Path, tmp_path: Path) -> None:
+def test_stalled_server_gives_up_with_timed_out(server: _Server, tmp_path: Path) -> None:
+    server.faults["9.wav"] = "stall-once"
+    report = _download(server, tmp_path, ["9.wav"], retries=1, timeout=0.2)
+    assert not report.ok
+    assert "gave up after 1 attempt:" in report.failed[0].reason and "timed out" in report.failed[0].reason
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_partial_leftover_under_its_name_is_fetched_again(
+    server: _Server, data_src: Path, tmp_path: Path
+) -> None:
     data = (data_src / "10.wav").read_bytes()
-    half = len(data) // 2
-    (tmp_path / "10.wav.part").write_bytes(data[:half])
+    (tmp_path / "10.wav").write_bytes(data[: len(data) // 2])  # e.g. copied by hand, cut short
     report = _download(server, tmp_path, ["10.wav"])
-    assert report.ok and report.downloaded[0].name == "10.wav"
-    assert server.ranges("10.wav") == [f"bytes={half}-"]
+    assert _status(report) == {"10.wav": FileStatus.DOWNLOADED}
+    assert report.downloaded[0].reason.startswith("replaced")
+    assert server.ranges("10.wav") == [None]
     _assert_verified(tmp_path, ["10.wav"])
-    assert not (tmp_path / "10.wav.part").exists()
-
-
-def test_wrong_part_is_downloaded_again_from_scratch(
-    server: _Server, data_src: Path, tmp_path: Path
-) -> None:
-    size = (data_src / "11.wav").stat().st_size
-    (tmp_path / "11.wav.part").write_bytes(b"\0" * (size // 2))  # the start is wrong
-    report = _download(server, tmp_path, ["11.wav"])
-    assert report.ok
-    assert server.ranges("11.wav") == [f"bytes={size // 2}-", None]
-    _assert_verified(tmp_path, ["11.wav"])
-
-
-def test_server_ignoring_range_restarts_the_part(server: _Server, data_src: Path, tmp_path: Path) -> None:
-    server.faults["12.wav"] = "ignore-range"
-    data = (data_src / "12.wav").read_bytes()
-    (tmp_path / "12.wav.part").write_bytes(data[:1000])
-    report = _download(server, tmp_path, ["12.wav"])
-    assert report.ok
-    assert server.ranges("12.wav") == ["bytes=1000-"]
-    _assert_verified(tmp_path, ["12.wav"])
-
-
-def test_overlong_part_gets_416_and_restarts(server: _Server, data_src: Path, tmp_path: Path) -> None:
-    data = (data_src / "13.wav").read_bytes()
-    (tmp_path / "13.wav.part").write_bytes(data + b"junk")
-    report = _download(server, tmp_path, ["13.wav"])
-    assert report.ok
-    assert server.ranges("13.wav") == [f"bytes={len(data) + 4}-", None]
-    _assert_verified(tmp_path, ["13.wav"])
-
-
-def test_complete_part_is_moved_into_place_without_a_request(
-    server: _Server, data_src: Path, tmp_path: Path
-) -> None:
-    shutil.copyfile(data_src / "14.wav", tmp_path / "14.wav.part")
-    report = _download(server, tmp_path, ["14.wav"])
-    assert _status(report) == {"14.wav": FileStatus.DOWNLOADED}
-    assert server.log == []
-    _assert_verified(tmp_path, ["14.wav"])
 
 
 def test_file_with_wrong_content_is_replaced(server: _Server, tmp_path: Path) -> None:
     (tmp_path / "15.wav").write_bytes(b"not the clip")
     report = _download(server, tmp_path, ["15.wav"])
     assert report.ok and report.downloaded[0].reason.startswith("replaced")
+    assert "replaced a copy whose SHA-256 differed" in report.summary()
     _assert_verified(tmp_path, ["15.wav"])
+
+
+def test_wrong_file_on_server_leaves_the_wrong_local_copy_alone(server: _Server, tmp_path: Path) -> None:
+    (tmp_path / "16.wav").write_bytes(b"not the clip")
+    server.faults["16.wav"] = "corrupt"
+    report = _download(server, tmp_path, ["16.wav"], retries=1)
+    assert not report.ok and "checksum mismatch after 1 attempt:" in report.failed[0].reason
+    assert (tmp_path / "16.wav").read_bytes() == b"not the clip"  # moved into place only once verified
 
 
 # --- problems that stop everything -----------------------------------------------------------
