@@ -42,16 +42,16 @@ def main() -> None:
     from conftest import outputs_table
     from tiny_models import build_tiny_text_model
 
-    from jasco_utils.models import SamplingConfig, make_backend
     from jasco_utils.judging.judge import judge_table
     from jasco_utils.judging.prompts import judge_messages
+    from jasco_utils.models import SamplingConfig, make_backend
     from jasco_utils.models.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="jasco-bench-"))
     model = args.model or build_tiny_text_model(str(work / "tiny"))
     backend = make_backend(
         "vllm", model, dtype=args.dtype, enforce_eager=True, max_model_len=4096,
-        tensor_parallel_size=args.tensor_parallel_size, engine_kwargs={"enable_prefix_caching": False},
+        tensor_parallel_size=args.tensor_parallel_size, enable_prefix_caching=False,
     )
     outputs = outputs_table(range(1, args.rows // 8 + 1))
     convs = [judge_messages(r) for r in outputs.to_dict(orient="records")]

@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    jasco data download   fetch the dataset (pinned commit, checksums verified, resumable)
+    jasco data download   fetch the dataset (pinned commit, checksums verified, missing files only)
     jasco data validate   check the dataset folder and report its irregularities
     jasco manifest        write the 640-row inference table (80 clips x 8 instructions)
     jasco infer MANIFEST  run an audio LLM (or the cascade) over the manifest, or import answers
@@ -11,7 +11,10 @@ Subcommands::
     jasco compare A B F.. paired comparison of two ALLMs (difference, interval, p-value)
     jasco reproduce       run the notebooks headlessly: Table II and Figure 2 for a configuration
 
-Each subcommand prints a clear message and exits non-zero on bad input.
+Each subcommand parses its arguments, calls one stage function of the package (the same ones
+the notebooks call) and prints; bad input gets a clear message and a non-zero exit. Engine
+choices, engine flags and template choices come from the registries
+(:data:`jasco_utils.models.ENGINES`, :func:`jasco_utils.judging.prompts.judge_templates`).
 """
 
 from __future__ import annotations
@@ -53,7 +56,11 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from jasco_utils.data.download import DEFAULT_BASE_URL, DownloadError, download_dataset
+    from jasco_utils.data.download import (
+        DEFAULT_BASE_URL,
+        DownloadError,
+        download_dataset,
+    )
 
     try:
         report = download_dataset(
@@ -100,256 +107,226 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from jasco_utils.analysis.scoring import format_scores, score_files
+    from jasco_utils.analysis.bootstrap import (
+        bootstrap_scores,
+        format_intervals,
+        with_intervals,
+    )
+    from jasco_utils.analysis.scoring import (
+        format_scores,
+        read_judged_files,
+        score_records,
+    )
 
     try:
-        results = score_files(args.files, model=args.model, judge=args.judge)
-        if args.ci:
-            from jasco_utils.analysis import stats
-            from jasco_utils.analysis.scoring import read_judged_files
-
-            ci = stats.bootstrap_scores(read_judged_files(args.files, model=args.model, judge=args.judge),
-                                        n_resamples=args.n_resamples, seed=args.seed)
+        rows = read_judged_files(args.files, model=args.model, judge=args.judge)
     except TableError as e:
         print(f"jasco score: {e}", file=sys.stderr)
         return 1
+    records = score_records(rows)
+    ci = bootstrap_scores(rows, n_resamples=args.n_resamples, seed=args.seed) if args.ci else None
     if args.json:
-        if args.ci:
-            extra = ci.set_index(["model", "judge"])
-            for rec in results:
-                row = extra.loc[(rec["model"], rec["judge"])]
-                rec.update({k: float(row[k]) for k in extra.columns if k.endswith(("_ci_low", "_ci_high"))})
-        print(json.dumps(results, indent=2))
+        print(json.dumps(records if ci is None else with_intervals(records, ci), indent=2))
     else:
-        print(format_scores(results))
-        if args.ci:
-            show = ci[["model", "judge", "n_clips"]].copy()
-            for k in ("best_mean", "audio_pct", "both_pct", "speech_pct"):
-                digits = 2 if k == "best_mean" else 1
-                show[k] = [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-                           for v, lo, hi in zip(ci[k], ci[f"{k}_ci_low"], ci[f"{k}_ci_high"])]
-            print(f"\n95% intervals, {args.n_resamples} bootstrap resamples of clips (seed {args.seed}):")
-            print(show.to_string(index=False))
+        print(format_scores(records) + ("" if ci is None else "\n\n" + format_intervals(ci)))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from jasco_utils.analysis import stats
+    from jasco_utils.analysis.bootstrap import format_comparison, paired_comparison
     from jasco_utils.analysis.scoring import read_judged_files
 
     try:
-        rows = read_judged_files(args.files)
-        result = stats.paired_comparison(rows, args.model_a, args.model_b, judge=args.judge,
-                                         n_resamples=args.n_resamples, seed=args.seed)
+        result = paired_comparison(read_judged_files(args.files), args.model_a, args.model_b, judge=args.judge,
+                                   n_resamples=args.n_resamples, seed=args.seed)
     except (TableError, ValueError, KeyError) as e:
         print(f"jasco compare: {e}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in result.items()}, indent=2, default=str))
-        return 0
-    scope = args.judge or "the average over judges"
-    print(f"{args.model_a} vs {args.model_b}, Best-Mean by {scope}, {result['n_clips']} clips:")
-    print(f"  difference {result['difference']:+.3f}  95% interval [{result['ci_low']:+.3f}, {result['ci_high']:+.3f}]"
-          f"  p = {result['p_value']:.4f} (paired permutation test over clips{', exact' if result.get('exact') else ''})")
-    print(f"  clips where {args.model_a} is better / tied / worse: {result['wins']} / {result['ties']} / {result['losses']}")
+    print(json.dumps(result, indent=2, default=str) if args.json else format_comparison(result))
     return 0
 
 
-def _engine_options(args: argparse.Namespace, engine: str) -> dict:
-    """Engine options given on the command line (only those set, only the engine's own)."""
-    names = {
-        "vllm": ["tensor_parallel_size", "pipeline_parallel_size", "dtype", "max_model_len", "enforce_eager"],
-        "openai": ["base_url", "api_key_env", "concurrency", "timeout", "max_attempts"],
-        "embedded": ["n_ctx", "threads"],
-    }[engine]
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) not in (None, False)}
+#: Backend keywords that get no flag of their own (the engine seed: ``--seed`` is the sampling
+#: seed); they, and options that are not numbers, text or lists, go through ``--engine-arg``.
+_NO_FLAG = {"seed"}
+
+
+def _engine_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``; VALUE is read as JSON when it parses (``4``, ``true``, ``{"audio": 1}``), else as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def _engine_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per backend keyword of every registered engine, from the registry, plus ``--engine-arg``."""
+    from jasco_utils.models import ENGINES, engine_options
+
+    group = parser.add_argument_group(
+        "engine options (override a named model's; each applies to the engines in brackets)")
+    seen: dict[str, list[str]] = {}
+    options = {}
+    for engine in ENGINES:
+        for name, opt in engine_options(engine).items():
+            if name not in _NO_FLAG and opt.type is not object:
+                seen.setdefault(name, []).append(engine)
+                options.setdefault(name, opt)
+    for name, opt in options.items():
+        default = "" if opt.default is None else f"; default {opt.default}"
+        help_text = f"{opt.help.rstrip('.')} [{', '.join(seen[name])}{default}]".replace("``", "").replace("%", "%%")
+        flag = "--" + name.replace("_", "-")
+        if opt.type is bool:
+            group.add_argument(flag, action="store_const", const=True, default=None, help=help_text)
+        elif opt.type is list:
+            group.add_argument(flag, action="append", help=help_text + " (repeatable)")
+        else:
+            group.add_argument(flag, type=opt.type, help=help_text)
+    group.add_argument("--engine-arg", action="append", type=_engine_arg, default=[], metavar="KEY=VALUE",
+                       help="any other keyword of the engine's backend, passed unchanged (vLLM: any "
+                            "vllm.EngineArgs field, e.g. trust_remote_code=true, limit_mm_per_prompt='{\"audio\": 1}'); "
+                            "repeatable; unknown keys are refused with the accepted ones")
+
+
+def _cli_options(args: argparse.Namespace, engines: list[str]) -> dict[str, dict]:
+    """Engine options set on the command line, per engine used.
+
+    Raises:
+        ValueError: A flag set for none of the engines used.
+    """
+    from jasco_utils.models import engine_options
+
+    per = {e: {n: getattr(args, n) for n in engine_options(e) if n not in _NO_FLAG and getattr(args, n, None) is not None}
+           for e in dict.fromkeys(engines)}
+    for e in per:
+        per[e].update(dict(args.engine_arg))
+    used = {n for opts in per.values() for n in opts}
+    from jasco_utils.models import ENGINES
+
+    stray = sorted(n for e in ENGINES for n in engine_options(e)
+                   if n not in _NO_FLAG and getattr(args, n, None) is not None and n not in used)
+    if stray:
+        raise ValueError(f"option(s) {['--' + n.replace('_', '-') for n in stray]} do not apply to "
+                         f"engine(s) {sorted(per)}")
+    return per
+
+
+def _sampling(args: argparse.Namespace):
+    from jasco_utils.models import SamplingConfig
+
+    if getattr(args, "original_sampling", False):
+        return SamplingConfig.original()
+    return SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
-    from jasco_utils.config import JudgeSpec, get_judge
-    from jasco_utils.models import EngineError, SamplingConfig, make_backend
-    from jasco_utils.judging.judge import judge_table, read_outputs, structured_output, write_judged
-    from jasco_utils.models.store import Store
+    from dataclasses import replace
+
+    from jasco_utils.config import ModelSpec, get_judge
+    from jasco_utils.judging.run import judge_outputs
+    from jasco_utils.models import EngineError
 
     if bool(args.judge) == bool(args.engine):
         print("jasco judge: name judges with --judge KEY, or one model with --engine and --model", file=sys.stderr)
+        return 2
+    if args.engine and not args.model and args.engine != "embedded":
+        print("jasco judge: --engine needs --model", file=sys.stderr)
         return 2
     try:
         if args.judge:
             specs = [get_judge(k, args.judges_file) for k in args.judge]
         else:
-            if not args.model and args.engine != "embedded":
-                print("jasco judge: --engine needs --model", file=sys.stderr)
-                return 2
             model = args.model or "SmolLM2-135M-Instruct"
             name = args.judge_name or Path(model).name
-            specs = [JudgeSpec(name, name, args.engine, model, args.template or "judge_original", {})]
-        outputs = read_outputs(args.outputs, model=args.allm)
+            specs = [ModelSpec(key=name, engine=args.engine, model=model, name=name)]
+        overrides = _cli_options(args, [s.engine for s in specs])
+        specs = [replace(s, options={**s.options, **overrides[s.engine]}, template=args.template or s.template).check()
+                 for s in specs]
     except (KeyError, ValueError) as e:
-        print(f"jasco judge: {e}", file=sys.stderr)
+        print(f"jasco judge: {str(e).strip(chr(34))}", file=sys.stderr)
         return 1
-    if args.original_sampling:
-        sampling = SamplingConfig.original()
-    else:
-        sampling = SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
-    out_dir = Path(args.out_dir)
     status = 0
-    with Store(args.store) as store:
-        for spec in specs:
-            template = args.template or spec.template
-            options = {**spec.options, **_engine_options(args, spec.engine)}
-            try:
-                backend = make_backend(spec.engine, spec.model, **options)
-            except EngineError as e:
-                print(f"jasco judge: {spec.key}: {e}", file=sys.stderr)
-                return 1
-            with backend:
-                table, stats = judge_table(
-                    outputs,
-                    backend,
-                    store,
-                    judge=spec.name,
-                    template=template,
-                    sampling=sampling,
-                    structured=structured_output(args.structured, template, args.max_explanation_chars),
-                    reask=not args.no_reask,
-                    chunk_size=args.chunk_size,
-                    source=args.outputs,
-                )
-            stem = Path(args.outputs).stem
-            for suffix in (".csv", ".parquet"):
-                path = write_judged(table, out_dir / f"{stem}__{spec.key}{suffix}")
-            if args.original_layout:
-                write_judged(table, out_dir / f"{stem}__{spec.key}.original.csv", original_layout=True)
-            print(f"{spec.name}: {stats.summary()}\nwrote {path.with_suffix('.csv')} and .parquet")
-            if stats.failed:
-                status = 1
+    for spec in specs:
+        try:
+            run = judge_outputs(
+                spec, args.outputs, out_dir=args.out_dir, store=args.store, sampling=_sampling(args),
+                structured=args.structured, max_explanation_chars=args.max_explanation_chars, reask=not args.no_reask,
+                chunk_size=args.chunk_size, original_layout=args.original_layout, allm=args.allm,
+            )
+        except (TableError, EngineError, ValueError) as e:
+            print(f"jasco judge: {spec.key}: {e}" if isinstance(e, EngineError) else f"jasco judge: {e}", file=sys.stderr)
+            return 1
+        print(f"{spec.name}: {run.stats.summary()}\nwrote {run.paths[0]} and .parquet")
+        if run.failed:
+            status = 1
     return status
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from jasco_utils.models import EngineError, SamplingConfig, make_backend
-    from jasco_utils.inference.allm import answer_diversity_warnings, import_outputs, infer_table
-    from jasco_utils.io import read_csv_checked, write_table
-    from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
-    from jasco_utils.models.store import Store
+    from jasco_utils.config import ModelSpec
+    from jasco_utils.inference.run import answer_manifest, read_manifest
+    from jasco_utils.models import EngineError
 
     try:
-        manifest = read_csv_checked(args.manifest, MANIFEST_COLUMNS, what="manifest")
-        check_rows(manifest, args.manifest, what="manifest")
+        read_manifest(args.manifest)
     except TableError as e:
         print(f"jasco infer: {e}", file=sys.stderr)
         return 1
-    modes = [bool(args.import_file), bool(args.engine), bool(args.cascade)]
-    if sum(modes) != 1:
+    if sum([bool(args.import_file), bool(args.engine), bool(args.cascade)]) != 1:
         print("jasco infer: choose one of --engine (with --model), --cascade, or --import FILE", file=sys.stderr)
         return 2
+    if args.engine and not args.model:
+        print("jasco infer: --engine needs --model", file=sys.stderr)
+        return 2
     name = args.name or (Path(args.import_file).stem if args.import_file else Path(args.model or "cascade").name)
-    out = Path(args.out) if args.out else PROCESSED_DIR / "outputs" / f"{name}.csv"
-    if args.import_file:
-        try:
-            df = import_outputs(manifest, args.import_file, model=name)
-        except TableError as e:
-            print(f"jasco infer: {e}", file=sys.stderr)
-            return 1
-        write_table(df, out)
-        write_table(df, out.with_suffix(".parquet"))
-        print(f"imported {len(df)} answers of {name}; wrote {out}")
-        return 0
-    sampling = SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
     try:
-        with Store(args.store) as store:
-            if args.cascade:
-                from jasco_utils.inference.asr import SpeechRecognizer
-                from jasco_utils.inference.cascade import cascade_table, transcript_wer
-
-                llm_options = _engine_options(args, args.llm_engine)
-                text_backend = make_backend(args.llm_engine, args.llm_model, **llm_options)
-                recognizer = SpeechRecognizer(args.asr_model) if args.asr_model else SpeechRecognizer()
-                with text_backend:
-                    df, stats, transcripts = cascade_table(
-                        manifest, recognizer, text_backend, store, model=name, data_dir=args.data_dir,
-                        sampling=sampling, chunk_size=args.chunk_size,
-                    )
-                wer, _ = transcript_wer(transcripts, args.data_dir)
-                print(f"transcripts: {len(transcripts)} clips, word error rate {100 * wer:.1f}% against v0.csv Speech")
-            else:
-                if not args.model:
-                    print("jasco infer: --engine needs --model", file=sys.stderr)
-                    return 2
-                segments = None
-                if args.audio_mode == "speech_masked":
-                    from jasco_utils.inference.asr import SpeechRecognizer, speech_segments, transcribe_clips
-
-                    segments = speech_segments(transcribe_clips(manifest, SpeechRecognizer(), store, args.data_dir))
-                with make_backend(args.engine, args.model, **_engine_options(args, args.engine)) as backend:
-                    df, stats = infer_table(
-                        manifest, backend, store, model=name, data_dir=args.data_dir, sampling=sampling,
-                        audio_mode=args.audio_mode, speech_segments=segments, chunk_size=args.chunk_size,
-                    )
-    except (EngineError, FileNotFoundError, ValueError) as e:
+        if args.import_file:
+            spec = ModelSpec(key=name, engine="import", path=args.import_file)
+        elif args.cascade:
+            spec = ModelSpec(key=name, engine="cascade", model=args.llm_model, llm_engine=args.llm_engine,
+                             asr_model=args.asr_model, options=_cli_options(args, [args.llm_engine])[args.llm_engine])
+        else:
+            spec = ModelSpec(key=name, engine=args.engine, model=args.model,
+                             options=_cli_options(args, [args.engine])[args.engine])
+        run = answer_manifest(spec, args.manifest, out=args.out, data_dir=args.data_dir, store=args.store,
+                              sampling=_sampling(args), audio_mode=args.audio_mode, chunk_size=args.chunk_size)
+    except (TableError, EngineError, FileNotFoundError, ValueError) as e:
         print(f"jasco infer: {e}", file=sys.stderr)
         return 1
-    write_table(df, out)
-    write_table(df, out.with_suffix(".parquet"))
-    print(
-        f"{name}: {stats.total} rows: {stats.from_cache} from cache, {stats.called} model calls, "
-        f"{stats.failed} failed\nwrote {out} and .parquet"
-    )
-    for warning in answer_diversity_warnings(df[df["status"] == "ok"]):
+    print(run.summary())
+    for line in run.notes:
+        print(line)
+    for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if stats.failed:
+    if run.failed:
         print("some rows failed: re-run the same command to retry them (stored answers are kept)", file=sys.stderr)
         return 1
     return 0
 
 
-#: The notebooks `jasco reproduce` executes, in order, with the parameters each declares.
-NOTEBOOKS: dict[str, tuple[str, ...]] = {
-    "01_inference.ipynb": ("config", "run_dir", "data_dir", "store", "all_clips"),
-    "02_judging.ipynb": ("config", "run_dir", "data_dir", "store"),
-    "03_analysis.ipynb": ("config", "run_dir", "data_dir", "store", "figures_dir"),
-    "04_explorer.ipynb": ("run_dir",),
-}
-
-
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    import time
-
     import papermill
 
-    from jasco_utils.paths import FIGURES_DIR, NOTEBOOKS_DIR, PROJECT_ROOT, RUNS_DIR
-    from jasco_utils.pipeline import DEFAULT_STORE, load_run_config
+    from jasco_utils.config import ConfigError, load_run_config
+    from jasco_utils.paths import FIGURES_DIR
+    from jasco_utils.pipeline import reproduce
 
     try:
         cfg = load_run_config(args.config)
-    except ValueError as e:
+    except ConfigError as e:
         print(f"jasco reproduce: {e}", file=sys.stderr)
         return 1
-    run_dir = Path(args.run_dir or RUNS_DIR / cfg.name).resolve()
     figures_dir = Path(args.figures_dir or FIGURES_DIR).resolve()
-    params = {
-        "config": str(cfg.path),
-        "run_dir": str(run_dir),
-        "data_dir": args.data_dir or "",
-        "store": str(Path(args.store or DEFAULT_STORE).resolve()),
-        "figures_dir": str(figures_dir),
-        "all_clips": bool(args.all_clips),
-    }
-    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    for name, wanted in NOTEBOOKS.items():
-        out = run_dir / "notebooks" / name
-        print(f"[{time.time() - started:6.0f} s] executing {name} -> {out}", flush=True)
-        try:
-            papermill.execute_notebook(
-                str(NOTEBOOKS_DIR / name), str(out), parameters={k: params[k] for k in wanted},
-                cwd=str(PROJECT_ROOT), progress_bar=False, kernel_name="python3",
-            )
-        except papermill.PapermillExecutionError as e:
-            print(f"jasco reproduce: {name} failed (see {out}):\n{e}", file=sys.stderr)
-            return 1
-    print(f"[{time.time() - started:6.0f} s] done.")
+    try:
+        run_dir = reproduce(cfg, args.run_dir, figures_dir, args.store, args.data_dir, args.all_clips,
+                            log=lambda line: print(line, flush=True))
+    except papermill.PapermillExecutionError as e:
+        print(f"jasco reproduce: a notebook failed (its executed copy is under the run's notebooks/):\n{e}",
+              file=sys.stderr)
+        return 1
     print(f"Table II:  {figures_dir / 'table2.md'} (.csv, .tex)")
     print(f"Figure 2:  {figures_dir / 'figure2.png'} (.pdf)")
     print(f"provenance: {figures_dir / 'provenance.json'}; executed notebooks: {run_dir / 'notebooks'}")
@@ -366,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="download or validate the dataset")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    dl = data_sub.add_parser("download", help="fetch the dataset (checksums verified, resumable)")
+    dl = data_sub.add_parser("download", help="fetch the dataset (checksums verified; a re-run fetches only missing or damaged files)")
     dl.add_argument("--dest", help=f"target folder (default {DEFAULT_DATASET_DIR})")
     dl.add_argument("--base-url", help="mirror of the repository at the pinned commit")
     dl.add_argument("--retries", type=int, default=4, help="attempts per file (default 4)")
@@ -389,72 +366,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mf.set_defaults(func=_cmd_manifest)
 
+    from jasco_utils.config import STRUCTURED_MODES
+    from jasco_utils.inference.allm import AUDIO_MODES
+    from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, judge_templates
+    from jasco_utils.models import ENGINES, backend_class
+    from jasco_utils.paths import DEFAULT_STORE
+
     inf = sub.add_parser("infer", help="run an audio LLM (or the cascade) over the manifest, or import answers")
     inf.add_argument("manifest", help="the manifest CSV (jasco manifest), or a subset of its clips")
     inf.add_argument("--name", help="the ALLM's name in tables (default: from the model or file)")
     inf.add_argument("--out", help="outputs table (default data/processed/outputs/NAME.csv, and .parquet)")
     _data_dir_arg(inf)
     src = inf.add_argument_group("where the answers come from (one of)")
-    src.add_argument("--engine", choices=["vllm", "openai"], help="an audio LLM on this engine")
+    src.add_argument("--engine", choices=[e for e in ENGINES if backend_class(e).takes_audio],
+                     help="an audio LLM on this engine")
     src.add_argument("--model", help="with --engine: model id, path or served name")
     src.add_argument("--import", dest="import_file", help="answers made elsewhere: CSV (example.csv layout) or JSONL")
     src.add_argument("--cascade", action="store_true", help="speech recognition -> text LLM baseline (runs on a CPU)")
     cas = inf.add_argument_group("cascade")
-    cas.add_argument("--asr-model", help="faster-whisper model (default: the bundled Whisper tiny.en)")
-    cas.add_argument("--llm-engine", default="embedded", choices=["embedded", "vllm", "openai"], help="default embedded")
+    cas.add_argument("--asr-model", help="faster-whisper model folder (default: the bundled Whisper tiny.en)")
+    cas.add_argument("--llm-engine", default="embedded", choices=list(ENGINES), help="default embedded")
     cas.add_argument("--llm-model", help="text LLM (default: the embedded SmolLM2)")
     gen = inf.add_argument_group("generation")
-    gen.add_argument("--audio-mode", default="audio", choices=["audio", "silence", "speech_masked"],
+    gen.add_argument("--audio-mode", default="audio", choices=list(AUDIO_MODES),
                      help="ablations: silence, or the clip with its speech masked (segments from speech recognition)")
-    gen.add_argument("--temperature", type=float, default=0.0)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--max-tokens", type=int, default=512)
-    gen.add_argument("--store", default=str(PROCESSED_DIR / "calls.sqlite"), help="the call cache (SQLite)")
-    gen.add_argument("--chunk-size", type=int, default=64)
-    for flag, kind in (("--tensor-parallel-size", int), ("--pipeline-parallel-size", int), ("--dtype", str),
-                       ("--max-model-len", int), ("--api-key-env", str), ("--concurrency", int),
-                       ("--timeout", float), ("--max-attempts", int), ("--n-ctx", int), ("--threads", int)):
-        inf.add_argument(flag, type=kind)
-    inf.add_argument("--enforce-eager", action="store_true")
-    inf.add_argument("--base-url", action="append", help="OpenAI-compatible server URL (repeatable)")
+    gen.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
+    gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    gen.add_argument("--max-tokens", type=int, default=512, help="answer length limit (default 512)")
+    gen.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
+    gen.add_argument("--chunk-size", type=int, default=64, help="rows per engine call (default 64)")
+    _engine_flags(inf)
     inf.set_defaults(func=_cmd_infer)
 
     jg = sub.add_parser("judge", help="rate every ALLM answer with LLM judges (batched, cached, resumable)")
     jg.add_argument("outputs", help="ALLM outputs table: the manifest with allm_output filled (CSV or Parquet)")
     jg.add_argument("--allm", help="ALLM name, when the table has no 'model' column")
     who = jg.add_argument_group("which judge")
-    who.add_argument("--judge", action="append", help="a named judge (repeatable): llama-3.1-70b, qwen2.5-72b, mistral-large-2411, smollm2, or one of --judges-file")
+    who.add_argument("--judge", action="append", help="a named judge (repeatable): llama-3.1-70b, qwen2.5-72b, "
+                     "mistral-large-2411, smollm2, or one of --judges-file")
     who.add_argument("--judges-file", help="a TOML file of named judges (default: the shipped one)")
-    who.add_argument("--engine", choices=["vllm", "openai", "embedded"], help="judge with one model on this engine")
+    who.add_argument("--engine", choices=list(ENGINES), help="judge with one model on this engine")
     who.add_argument("--model", help="with --engine: model id, path or served name")
     who.add_argument("--judge-name", help="with --engine: the name tables show")
     how = jg.add_argument_group("protocol")
-    how.add_argument("--template", choices=["judge_original", "judge_paper"], help="judge prompt (default: judge_original)")
+    how.add_argument("--template", choices=judge_templates(), help=f"judge prompt (default: {DEFAULT_JUDGE_TEMPLATE})")
     how.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
-    how.add_argument("--seed", type=int, default=0, help="default 0")
+    how.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     how.add_argument("--max-tokens", type=int, default=1000, help="default 1000, as the original")
     how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
-    how.add_argument("--structured", choices=["regex", "json"], help="constrain the answer's format while decoding")
+    how.add_argument("--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding")
     how.add_argument("--max-explanation-chars", type=int, help="with --structured: bound each explanation")
     how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
     run = jg.add_argument_group("run")
-    run.add_argument("--out-dir", default=str(PROCESSED_DIR / "judged"), help="where judged tables go")
-    run.add_argument("--store", default=str(PROCESSED_DIR / "calls.sqlite"), help="the call cache (SQLite)")
+    run.add_argument("--out-dir", default=str(PROCESSED_DIR / "judged"), help="where judged tables go (default %(default)s)")
+    run.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
     run.add_argument("--chunk-size", type=int, default=256, help="rows per engine call (default 256)")
     run.add_argument("--original-layout", action="store_true", help="also write the original eval.py layout (llama3_extract)")
-    eng = jg.add_argument_group("engine options (override the named judge's)")
-    eng.add_argument("--tensor-parallel-size", type=int)
-    eng.add_argument("--pipeline-parallel-size", type=int)
-    eng.add_argument("--dtype")
-    eng.add_argument("--max-model-len", type=int)
-    eng.add_argument("--enforce-eager", action="store_true")
-    eng.add_argument("--base-url", action="append", help="OpenAI-compatible server URL, .../v1 (repeatable: requests are spread)")
-    eng.add_argument("--api-key-env", help="name of the environment variable holding the API key")
-    eng.add_argument("--concurrency", type=int)
-    eng.add_argument("--timeout", type=float)
-    eng.add_argument("--max-attempts", type=int)
-    eng.add_argument("--n-ctx", type=int)
-    eng.add_argument("--threads", type=int)
+    _engine_flags(jg)
     jg.set_defaults(func=_cmd_judge)
 
     rp = sub.add_parser("reproduce", help="run the notebooks headlessly: Table II and Figure 2 for a configuration")
@@ -462,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--all-clips", action="store_true", help="all 80 clips, whatever the configuration says")
     rp.add_argument("--run-dir", help="the run's folder (default runs/CONFIG)")
     rp.add_argument("--figures-dir", help="where Table II, Figure 2 and the provenance go (default figures/)")
-    rp.add_argument("--store", help="the call cache (default data/processed/calls.sqlite)")
+    rp.add_argument("--store", help=f"the call cache (default {DEFAULT_STORE})")
     _data_dir_arg(rp)
     rp.set_defaults(func=_cmd_reproduce)
 

@@ -43,3 +43,74 @@ def dataset_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return DEFAULT_DATASET_DIR
+
+
+#: The call store every run shares by default (cache and resume).
+DEFAULT_STORE = PROCESSED_DIR / "calls.sqlite"
+#: Separator between the outputs table's name and the judge's key in a judged file's name.
+JUDGED_SEP = "__"
+#: Suffix of the judged tables written in the original ``eval.py`` layout.
+ORIGINAL_SUFFIX = ".original.csv"
+
+
+class RunLayout:
+    """Where one run's files go, and how they are named.
+
+    A run folder (``runs/NAME``, or ``data/processed`` for the stand-alone commands) holds
+    ``manifest.csv``, ``outputs/ALLM.csv`` (+ ``.parquet``) per ALLM, ``judged/ALLM__JUDGE.csv``
+    (+ ``.parquet``, and ``.original.csv`` when asked) per ALLM and judge, and
+    ``notebooks/`` (the executed notebooks).
+
+    >>> layout = RunLayout("runs/cpu")
+    >>> layout.judged_path("Qwen2-Audio", "llama-3.1-70b").as_posix()
+    'runs/cpu/judged/Qwen2-Audio__llama-3.1-70b.csv'
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.csv"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def judged_dir(self) -> Path:
+        return self.root / "judged"
+
+    @property
+    def notebooks_dir(self) -> Path:
+        return self.root / "notebooks"
+
+    def output_path(self, allm: str, suffix: str = ".csv") -> Path:
+        """The outputs table of one ALLM."""
+        return self.outputs_dir / f"{allm}{suffix}"
+
+    def judged_path(self, outputs_stem: str, judge: str, suffix: str = ".csv") -> Path:
+        """The judged table of one outputs table by one judge (``suffix`` ``.original.csv`` too)."""
+        return self.judged_dir / judged_name(outputs_stem, judge, suffix)
+
+    def output_files(self) -> list[Path]:
+        """The ALLM outputs tables present (CSV), by name."""
+        return sorted(self.outputs_dir.glob("*.csv"))
+
+    def judged_files(self) -> list[Path]:
+        """The judged tables present (CSV, this project's layout), by name."""
+        return judged_files(self.judged_dir)
+
+
+def judged_name(outputs_stem: str, judge: str, suffix: str = ".csv") -> str:
+    """``ALLM__JUDGE.csv``: the file name of an outputs table judged by one judge.
+
+    >>> judged_name("Qwen2-Audio", "llama-3.1-70b", ".parquet")
+    'Qwen2-Audio__llama-3.1-70b.parquet'
+    """
+    return f"{outputs_stem}{JUDGED_SEP}{judge}{suffix}"
+
+
+def judged_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The judged tables of a folder (``*__*.csv``, without the original-layout copies), by name."""
+    return [p for p in sorted(Path(folder).glob(f"*{JUDGED_SEP}*.csv")) if not p.name.endswith(ORIGINAL_SUFFIX)]

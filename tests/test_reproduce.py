@@ -5,39 +5,42 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import nbformat
-import papermill
 import pandas as pd
+import papermill
 import pytest
-
-from jasco_utils.cli import NOTEBOOKS
-from jasco_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT
-from jasco_utils.pipeline import load_run_config, run_analysis
-from jasco_utils.analysis.scoring import score_files
-
 from judged_tables import make_rows, project_layout_file
+
+from jasco_utils.analysis.results import run_analysis
+from jasco_utils.analysis.scoring import score_files
+from jasco_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT, judged_files
+from jasco_utils.pipeline import load_run_config, notebooks
 
 
 def test_notebook_sources_have_no_outputs_and_a_parameters_cell():
-    names = sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb"))
-    assert names == sorted(NOTEBOOKS)
+    names = [p.name for p in notebooks()]
+    assert names == sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb")) and len(names) == 4
     for name in names:
         nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), f"{name} has outputs"
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
         assert "parameters" in nb.cells[1].metadata.get("tags", []), f"{name}: 2nd cell is not the parameters cell"
-        declared = set(papermill.inspect_notebook(str(NOTEBOOKS_DIR / name)))  # what papermill can parse
-        assert set(NOTEBOOKS[name]) <= declared, f"{name} lacks parameters {set(NOTEBOOKS[name]) - declared}"
+        declared = papermill.inspect_notebook(str(NOTEBOOKS_DIR / name))  # what papermill can parse (and pass)
+        body = "\n".join(c.source for c in code[1:])
+        unused = [p for p in declared if not re.search(rf"\b{p}\b", body)]
+        assert declared and not unused, f"{name}: parameters {unused} are declared but never used"
 
 
 def test_shipped_configurations_load():
     cpu, paper = load_run_config("cpu"), load_run_config("paper")
     assert cpu.clips and len(cpu.clips) < 80 and not cpu.paper
-    assert paper.clips is None and paper.paper and paper.judges == ["llama-3.1-70b", "qwen2.5-72b", "mistral-large-2411"]
+    assert paper.clips is None and paper.paper
+    assert [j.key for j in paper.judges] == ["llama-3.1-70b", "qwen2.5-72b", "mistral-large-2411"]
     with pytest.raises(ValueError, match="no run configuration"):
         load_run_config("nope")
 
@@ -72,11 +75,12 @@ def test_reproduce_cpu_default_end_to_end(tmp_path, real_data_dir):
         capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=3000,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for name in NOTEBOOKS:
+    for source in notebooks():
+        name = source.name
         nb = nbformat.read(run / "notebooks" / name, as_version=4)
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
         assert not errors, f"{name}: {errors}"
-    judged = sorted(p for p in (run / "judged").glob("*__*.csv") if not p.name.endswith(".original.csv"))
+    judged = judged_files(run / "judged")
     assert len(judged) == len(load_run_config("cpu").judges)
     table = pd.read_csv(fig / "table2.csv").set_index("LLM-Judge")
     for rec in score_files(judged):

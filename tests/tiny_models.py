@@ -91,7 +91,14 @@ def _corpus(n_sentences: int = 30000, seed: int = SEED) -> list[str]:
 
 
 def build_tokenizer(vocab_size: int = VOCAB_TARGET, extra_special_tokens=()):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())

@@ -1,1 +1,20 @@
-"""Stage 4, analysis (notebooks/03_analysis, 04_explorer): metrics, scoring, statistics, plots, Table II, the explorer."""
+"""Stage 4, analysis (notebooks/03_analysis, 04_explorer): judged tables -> Table II, Figure 2, statistics.
+
+The modules, in pipeline order:
+
+- :mod:`~jasco_utils.analysis.scoring`: read judged tables (this project's layout or the
+  original eval.py's) into scored rows, one per (model, judge, clip, instruction).
+- :mod:`~jasco_utils.analysis.metrics`: the gating rule, the per-clip table and the
+  registered metrics (Best-Mean, modality dependence), each defined once; the Average.
+- :mod:`~jasco_utils.analysis.report`: Table II (with the paper's numbers,
+  :mod:`~jasco_utils.analysis.paper`) and provenance.
+- :mod:`~jasco_utils.analysis.bootstrap`: intervals over clips and paired comparisons.
+- :mod:`~jasco_utils.analysis.agreement`: agreement between judges.
+- :mod:`~jasco_utils.analysis.sensitivity`: the instructions' wording, best of k.
+- :mod:`~jasco_utils.analysis.difficulty`: the clips the ALLMs solve, and those none does.
+- :mod:`~jasco_utils.analysis.plots`: Figure 2 and the statistics' plots, in one style.
+- :mod:`~jasco_utils.analysis.results`: the stage functions the notebook calls
+  (:func:`~jasco_utils.analysis.results.run_analysis`,
+  :func:`~jasco_utils.analysis.results.run_statistics`).
+- :mod:`~jasco_utils.analysis.explorer`: per-clip failure exploration (notebooks/04_explorer).
+"""

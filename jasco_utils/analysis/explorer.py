@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import html
 import os
-from pathlib import Path
 
 import pandas as pd
 
+from jasco_utils.analysis.metrics import gate
 from jasco_utils.analysis.scoring import read_judged
+from jasco_utils.paths import RunLayout
 
 _KEEP = ["id", "prompt", "audio", "audio_sound", "spoken_text", "tgt_text", "audio_only_target",
          "speech_only_target", "target_keywords", "allm_output", "judge_output", "reask_output"]
@@ -25,9 +26,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per (clip, instruction, ALLM, judge) of a run's judged tables.
 
     Columns: model, judge, id, instruction, rating, orientation, gated (the rating counted in
-    Best-Mean), the designed texts, the answer and the judge's raw text.
+    Best-Mean, :func:`jasco_utils.analysis.metrics.gate`), the designed texts, the answer and
+    the judge's raw text.
     """
-    files = [p for p in sorted((Path(run_dir) / "judged").glob("*__*.csv")) if not p.name.endswith(".original.csv")]
+    files = RunLayout(run_dir).judged_files()
     if not files:
         raise FileNotFoundError(f"{run_dir}: no judged tables under judged/; run the judging step first")
     frames = []
@@ -36,7 +38,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
         frames.append(pd.concat([scored.reset_index(drop=True), raw[[c for c in _KEEP if c in raw and c != "id"]]], axis=1))
     df = pd.concat(frames, ignore_index=True)
-    df["gated"] = df["rating"].where(df["orientation"].eq("Both"), 0).fillna(0).astype(int)
+    df["gated"] = gate(df["rating"], df["orientation"]).astype(int)
     return df
 
 

@@ -1,17 +1,17 @@
 """The numbers Wang et al. report (arXiv:2409.14526), as data for side-by-side display.
 
+- :data:`PAPER_MODELS`: the paper's ALLMs, in Table II's column order.
 - :data:`TABLE2`: Table II of the paper, Best-Mean per judge and the average of the three.
 - :data:`DEPENDENCE_AVERAGE`: the modality-dependence averages over the three judges
   (the paper's Figure 2, last panel; the repository README's table), percent.
-- :data:`README_LLAMA_BEST_MEAN`, :data:`README_LLAMA_DEPENDENCE`: the Llama-3.1-70B-only
-  results of an earlier version of the repository README (equal to Table II's Llama row;
-  the dependence also drawn in its ``dependence.png``).
 
 Only the averages of the dependence are published as numbers; the per-judge panels of
 Figure 2 are a picture, so they are not here.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -21,13 +21,6 @@ PAPER_MODELS: dict[str, str] = {
     "LTU-AS": "LTU-AS-7B",
     "SALMONN": "SALMONN-7B",
     "Qwen2-Audio": "Qwen2-Audio-7B-Instruct",
-}
-
-#: The paper's judges, in Table II's row order, with their model ids.
-PAPER_JUDGES: dict[str, str] = {
-    "Llama-3.1-70B-Instruct": "meta-llama/Llama-3.1-70B-Instruct",
-    "Qwen2.5-72B-Instruct": "Qwen/Qwen2.5-72B-Instruct",
-    "Mistral-123B-Instruct": "mistralai/Mistral-Large-Instruct-2411",
 }
 
 #: Table II: judge -> ALLM -> Best-Mean (0..2). "Average" is the paper's average row.
@@ -46,17 +39,6 @@ DEPENDENCE_AVERAGE: dict[str, tuple[int, int, int]] = {
     "Qwen2-Audio": (16, 50, 34),
 }
 
-#: Best-Mean with the Llama-3.1-70B-Instruct judge only (earlier repository README).
-README_LLAMA_BEST_MEAN: dict[str, float] = dict(TABLE2["Llama-3.1-70B-Instruct"])
-
-#: Modality dependence with the Llama-3.1-70B-Instruct judge only: (audio %, both %, speech %).
-README_LLAMA_DEPENDENCE: dict[str, tuple[int, int, int]] = {
-    "WavLLM": (9, 17, 74),
-    "LTU-AS": (19, 49, 32),
-    "SALMONN": (27, 48, 25),
-    "Qwen2-Audio": (13, 56, 31),
-}
-
 
 def table2_frame() -> pd.DataFrame:
     """Table II as a DataFrame: rows the judges and ``Average``, columns the ALLMs.
@@ -67,11 +49,13 @@ def table2_frame() -> pd.DataFrame:
     return pd.DataFrame(TABLE2).T[list(PAPER_MODELS)]
 
 
-def dependence_frame(which: str = "average") -> pd.DataFrame:
-    """Published dependence percentages, ``which`` = ``"average"`` or ``"llama"``.
+def in_paper_order(models: Iterable[str]) -> list[str]:
+    """Distinct model names, the paper's ALLMs first in Table II's order, then the others
+    in order of first appearance.
 
-    Returns:
-        Rows the ALLMs, columns ``audio_pct``, ``both_pct``, ``speech_pct``.
+    >>> in_paper_order(["cascade", "Qwen2-Audio", "WavLLM", "cascade"])
+    ['WavLLM', 'Qwen2-Audio', 'cascade']
     """
-    data = {"average": DEPENDENCE_AVERAGE, "llama": README_LLAMA_DEPENDENCE}[which]
-    return pd.DataFrame.from_dict(data, orient="index", columns=["audio_pct", "both_pct", "speech_pct"])
+    seen = list(dict.fromkeys(models))
+    head = [m for m in PAPER_MODELS if m in seen]
+    return head + [m for m in seen if m not in head]

@@ -1,12 +1,12 @@
-"""The paper's Table II and Figure 2 for any set of judged tables, and provenance.
+"""The paper's Table II for any set of judged tables, and the provenance written beside results.
 
 - :func:`table2`: Best-Mean, rows the judges and ``Average``, columns the ALLMs (Table II of
-  Wang et al., arXiv:2409.14526); :func:`table2_with_paper` puts the published numbers beside.
-- :func:`figure2`: one panel per judge and one for the average, each with a horizontal 100%
-  stacked bar per ALLM: audio-dependent (A, red), both (A-S, green), speech-dependent (S,
-  blue), percentages printed on the segments (Figure 2).
+  Wang et al., arXiv:2409.14526); :func:`table2_with_paper` puts the published numbers beside;
+  :func:`write_table2` writes it as CSV, Markdown and LaTeX.
 - :func:`write_provenance`: what produced a result (dataset checksum, code version,
   configuration, models, engines, sampling, time taken), written beside it.
+
+Figure 2 is drawn by :func:`jasco_utils.analysis.plots.figure2`.
 """
 
 from __future__ import annotations
@@ -16,28 +16,16 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from jasco_utils import __version__
+from jasco_utils.analysis.metrics import AVERAGE, in_order
+from jasco_utils.analysis.paper import TABLE2, in_paper_order
 from jasco_utils.io import atomic_open, write_csv
-from jasco_utils.analysis.metrics import AVERAGE
-from jasco_utils.analysis.paper import DEPENDENCE_AVERAGE, PAPER_MODELS, TABLE2
 from jasco_utils.paths import PROJECT_ROOT
-
-#: Figure 2's colours: audio red, both green, speech blue (light fills, as the paper's).
-COLORS = {"audio_pct": "#f4c7c3", "both_pct": "#d5e8d4", "speech_pct": "#dae8fc"}
-EDGES = {"audio_pct": "#b85450", "both_pct": "#82b366", "speech_pct": "#6c8ebf"}
-LABELS = {"audio_pct": "A", "both_pct": "A-S", "speech_pct": "S"}
-
-
-def _ordered(values: Sequence[str], first: Sequence[str] = ()) -> list[str]:
-    seen = list(dict.fromkeys(values))
-    head = [v for v in first if v in seen]
-    return head + [v for v in seen if v not in head]
 
 
 def table2(scores: pd.DataFrame, metric: str = "best_mean") -> pd.DataFrame:
@@ -49,8 +37,8 @@ def table2(scores: pd.DataFrame, metric: str = "best_mean") -> pd.DataFrame:
         metric: ``best_mean`` (the paper's) or another score column.
     """
     t = scores.pivot_table(index="judge", columns="model", values=metric, aggfunc="first", sort=False)
-    judges = _ordered([j for j in scores["judge"] if j != AVERAGE]) + ([AVERAGE] if AVERAGE in t.index else [])
-    return t.loc[judges, _ordered(scores["model"], list(PAPER_MODELS))].rename_axis(index="LLM-Judge", columns="ALLM")
+    judges = in_order(j for j in scores["judge"] if j != AVERAGE) + ([AVERAGE] if AVERAGE in t.index else [])
+    return t.loc[judges, in_paper_order(scores["model"])].rename_axis(index="LLM-Judge", columns="ALLM")
 
 
 def table2_with_paper(table: pd.DataFrame) -> pd.DataFrame:
@@ -100,81 +88,6 @@ def _markdown(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
-
-
-def figure2(scores: pd.DataFrame, title: str | None = None, paper_average: bool = False):
-    """Figure 2: modality dependence, one panel per judge and one for their average.
-
-    Args:
-        scores: Score records with the ``Average`` records.
-        title: A title over the panels.
-        paper_average: Add a panel with the paper's published averages.
-
-    Returns:
-        A matplotlib Figure.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    judges = _ordered([j for j in scores["judge"] if j != AVERAGE])
-    panels = judges + ([AVERAGE] if (scores["judge"] == AVERAGE).any() else [])
-    data = {p: scores[scores["judge"] == p].set_index("model") for p in panels}
-    if paper_average:
-        panels.append("Paper (average of 3 judges)")
-        data[panels[-1]] = pd.DataFrame(DEPENDENCE_AVERAGE, index=["audio_pct", "both_pct", "speech_pct"]).T
-    models = _ordered(scores["model"], list(PAPER_MODELS))
-    ncols = 2 if len(panels) > 1 else 1
-    nrows = (len(panels) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 0.75 * len(models) * nrows + 1.4 * nrows), squeeze=False)
-    for ax, panel in zip(axes.flat, panels):
-        frame = data[panel]
-        names = [m for m in models if m in frame.index][::-1]
-        for y, model in enumerate(names):
-            left = 0.0
-            for key in ("audio_pct", "both_pct", "speech_pct"):
-                value = frame.loc[model, key]
-                value = 0.0 if pd.isna(value) else float(value)
-                ax.barh(y, value, left=left, height=0.5, color=COLORS[key], edgecolor=EDGES[key])
-                if value >= 4:
-                    ax.text(left + value / 2, y, LABELS[key], ha="center", va="center", fontsize=9, fontweight="bold")
-                    ax.text(left + value / 2, y + 0.36, f"{value:.0f}%", ha="center", va="bottom", fontsize=9, fontweight="bold")
-                left += value
-            if left == 0:
-                ax.text(50, y, "no Audio/Both/Speech answer", ha="center", va="center", fontsize=8, color="gray")
-        ax.set_yticks(range(len(names)), names, fontweight="bold")
-        ax.set_xlim(0, 100)
-        ax.set_ylim(-0.6, len(names) - 0.2)
-        ax.set_xticks([20, 40, 60, 80, 100], [f"{v}%" for v in (20, 40, 60, 80, 100)])
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.set_title(panel, fontsize=11)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[k], ec=EDGES[k]) for k in COLORS]
-    fig.legend(handles, ["audio-dependent (A)", "both (A-S)", "speech-dependent (S)"], loc="lower center",
-               ncol=3, frameon=False, bbox_to_anchor=(0.5, 0.0))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97 if title else 1))
-    return fig
-
-
-def write_figure2(scores: pd.DataFrame, out_dir: str | os.PathLike[str], **kwargs) -> list[Path]:
-    """Write ``figure2.png`` and ``figure2.pdf``; return their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig = figure2(scores, **kwargs)
-    paths = []
-    for suffix in ("png", "pdf"):
-        path = out_dir / f"figure2.{suffix}"
-        with atomic_open(path, "wb") as fh:
-            fig.savefig(fh, format=suffix, dpi=150)
-        paths.append(path)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return paths
 
 
 def code_version() -> str:

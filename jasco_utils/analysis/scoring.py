@@ -24,10 +24,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from jasco_utils.io import TableError, line_of, read_csv_checked
+from jasco_utils.analysis.metrics import (
+    AVERAGE,
+    METRICS,
+    average_over_judges,
+    score_keys,
+    score_rows,
+)
 from jasco_utils.data.manifest import check_rows, instruction_index
-from jasco_utils.analysis.metrics import AVERAGE, SCORE_KEYS, average_over_judges, score_rows
+from jasco_utils.io import TableError, line_of, read_csv_checked
 from jasco_utils.judging.parsing import read_verdict
+from jasco_utils.paths import JUDGED_SEP
 
 #: The column holding the judge's raw answer in the original layout.
 ORIGINAL_OUTPUT_COLUMN = "llama3_extract"
@@ -59,7 +66,7 @@ def names_from_path(path: str | os.PathLike[str]) -> tuple[str, str]:
     ('llama_judge', 'llama_judge')
     """
     stem = Path(path).stem
-    model, sep, judge = stem.partition("__")
+    model, sep, judge = stem.partition(JUDGED_SEP)
     return (model, judge) if sep and model and judge else (stem, stem)
 
 
@@ -187,49 +194,42 @@ def _jsonable(value):
     return value
 
 
+def score_records(rows: pd.DataFrame) -> list[dict]:
+    """:func:`scores_from_rows` as plain records: :func:`~jasco_utils.analysis.metrics.score_keys`
+    each, unrounded (percentages 0-100), ``None`` where a value is undefined (e.g. no response
+    had an Audio/Both/Speech orientation)."""
+    keys = score_keys()
+    return [{k: _jsonable(rec[k]) for k in keys} for rec in scores_from_rows(rows).to_dict(orient="records")]
+
+
 def score_files(
     paths: Sequence[str | os.PathLike[str]], model: str | None = None, judge: str | None = None
 ) -> list[dict]:
     """Score judged CSVs: one record per (model, judge), plus ``Average`` records.
 
-    Each record has :data:`SCORE_KEYS` (unrounded; percentages 0-100; ``None`` where a
-    value is undefined, e.g. no response had an Audio/Both/Speech orientation).
+    Each record has :data:`~jasco_utils.analysis.metrics.SCORE_KEYS` (unrounded; percentages
+    0-100; ``None`` where a value is undefined, e.g. no response had an Audio/Both/Speech
+    orientation).
     """
-    table = scores_from_rows(read_judged_files(paths, model=model, judge=judge))
-    return [{k: _jsonable(rec[k]) for k in SCORE_KEYS} for rec in table.to_dict(orient="records")]
+    return score_records(read_judged_files(paths, model=model, judge=judge))
+
+
+#: Columns of ``jasco score``'s table after the metrics: header -> score key.
+_COUNT_COLUMNS = {"responses": "n_responses", "clips": "n_clips", "unparsed": "n_unparsed", "neither": "n_neither"}
 
 
 def format_scores(records: list[dict]) -> str:
-    """A plain-text table of score records, rounded for reading."""
+    """A plain-text table of score records, rounded for reading, one column per registered metric."""
     if not records:
         return "(no scores)"
     df = pd.DataFrame(records)
-    show = pd.DataFrame(
-        {
-            "model": df["model"],
-            "judge": df["judge"],
-            "best-mean": df["best_mean"].map(_fmt(2)),
-            "ungated": df["best_mean_ungated"].map(_fmt(2)),
-            "audio%": df["audio_pct"].map(_fmt(1)),
-            "both%": df["both_pct"].map(_fmt(1)),
-            "speech%": df["speech_pct"].map(_fmt(1)),
-            "responses": df["n_responses"],
-            "clips": df["n_clips"],
-            "unparsed": df["n_unparsed"],
-            "neither": df["n_neither"],
-        }
-    )
+    show = pd.DataFrame({"model": df["model"], "judge": df["judge"]})
+    for metric in METRICS.values():
+        show[metric.label] = df[metric.name].map(metric.format)
+    for header, key in _COUNT_COLUMNS.items():
+        show[header] = df[key]
     note = (
-        "best-mean: per clip the best of 8 ratings, a rating counting only when the orientation is Both; "
-        "ungated: without that condition.\naudio/both/speech%: among responses with one of those "
-        "orientations. unparsed: responses whose rating or orientation could not be read "
-        f"(a rating that cannot be read counts 0). {AVERAGE}: mean over judges."
+        "; ".join(m.note for m in METRICS.values() if m.note) + ".\nunparsed: responses whose rating or "
+        f"orientation could not be read (a rating that cannot be read counts 0). {AVERAGE}: mean over judges."
     )
     return show.to_string(index=False) + "\n\n" + note
-
-
-def _fmt(digits: int):
-    def f(x) -> str:
-        return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-    return f

@@ -6,8 +6,8 @@ speech-only and correct answers, and the correct answer's keyword(s). The folder
 from :func:`jasco_utils.paths.dataset_dir` (argument, ``$JASCO_DATA_DIR``, or
 ``data/raw/jasco-v0``).
 
-Models receive 16 kHz mono float32 audio: :func:`load_audio` resamples with soxr where a
-clip is not 16 kHz (clip 47 of v0 is 48 kHz) and averages channels.
+This module reads the metadata, holds the pinned checksums and validates a dataset folder
+(:func:`validate_dataset`); the clips themselves are loaded by :mod:`jasco_utils.data.clips`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-import soxr
 
+from jasco_utils.data.clips import TARGET_SR, clip_file
 from jasco_utils.io import TableError, read_csv_checked, sha256_file
 from jasco_utils.paths import dataset_dir
 
-#: Sample rate every model receives.
-TARGET_SR = 16_000
 #: Number of clips in v0.
 N_CLIPS = 80
 #: The metadata file of v0.
@@ -50,11 +48,6 @@ _MISMATCH = (
     "differs from the pinned release (SHA-256 mismatch): re-run `jasco data download`, "
     "or pass --no-checksums to accept a modified copy"
 )
-
-
-def clip_file(clip_id: int) -> str:
-    """File name of a clip: ``f"{clip_id}.wav"``."""
-    return f"{int(clip_id)}.wav"
 
 
 def checksums() -> dict[str, str]:
@@ -93,29 +86,6 @@ def load_metadata(data_dir: str | os.PathLike[str] | None = None) -> pd.DataFram
         raise TableError(f"{path}: line {i + 2}, column 'audio_id': {df['audio_id'].iloc[i]!r} is not an integer")
     df["audio_id"] = ids.astype(int)
     return df
-
-
-def load_audio(path: str | os.PathLike[str], target_sr: int = TARGET_SR) -> np.ndarray:
-    """Decode a clip as mono float32 at ``target_sr``.
-
-    Channels are averaged; a clip at another rate is resampled with soxr (high quality).
-
-    >>> import tempfile, soundfile
-    >>> p = tempfile.mktemp(suffix=".wav")
-    >>> soundfile.write(p, np.zeros((4800, 2)), 48000)
-    >>> load_audio(p).shape, load_audio(p).dtype
-    ((1600,), dtype('float32'))
-    """
-    wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    mono = wave.mean(axis=1, dtype=np.float32)
-    if sr != target_sr:
-        mono = soxr.resample(mono, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
-    return mono
-
-
-def load_clip(clip_id: int, data_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
-    """Load clip ``clip_id`` of the dataset as 16 kHz mono float32."""
-    return load_audio(dataset_dir(data_dir) / clip_file(clip_id))
 
 
 @dataclass

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from jasco_utils.data.dataset import N_CLIPS, clip_file, load_metadata
+from jasco_utils.data.clips import clip_file
+from jasco_utils.data.dataset import N_CLIPS, load_metadata
 from jasco_utils.io import TableError, line_of, write_csv
 from jasco_utils.paths import dataset_dir
 

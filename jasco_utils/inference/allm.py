@@ -29,17 +29,22 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from jasco_utils.data.dataset import TARGET_SR, clip_file, load_audio
-from jasco_utils.models.base import Backend, Conversation, SamplingConfig
+from jasco_utils.data.clips import TARGET_SR, load_clip
+from jasco_utils.data.manifest import (
+    INSTRUCTIONS,
+    MANIFEST_COLUMNS,
+    check_rows,
+    instruction_index,
+)
 from jasco_utils.io import TableError, line_of, read_csv_checked
-from jasco_utils.data.manifest import INSTRUCTIONS, MANIFEST_COLUMNS, check_rows, instruction_index
-from jasco_utils.paths import dataset_dir
-from jasco_utils.models.runner import CachedRunner, CallStats
+from jasco_utils.models.base import Backend, Conversation, SamplingConfig
+from jasco_utils.models.runner import CachedRunner, CallResult, CallStats
 from jasco_utils.models.store import Store
 
 #: Ways to feed a clip: the clip itself, or an ablation.
 AUDIO_MODES = ("audio", "silence", "speech_masked")
-#: Columns an outputs table has after the manifest's.
+#: Columns an outputs table has after the manifest's (the provenance ones, engine to
+#: latency, are :data:`jasco_utils.models.runner.PROVENANCE_COLUMNS`).
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "model",
     "allm_model",
@@ -60,25 +65,56 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 SpeechSegments = Mapping[int, Sequence[tuple[float, float]]]
 
 
-def wav_base64(wave: np.ndarray, sr: int = TARGET_SR) -> str:
-    """A waveform as a base64 16-bit PCM WAV (exact for 16-bit sources)."""
+def wav_base64(wave: np.ndarray, sr: int = TARGET_SR, subtype: str = "PCM_16") -> str:
+    """A waveform as a base64 WAV.
+
+    Args:
+        wave: Mono samples (nominally within [-1, 1]).
+        sr: Sample rate.
+        subtype: ``PCM_16`` (what ALLMs get: exact for 16-bit sources; samples clipped to
+            [-1, 1]) or ``FLOAT`` (float32 samples kept exactly, unclipped: what speech
+            recognition gets).
+
+    >>> w = np.array([0.5, -1.5, 0.1234567], dtype=np.float32)
+    >>> back = sf.read(io.BytesIO(base64.b64decode(wav_base64(w, subtype="FLOAT"))), dtype="float32")[0]
+    >>> bool((back == w).all())
+    True
+    >>> wav_base64(w, subtype="FLOAT") == wav_base64(w.copy(), subtype="FLOAT")  # no time stamp inside
+    True
+    """
     buf = io.BytesIO()
-    sf.write(buf, np.clip(wave, -1.0, 1.0), sr, format="WAV", subtype="PCM_16")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    samples = wave if subtype in ("FLOAT", "DOUBLE") else np.clip(wave, -1.0, 1.0)
+    sf.write(buf, samples, sr, format="WAV", subtype=subtype)
+    return base64.b64encode(_without_timestamp(buf.getvalue())).decode("ascii")
 
 
-def audio_conversation(audio_b64: str, prompt: str, system: str | None = None) -> Conversation:
-    """One user turn: the audio part, then the instruction (the order ALLM chat templates use)."""
+def _without_timestamp(wav: bytes) -> bytes:
+    """The WAV with the time stamp of its ``PEAK`` chunk zeroed.
+
+    libsndfile writes a ``PEAK`` chunk into float WAVs, stamped with the time of writing;
+    zeroed, the same samples always give the same bytes, and so the same cache key.
+    """
+    out = bytearray(wav)
+    pos = 12  # after "RIFF", the size and "WAVE"
+    while pos + 8 <= len(out):
+        size = int.from_bytes(out[pos + 4 : pos + 8], "little")
+        if out[pos : pos + 4] == b"PEAK":  # version (4 bytes), time stamp (4 bytes), peaks
+            out[pos + 12 : pos + 16] = bytes(4)
+            break
+        pos += 8 + size + (size & 1)
+    return bytes(out)
+
+
+def audio_conversation(audio_b64: str, prompt: str | None = None, system: str | None = None) -> Conversation:
+    """One user turn: the audio part, then the instruction (the order ALLM chat templates use).
+
+    Without ``prompt`` the turn holds the audio only (what speech recognition gets).
+    """
     conv: Conversation = [{"role": "system", "content": system}] if system else []
-    conv.append(
-        {
-            "role": "user",
-            "content": [
-                {"type": "input_audio", "input_audio": {"data": audio_b64, "format": "wav"}},
-                {"type": "text", "text": prompt},
-            ],
-        }
-    )
+    content = [{"type": "input_audio", "input_audio": {"data": audio_b64, "format": "wav"}}]
+    if prompt is not None:
+        content.append({"type": "text", "text": prompt})
+    conv.append({"role": "user", "content": content})
     return conv
 
 
@@ -97,13 +133,16 @@ def mask_segments(wave: np.ndarray, segments: Sequence[tuple[float, float]], sr:
 def clip_audio(
     row: Mapping[str, Any], data_dir: str | os.PathLike[str] | None, audio_mode: str, segments: SpeechSegments | None
 ) -> np.ndarray:
-    """The 16 kHz mono waveform a row's model gets, in the given audio mode."""
-    path = Path(str(row.get("audio", "")))
-    if not path.is_file():
-        path = dataset_dir(data_dir) / clip_file(int(row["id"]))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: audio of clip {row['id']} not found; run `jasco data download` or set --data-dir")
-    wave = load_audio(path)
+    """The 16 kHz mono waveform a row's model gets, in the given audio mode.
+
+    The clip is the row's ``audio`` file when there is one, else clip ``id`` of the dataset
+    folder (:func:`jasco_utils.data.clips.load_clip`).
+
+    Raises:
+        FileNotFoundError: The clip's file is not there.
+        ValueError: ``speech_masked`` without the clip's speech segments.
+    """
+    wave = load_clip(int(row["id"]), data_dir, row.get("audio"))
     if audio_mode == "silence":
         return np.zeros_like(wave)
     if audio_mode == "speech_masked":
@@ -113,29 +152,19 @@ def clip_audio(
     return wave
 
 
-def _output_rows(manifest: pd.DataFrame, results, backend: Backend, model: str, sampling: SamplingConfig,
-                 audio_mode: str, transcripts: Mapping[int, str] | None = None) -> pd.DataFrame:
+def _output_rows(manifest: pd.DataFrame, results: Sequence[CallResult], backend: Backend, model: str,
+                 sampling: SamplingConfig, audio_mode: str, transcripts: Mapping[int, str] | None = None) -> pd.DataFrame:
     rows = []
     for row, res in zip(manifest.to_dict(orient="records"), results, strict=True):
-        meta = res.metadata or {}
         rows.append(
             {
                 **{c: row.get(c, "") for c in MANIFEST_COLUMNS},
                 "allm_output": res.text,
                 "model": model,
                 "allm_model": backend.model,
-                "engine": backend.engine,
-                "engine_version": meta.get("engine_version", backend.engine_version),
-                "sampling": json.dumps(sampling.as_dict(), sort_keys=True),
+                **res.provenance(backend, sampling),
                 "audio_mode": audio_mode,
                 "transcript": (transcripts or {}).get(int(row["id"]), ""),
-                "status": "failed" if res.error else "ok",
-                "error": res.error or "",
-                "from_cache": res.from_cache,
-                "cache_key": res.key,
-                "started_at": meta.get("started_at", ""),
-                "finished_at": meta.get("finished_at", ""),
-                "latency_s": meta.get("latency_s", ""),
             }
         )
     return pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OUTPUT_COLUMNS])

@@ -3,7 +3,7 @@
 JASCO (Wang et al., "What Are They Doing? Joint Audio-Speech Co-Reasoning",
 arXiv:2409.14526) asks a model to infer what the speakers are doing from *both* the
 non-speech sound and the speech of a clip. A cascade turns the clip into text first:
-:class:`~jasco_utils.inference.asr.SpeechRecognizer` writes what was said, an optional sound-event
+:class:`~jasco_utils.models.whisper.SpeechRecognizer` writes what was said, an optional sound-event
 :class:`Tagger` lists the sounds heard, and a text-only LLM answers each of the 8
 instructions from :data:`CASCADE_PROMPT`.
 
@@ -30,19 +30,15 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from jasco_utils.inference.asr import (
-    SpeechRecognizer,
-    Transcript,
-    per_clip_wer,
-    transcribe_clips,
-    word_error_rate,
-)
+from jasco_utils.data.clips import load_clips
 from jasco_utils.data.dataset import load_metadata
-from jasco_utils.models.base import Backend, Conversation, SamplingConfig
-from jasco_utils.inference.allm import clip_audio, run_conversations
 from jasco_utils.data.manifest import check_rows
+from jasco_utils.inference.allm import run_conversations
+from jasco_utils.inference.asr import per_clip_wer, transcribe_clips, word_error_rate
+from jasco_utils.models.base import Backend, Conversation, SamplingConfig
 from jasco_utils.models.runner import CallStats
 from jasco_utils.models.store import Store
+from jasco_utils.models.whisper import SpeechRecognizer, Transcript
 
 #: Name of the prompt version below; recorded in every cache key with the templates' hash.
 CASCADE_PROMPT_NAME = "cascade_v1"
@@ -154,8 +150,7 @@ def cascade_table(
     transcripts = transcribe_clips(manifest, recognizer, store, data_dir, progress)
     tags: dict[int, list[str]] = {}
     if tagger is not None:
-        for row in manifest.drop_duplicates("id").to_dict(orient="records"):
-            tags[int(row["id"])] = list(tagger(clip_audio(row, data_dir, "audio", None)))
+        tags = {cid: list(tagger(wave)) for cid, wave in load_clips(manifest, data_dir).items()}
     conversations = [
         cascade_messages(transcripts[int(r["id"])].text, r["prompt"], tags.get(int(r["id"])))
         for r in manifest.to_dict(orient="records")

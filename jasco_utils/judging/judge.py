@@ -23,17 +23,22 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from jasco_utils.models.base import Backend, SamplingConfig, StructuredOutput
-from jasco_utils.io import TableError, line_of, write_table
-from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
-from jasco_utils.judging.parsing import parse_judgement, read_verdict
-from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, JUDGE_FIELDS, judge_messages, load_template, reask_messages
 from jasco_utils.analysis.scoring import ORIGINAL_OUTPUT_COLUMN
+from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
+from jasco_utils.io import TableError, line_of, write_table
+from jasco_utils.judging.parsing import parse_judgement, read_verdict
+from jasco_utils.judging.prompts import (
+    DEFAULT_JUDGE_TEMPLATE,
+    JUDGE_FIELDS,
+    judge_messages,
+    load_template,
+    reask_messages,
+)
+from jasco_utils.models.base import Backend, SamplingConfig, StructuredOutput
 from jasco_utils.models.runner import CachedRunner, CallResult, CallStats
 from jasco_utils.models.store import Store
 
@@ -64,62 +69,6 @@ JUDGE_COLUMNS: tuple[str, ...] = (
 )
 #: The re-ask template.
 REASK_TEMPLATE = "reask_original"
-#: Orientation labels each judge template asks for (what structured output allows).
-TEMPLATE_LABELS: dict[str, tuple[str, ...]] = {
-    "judge_original": ("Audio-Oriented", "Speech-Oriented", "Good", "Neither"),
-    "judge_paper": ("Audio-Oriented", "Speech-Oriented", "Both", "Neither"),
-}
-
-
-def answer_regex(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int = 1200) -> str:
-    """A regex for the answer format the judge prompt asks for (for structured output).
-
-    >>> import re
-    >>> bool(re.fullmatch(answer_regex(), "Explanation1: ok\\nRating: 2\\nExplanation2: fine\\nOrientation: Good"))
-    True
-    """
-    labels = "|".join(TEMPLATE_LABELS[load_template(template).name])
-    n = max_explanation_chars
-    return (
-        rf"Explanation1: [^\n]{{1,{n}}}\nRating: [012]\nExplanation2: [^\n]{{1,{n}}}\n"
-        rf"Orientation: ({labels})"
-    )
-
-
-def answer_json_schema(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int = 600) -> dict[str, Any]:
-    """A JSON schema for the judge's answer (for servers with ``response_format``).
-
-    The explanations are bounded (600 characters by default) so that a weak model cannot
-    spend its whole token budget on one.
-    """
-    return {
-        "type": "object",
-        "properties": {
-            "explanation1": {"type": "string", "maxLength": max_explanation_chars},
-            "rating": {"type": "integer", "minimum": 0, "maximum": 2},
-            "explanation2": {"type": "string", "maxLength": max_explanation_chars},
-            "orientation": {"type": "string", "enum": list(TEMPLATE_LABELS[load_template(template).name])},
-        },
-        "required": ["explanation1", "rating", "explanation2", "orientation"],
-        "additionalProperties": False,
-    }
-
-
-def structured_output(
-    kind: str | None, template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int | None = None
-) -> StructuredOutput | None:
-    """``"regex"``, ``"json"`` or ``None`` -> the constraint for the judge's answers.
-
-    ``max_explanation_chars`` bounds each explanation (default 1200 for the regex, 600 for
-    JSON).
-    """
-    if kind in (None, "", "none"):
-        return None
-    if kind == "regex":
-        return StructuredOutput(regex=answer_regex(template, max_explanation_chars or 1200))
-    if kind == "json":
-        return StructuredOutput(json_schema=answer_json_schema(template, max_explanation_chars or 600))
-    raise ValueError(f"structured output must be 'regex', 'json' or none, not {kind!r}")
 
 
 @dataclass
@@ -236,7 +185,6 @@ def judge_table(
         reask_text = reasks[k].text if k in reasks else ""
         verdict = read_verdict("" if res.error else res.text, reask_text)
         rating, orientation, source_kind = verdict.rating, verdict.orientation, verdict.source
-        meta = res.metadata or {}
         if not res.error and (rating is None or orientation is None):
             stats.unparsed += 1
         rows.append(
@@ -245,25 +193,16 @@ def judge_table(
                 "model": row["model"],
                 "judge": judge or backend.model,
                 "judge_model": backend.model,
-                "engine": backend.engine,
-                "engine_version": meta.get("engine_version", backend.engine_version),
+                **res.provenance(backend, sampling),
                 "template": tpl.id,
                 "template_sha256": tpl.sha256,
-                "sampling": json.dumps(sampling.as_dict(), sort_keys=True),
                 "structured": json.dumps(structured.as_dict()) if structured else "",
                 "judge_output": res.text,
                 "rating": rating,
                 "orientation": orientation,
                 "orientation_source": source_kind,
                 "reask_output": reask_text,
-                "status": "failed" if res.error else "ok",
-                "error": res.error or "",
-                "from_cache": res.from_cache,
-                "cache_key": res.key,
                 "judge_messages": json.dumps(conv, ensure_ascii=False),
-                "started_at": meta.get("started_at", ""),
-                "finished_at": meta.get("finished_at", ""),
-                "latency_s": meta.get("latency_s", ""),
             }
         )
     table = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *JUDGE_COLUMNS])

@@ -27,7 +27,9 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
+from jasco_utils.models.base import StructuredOutput
 from jasco_utils.paths import PROMPTS_DIR
 
 #: The template used when none is named: the one the published numbers came from.
@@ -49,6 +51,8 @@ JUDGE_FIELDS: dict[str, str] = {
 EXPLANATION2_MARKER = "Explanation2: "
 
 _FILE_RE = re.compile(r"^(?P<name>[a-z0-9_]+?)_v(?P<version>\d+)\.txt$")
+#: The line of a judge template that lists the orientation labels.
+_OPTIONS_LINE = re.compile(r"^Orientation: (?P<options>[\w-]+(?:/[\w-]+)+)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,18 @@ class PromptTemplate:
                 seen.setdefault(field, None)
         return tuple(seen)
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The orientation labels a judge template asks for, read from its ``Orientation:`` line.
+
+        Empty for templates that are not judge prompts.
+
+        >>> load_template("judge_original").labels
+        ('Audio-Oriented', 'Speech-Oriented', 'Good', 'Neither')
+        """
+        m = _OPTIONS_LINE.search(self.text)
+        return tuple(m["options"].split("/")) if m else ()
+
     def render(self, **values: object) -> str:
         """Fill the template with ``str.format``.
 
@@ -105,6 +121,17 @@ def _versions() -> dict[str, dict[int, str]]:
 def list_templates() -> dict[str, list[int]]:
     """Return each template name with its available versions, ascending."""
     return {name: sorted(v) for name, v in sorted(_versions().items())}
+
+
+def judge_templates() -> list[str]:
+    """Names of the judge templates: those whose text lists orientation labels.
+
+    Adding a judge prompt is adding one file ``NAME_v1.txt`` to the templates folder.
+
+    >>> judge_templates()
+    ['judge_original', 'judge_paper']
+    """
+    return [name for name in list_templates() if load_template(name).labels]
 
 
 @cache
@@ -189,3 +216,61 @@ def reask_messages(judge_output: str, template: str = "reask_original") -> list[
         {"role": "system", "content": load_template("system").text},
         {"role": "user", "content": load_template(template).render(explanation=reask_explanation(judge_output))},
     ]
+
+
+# --------------------------------------------------------------------------------------
+# The answer format a judge template asks for, as a decoding constraint (structured output)
+# --------------------------------------------------------------------------------------
+
+
+def answer_regex(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int = 1200) -> str:
+    """A regex for the answer format the judge prompt asks for (for structured output).
+
+    >>> import re
+    >>> bool(re.fullmatch(answer_regex(), "Explanation1: ok\\nRating: 2\\nExplanation2: fine\\nOrientation: Good"))
+    True
+    """
+    labels = "|".join(load_template(template).labels)
+    n = max_explanation_chars
+    return (
+        rf"Explanation1: [^\n]{{1,{n}}}\nRating: [012]\nExplanation2: [^\n]{{1,{n}}}\n"
+        rf"Orientation: ({labels})"
+    )
+
+
+def answer_json_schema(template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int = 600) -> dict[str, Any]:
+    """A JSON schema for the judge's answer (for servers with ``response_format``).
+
+    The explanations are bounded (600 characters by default) so that a weak model cannot
+    spend its whole token budget on one.
+    """
+    return {
+        "type": "object",
+        "properties": {
+            "explanation1": {"type": "string", "maxLength": max_explanation_chars},
+            "rating": {"type": "integer", "minimum": 0, "maximum": 2},
+            "explanation2": {"type": "string", "maxLength": max_explanation_chars},
+            "orientation": {"type": "string", "enum": list(load_template(template).labels)},
+        },
+        "required": ["explanation1", "rating", "explanation2", "orientation"],
+        "additionalProperties": False,
+    }
+
+
+def structured_output(
+    kind: str | None, template: str = DEFAULT_JUDGE_TEMPLATE, max_explanation_chars: int | None = None
+) -> StructuredOutput | None:
+    """``"regex"``, ``"json"`` or ``None`` -> the constraint for the judge's answers.
+
+    ``max_explanation_chars`` bounds each explanation (default 1200 for the regex, 600 for
+    JSON).
+    """
+    if kind in (None, "", "none"):
+        return None
+    if not load_template(template).labels:
+        raise ValueError(f"template {template!r} is not a judge prompt (no Orientation line)")
+    if kind == "regex":
+        return StructuredOutput(regex=answer_regex(template, max_explanation_chars or 1200))
+    if kind == "json":
+        return StructuredOutput(json_schema=answer_json_schema(template, max_explanation_chars or 600))
+    raise ValueError(f"structured output must be 'regex', 'json' or none, not {kind!r}")

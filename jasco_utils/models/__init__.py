@@ -1,11 +1,21 @@
-"""Model backends behind one contract (:class:`~jasco_utils.models.base.Backend`).
+"""Models behind one contract (:class:`~jasco_utils.models.base.Backend`), the call store and its runner.
 
-``make_backend("vllm" | "openai" | "embedded", model, **options)`` builds one; each engine's
-package is imported only when that engine is asked for.
+A model, judge or ALLM, is ``engine + model + options``. :data:`ENGINES` is the registry:
+engine name -> its backend class; :func:`make_backend` builds one, passing the options to the
+backend's constructor unchanged, and :func:`check_options` refuses keys the backend does not
+accept, listing those it does. The command line asks this registry for its engine choices
+and engine flags, so adding an engine is adding one backend module and one line here.
+
+Each engine's package is imported only when that engine is used.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import re
+import typing
+from dataclasses import dataclass
 from typing import Any
 
 from jasco_utils.models.base import (
@@ -17,7 +27,7 @@ from jasco_utils.models.base import (
     request_key,
 )
 
-#: Engine name -> "module:class".
+#: Engine name -> "module:class" of its backend.
 ENGINES: dict[str, str] = {
     "vllm": "jasco_utils.models.vllm_backend:VLLMBackend",
     "openai": "jasco_utils.models.openai_backend:OpenAIBackend",
@@ -25,24 +35,117 @@ ENGINES: dict[str, str] = {
 }
 
 
-def make_backend(engine: str, model: str | None = None, **options: Any) -> Backend:
-    """Build a backend.
-
-    Args:
-        engine: ``vllm``, ``openai`` or ``embedded``.
-        model: Model id, path or served name (the embedded engine has a default).
-        **options: The backend class's keyword arguments.
+def backend_class(engine: str) -> type[Backend]:
+    """The backend class of an engine (imports its module, not the engine's package).
 
     Raises:
-        EngineError: Unknown engine, missing package, or a model that cannot be loaded.
+        EngineError: Unknown engine.
     """
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; choose one of {sorted(ENGINES)}")
     module_name, _, cls_name = ENGINES[engine].partition(":")
-    import importlib
+    return getattr(importlib.import_module(module_name), cls_name)
 
-    cls = getattr(importlib.import_module(module_name), cls_name)
+
+@dataclass(frozen=True)
+class EngineOption:
+    """One keyword argument of a backend's constructor.
+
+    Attributes:
+        name: The keyword.
+        type: ``int``, ``float``, ``str``, ``bool``, ``list`` (of strings) or ``object``.
+        default: The constructor's default.
+        help: The first sentence of its docstring entry.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+
+_SIMPLE = (bool, int, float, str)
+
+
+def _option_type(hint: Any) -> type:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if hint in _SIMPLE:
+        return hint
+    if typing.get_origin(hint) is list or any(typing.get_origin(a) is list for a in args):
+        return list
+    for a in args:
+        if a in _SIMPLE:
+            return a
+    return object
+
+
+def _arg_docs(cls: type) -> dict[str, str]:
+    """``Args:`` entries of a Google-style class docstring, name -> text."""
+    doc = inspect.getdoc(cls) or ""
+    section = doc.partition("Args:")[2].split("\n\n")[0]
+    out: dict[str, str] = {}
+    for m in re.finditer(r"^\s{4}(\w+): (.+(?:\n\s{8}.+)*)", section, re.MULTILINE):
+        out[m[1]] = " ".join(m[2].split())
+    return out
+
+
+def engine_options(engine: str) -> dict[str, EngineOption]:
+    """The options an engine's backend takes (its constructor's keywords but ``model``).
+
+    >>> sorted(engine_options("embedded"))
+    ['n_ctx', 'revision', 'threads']
+    """
+    cls = backend_class(engine)
+    hints = typing.get_type_hints(cls.__init__)
+    docs = _arg_docs(cls)
+    out = {}
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.name == "model" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        out[p.name] = EngineOption(p.name, _option_type(hints.get(p.name, str)),
+                                   None if p.default is p.empty else p.default, docs.get(p.name, ""))
+    return out
+
+
+def check_options(engine: str, options: dict[str, Any]) -> None:
+    """Refuse options an engine's backend does not take.
+
+    A backend may take more than its named keywords (vLLM takes every engine argument of
+    ``vllm.EngineArgs``): its ``extra_options()`` names them.
+
+    Raises:
+        ValueError: Naming the unknown keys and listing the accepted ones.
+    """
+    cls = backend_class(engine)
+    accepted = set(engine_options(engine)) | set(cls.extra_options())
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        named = sorted(engine_options(engine))
+        more = " (and any other argument of vllm.EngineArgs)" if cls.extra_options() else ""
+        raise ValueError(f"engine {engine} takes no option(s) {unknown}; it takes {named}{more}")
+
+
+def make_backend(engine: str, model: str | None = None, **options: Any) -> Backend:
+    """Build a backend.
+
+    Args:
+        engine: A key of :data:`ENGINES`.
+        model: Model id, path or served name (the embedded engine has a default).
+        **options: The backend's keyword arguments, passed unchanged.
+
+    Raises:
+        EngineError: Unknown engine or option, missing package, or a model that cannot be
+            loaded.
+    """
+    try:
+        check_options(engine, options)
+    except ValueError as e:
+        raise EngineError(str(e)) from None
+    cls = backend_class(engine)
     return cls(model, **options) if model is not None else cls(**options)
 
 
-__all__ = ["Backend", "EngineError", "Response", "SamplingConfig", "StructuredOutput", "make_backend", "request_key"]
+__all__ = [
+    "ENGINES", "Backend", "EngineError", "EngineOption", "Response", "SamplingConfig", "StructuredOutput",
+    "backend_class", "check_options", "engine_options", "make_backend", "request_key",
+]

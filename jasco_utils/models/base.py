@@ -157,16 +157,24 @@ class Backend(abc.ABC):
     """A model behind an engine. Subclasses implement :meth:`_generate`.
 
     Attributes:
-        engine: ``vllm``, ``openai`` or ``embedded``.
+        engine: The engine's name in :data:`jasco_utils.models.ENGINES`.
+        takes_audio: Whether conversations may hold audio parts.
         model: The model id (hub id, path, or served name).
         revision: The model revision when known.
     """
 
     engine: ClassVar[str] = ""
+    #: Whether the engine takes ``input_audio`` parts (an ALLM can run on it).
+    takes_audio: ClassVar[bool] = True
 
     def __init__(self, model: str, revision: str | None = None) -> None:
         self.model = model
         self.revision = revision
+
+    @classmethod
+    def extra_options(cls) -> tuple[str, ...]:
+        """Options accepted besides the constructor's named keywords (passed on to the engine)."""
+        return ()
 
     @property
     def engine_version(self) -> str:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jasco_utils.io import sha256_file
 from jasco_utils.models.base import (
     Backend,
     Conversation,
@@ -29,7 +30,6 @@ from jasco_utils.models.base import (
     StructuredOutput,
     now_iso,
 )
-from jasco_utils.io import sha256_file
 
 #: Bundled models: name -> (package, file inside the package).
 BUNDLED: dict[str, tuple[str, str]] = {
@@ -70,6 +70,7 @@ class EmbeddedBackend(Backend):
     """
 
     engine = "embedded"
+    takes_audio = False
 
     def __init__(
         self,

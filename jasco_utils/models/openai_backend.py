@@ -22,8 +22,8 @@ from jasco_utils.models.base import (
     Backend,
     Conversation,
     EngineError,
-    ResultCallback,
     Response,
+    ResultCallback,
     SamplingConfig,
     StructuredOutput,
     now_iso,
@@ -46,9 +46,9 @@ class OpenAIBackend(Backend):
         max_attempts: Attempts per request (1 = no retry).
         backoff: First retry delay in seconds; doubled each retry, with jitter, capped at 30 s.
         revision: Model revision when known (recorded and part of the cache key).
-        structured_mode: How a regex constraint is sent: ``"vllm"`` (``structured_outputs``
-            in the body, as vLLM's server reads it). JSON schemas always go as
-            ``response_format``.
+
+    A regex constraint is sent as ``structured_outputs`` in the body (as vLLM's server reads
+    it); a JSON schema as ``response_format``.
     """
 
     engine = "openai"
@@ -63,7 +63,6 @@ class OpenAIBackend(Backend):
         max_attempts: int = 5,
         backoff: float = 1.0,
         revision: str | None = None,
-        structured_mode: str = "vllm",
     ) -> None:
         super().__init__(model, revision)
         try:
@@ -90,7 +89,6 @@ class OpenAIBackend(Backend):
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff = backoff
-        self.structured_mode = structured_mode
         self._clients = [openai.OpenAI(base_url=u, api_key=key, max_retries=0, timeout=timeout) for u in urls]
         self._next = itertools.cycle(range(len(urls)))
         self._next_lock = threading.Lock()

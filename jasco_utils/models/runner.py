@@ -3,16 +3,26 @@
 Shared by judging and inference: look every conversation up in the
 :class:`~jasco_utils.models.store.Store`; send the rest to the backend in chunks, identical
 requests once; store each result as it arrives; never store a failure as a result.
+:meth:`CallResult.provenance` gives the columns that record, beside every row made from a
+call, how it was made (engine, sampling, status, cache key, timing).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from jasco_utils.models.base import Backend, Conversation, Response, SamplingConfig, StructuredOutput, request_key
+from jasco_utils.models.base import (
+    Backend,
+    Conversation,
+    Response,
+    SamplingConfig,
+    StructuredOutput,
+    request_key,
+)
 from jasco_utils.models.store import Store
 
 
@@ -28,6 +38,21 @@ class CallStats:
     failures: list[str] = field(default_factory=list)
 
 
+#: The provenance columns of a row made from one call (see :meth:`CallResult.provenance`).
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "engine",
+    "engine_version",
+    "sampling",
+    "status",
+    "error",
+    "from_cache",
+    "cache_key",
+    "started_at",
+    "finished_at",
+    "latency_s",
+)
+
+
 @dataclass
 class CallResult:
     """One conversation's outcome: ``text`` is "" when ``error`` is set."""
@@ -37,6 +62,38 @@ class CallResult:
     metadata: dict[str, Any]
     from_cache: bool
     error: str | None = None
+
+    def provenance(self, backend: Backend, sampling: SamplingConfig) -> dict[str, Any]:
+        """The :data:`PROVENANCE_COLUMNS` of a row made from this result.
+
+        The engine version and the timestamps are those recorded with the call (from the
+        store when it was served from there); the version falls back to the backend's.
+
+        Args:
+            backend: The model that answered (or would have).
+            sampling: The sampling settings of the call (written as sorted JSON).
+
+        >>> from jasco_utils.models.base import Backend
+        >>> class Echo(Backend):
+        ...     engine = "echo"
+        ...     def _generate(self, conversations, sampling, structured, on_result): ...
+        >>> row = CallResult("k1", "", {"latency_s": 0.5}, False, "timeout").provenance(Echo("m"), SamplingConfig())
+        >>> row["status"], row["error"], row["engine_version"], row["latency_s"], row["started_at"]
+        ('failed', 'timeout', 'unknown', 0.5, '')
+        """
+        meta = self.metadata or {}
+        return {
+            "engine": backend.engine,
+            "engine_version": meta.get("engine_version", backend.engine_version),
+            "sampling": json.dumps(sampling.as_dict(), sort_keys=True),
+            "status": "failed" if self.error else "ok",
+            "error": self.error or "",
+            "from_cache": self.from_cache,
+            "cache_key": self.key,
+            "started_at": meta.get("started_at", ""),
+            "finished_at": meta.get("finished_at", ""),
+            "latency_s": meta.get("latency_s", ""),
+        }
 
 
 class CachedRunner:

@@ -1,7 +1,7 @@
 """In-process vLLM: the whole batch in one ``LLM.chat`` call, with the model's chat template.
 
 The paper's judges ran in vLLM with tensor parallelism 4, float16 and a 4096-token context
-(:data:`PAPER_ENGINE_OPTIONS`). Audio parts (``input_audio``, base64 WAV) pass through to
+(the shipped ``configs/judges.toml`` says so). Audio parts (``input_audio``, base64 WAV) pass through to
 vLLM's multimodal chat. Structured output uses vLLM's ``structured_outputs`` sampling field
 (the older ``guided_*`` fields are silently ignored by current vLLM).
 
@@ -21,15 +21,12 @@ from jasco_utils.models.base import (
     Backend,
     Conversation,
     EngineError,
-    ResultCallback,
     Response,
+    ResultCallback,
     SamplingConfig,
     StructuredOutput,
     now_iso,
 )
-
-#: The original evaluation script's engine settings.
-PAPER_ENGINE_OPTIONS: dict[str, Any] = {"tensor_parallel_size": 4, "dtype": "float16", "max_model_len": 4096}
 
 
 class VLLMBackend(Backend):
@@ -45,7 +42,8 @@ class VLLMBackend(Backend):
         seed: Engine seed.
         enforce_eager: Skip graph capture (quicker start, useful on CPUs).
         gpu_memory_utilization: Share of GPU memory vLLM may take.
-        engine_kwargs: Further keyword arguments for ``vllm.LLM``.
+        **engine_args: Any other argument of ``vllm.EngineArgs`` (``trust_remote_code``,
+            ``limit_mm_per_prompt``, ``kv_cache_dtype``, ...), passed to ``vllm.LLM`` unchanged.
     """
 
     engine = "vllm"
@@ -61,7 +59,7 @@ class VLLMBackend(Backend):
         seed: int = 0,
         enforce_eager: bool = False,
         gpu_memory_utilization: float | None = None,
-        engine_kwargs: dict[str, Any] | None = None,
+        **engine_args: Any,
     ) -> None:
         super().__init__(model, revision)
         try:
@@ -88,13 +86,24 @@ class VLLMBackend(Backend):
         )
         if gpu_memory_utilization is not None:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
-        kwargs.update(engine_kwargs or {})
+        kwargs.update(engine_args)
         t0 = time.perf_counter()
         try:
             self.llm = vllm.LLM(**kwargs)
         except Exception as e:  # noqa: BLE001 - any start-up failure is an engine error
             raise EngineError(f"vLLM could not load {model!r}: {type(e).__name__}: {e}") from e
         self.load_s = round(time.perf_counter() - t0, 2)
+
+    @classmethod
+    def extra_options(cls) -> tuple[str, ...]:
+        """Every field of ``vllm.EngineArgs`` (none when vLLM is not installed)."""
+        try:
+            import dataclasses
+
+            from vllm.engine.arg_utils import EngineArgs
+        except ImportError:
+            return ()
+        return tuple(f.name for f in dataclasses.fields(EngineArgs) if not f.name.startswith("_"))
 
     @property
     def engine_version(self) -> str:

@@ -1,4 +1,4 @@
-"""Dataset folder lookup, audio loading (16 kHz mono float32) and validation."""
+"""Dataset folder lookup, clip loading (16 kHz mono float32, data.clips) and validation."""
 
 from __future__ import annotations
 
@@ -11,18 +11,26 @@ import pytest
 import soundfile as sf
 
 from jasco_utils.cli import main
-from jasco_utils.data.dataset import (
-    N_CLIPS,
+from jasco_utils.data.clips import (
     TARGET_SR,
-    V0_COLUMNS,
+    clip_path,
     load_audio,
     load_clip,
+    load_clips,
+)
+from jasco_utils.data.dataset import (
+    N_CLIPS,
+    V0_COLUMNS,
     load_metadata,
     validate_dataset,
 )
 from jasco_utils.io import TableError
-from jasco_utils.paths import DATA_DIR_ENV, DEFAULT_DATASET_DIR, PROJECT_ROOT, dataset_dir
-
+from jasco_utils.paths import (
+    DATA_DIR_ENV,
+    DEFAULT_DATASET_DIR,
+    PROJECT_ROOT,
+    dataset_dir,
+)
 
 # ---------------------------------------------------------------- dataset_dir
 
@@ -104,6 +112,27 @@ def test_load_audio_averages_stereo(synthetic_dataset):
     assert got.dtype == np.float32 and got.shape == (8_000,)
     np.testing.assert_allclose(got, (both[:, 0] + both[:, 1]) / 2, rtol=0, atol=1e-7)
     assert not np.allclose(got, both[:, 0])  # really a mix of both channels
+
+
+def test_load_clip_prefers_a_given_file_and_names_a_missing_one(synthetic_dataset, tmp_path):
+    elsewhere = tmp_path / "elsewhere.wav"
+    sf.write(elsewhere, np.full(800, 0.25, dtype=np.float32), 16_000, subtype="FLOAT")
+    assert clip_path(1, synthetic_dataset, elsewhere) == elsewhere
+    assert load_clip(1, synthetic_dataset, elsewhere).tolist() == [0.25] * 800
+    # a given path that is not a file (a manifest's original layout): the dataset folder's clip
+    for audio in (None, "", "audio/1.wav", float("nan")):
+        assert clip_path(1, synthetic_dataset, audio) == synthetic_dataset / "1.wav"
+    with pytest.raises(FileNotFoundError, match=r"4\.wav: audio of clip 4 not found; run `jasco data download`"):
+        load_clip(4, synthetic_dataset)
+
+
+def test_load_clips_once_each_in_id_order(synthetic_dataset):
+    manifest = pd.DataFrame({"id": [3, 3, 1, 1], "audio": ["", "", str(synthetic_dataset / "2.wav"), ""]})
+    waves = load_clips(manifest, synthetic_dataset)
+    assert list(waves) == [1, 3]
+    np.testing.assert_array_equal(waves[1], load_audio(synthetic_dataset / "2.wav"))  # the row's own file
+    np.testing.assert_array_equal(waves[3], load_clip(3, synthetic_dataset))
+    assert list(load_clips([3, 1, 3], synthetic_dataset)) == [1, 3]
 
 
 def test_load_metadata_synthetic(synthetic_dataset):

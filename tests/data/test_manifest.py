@@ -12,7 +12,6 @@ import pytest
 
 from jasco_utils.cli import main
 from jasco_utils.data.dataset import checksums
-from jasco_utils.io import TableError, read_csv_checked
 from jasco_utils.data.manifest import (
     INSTRUCTIONS,
     MANIFEST_COLUMNS,
@@ -21,6 +20,7 @@ from jasco_utils.data.manifest import (
     instruction_index,
     write_manifest,
 )
+from jasco_utils.io import TableError, read_csv_checked
 
 
 def _read(path) -> pd.DataFrame:

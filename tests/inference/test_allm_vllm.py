@@ -22,8 +22,8 @@ pytest.importorskip("vllm", reason="vLLM is not installed (make setup installs v
 from conftest import REAL_DATA_DIR  # noqa: E402
 from servers import vllm_server as start_vllm_server  # noqa: E402
 
-from jasco_utils.data.dataset import load_audio  # noqa: E402
-from jasco_utils.models import SamplingConfig, make_backend  # noqa: E402
+from jasco_utils.data.clips import load_audio  # noqa: E402
+from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest  # noqa: E402
 from jasco_utils.inference.allm import (  # noqa: E402
     ablation_report,
     answer_diversity_warnings,
@@ -31,7 +31,7 @@ from jasco_utils.inference.allm import (  # noqa: E402
     infer_table,
     wav_base64,
 )
-from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest  # noqa: E402
+from jasco_utils.models import SamplingConfig, make_backend  # noqa: E402
 from jasco_utils.models.store import Store  # noqa: E402
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -50,7 +50,7 @@ ENGINE_ARGS = {"limit_mm_per_prompt": {"audio": 1}}
 @pytest.fixture(scope="module")
 def vllm_allm(tiny_audio_model):
     backend = make_backend(
-        "vllm", str(tiny_audio_model), dtype="float32", enforce_eager=True, max_model_len=4096, engine_kwargs=ENGINE_ARGS
+        "vllm", str(tiny_audio_model), dtype="float32", enforce_eager=True, max_model_len=4096, **ENGINE_ARGS
     )
     yield backend
     backend.close()
@@ -74,7 +74,7 @@ def _sent_wave(conversation) -> np.ndarray:
 
 def test_greedy_answers_equal_transformers(vllm_allm, tiny_audio_model, clips_dir, tmp_path):
     """infer_table's answers are what transformers' Qwen2-Audio generates greedily from the
-    same 16 kHz audio (jasco_utils.data.dataset.load_audio) and the same chat template."""
+    same 16 kHz audio (jasco_utils.data.clips.load_audio) and the same chat template."""
     import torch
     from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 

@@ -1,5 +1,5 @@
 """Speech recognition with the real bundled Whisper tiny.en (faster-whisper) on real clips,
-the transcript cache, speech segments, and word error rate."""
+the transcript cache (the call store's runner), speech segments, and word error rate."""
 
 from __future__ import annotations
 
@@ -10,21 +10,30 @@ import pytest
 pytest.importorskip("faster_whisper", reason="faster-whisper is not installed")
 pytest.importorskip("jiwer", reason="jiwer is not installed")
 
+from jasco_utils.data.clips import load_clip  # noqa: E402
+from jasco_utils.data.dataset import load_metadata  # noqa: E402
+from jasco_utils.data.manifest import build_manifest  # noqa: E402
+from jasco_utils.inference.allm import audio_conversation, mask_segments, wav_base64  # noqa: E402
 from jasco_utils.inference.asr import (  # noqa: E402
-    SpeechRecognizer,
-    Transcript,
-    bundled_whisper_path,
     normalize_text,
     per_clip_wer,
     speech_segments,
     transcribe_clips,
     word_error_rate,
 )
-from jasco_utils.data.dataset import load_clip, load_metadata  # noqa: E402
-from jasco_utils.models.base import EngineError  # noqa: E402
-from jasco_utils.inference.allm import mask_segments  # noqa: E402
-from jasco_utils.data.manifest import build_manifest  # noqa: E402
+from jasco_utils.models.base import (  # noqa: E402
+    Backend,
+    EngineError,
+    SamplingConfig,
+    StructuredOutput,
+)
 from jasco_utils.models.store import Store  # noqa: E402
+from jasco_utils.models.whisper import (  # noqa: E402
+    NO_SPEECH,
+    SpeechRecognizer,
+    Transcript,
+    bundled_whisper_path,
+)
 
 try:
     bundled_whisper_path()
@@ -110,7 +119,61 @@ def test_a_new_clip_is_transcribed_once(real_data_dir, recognizer, store, transc
     assert len(records) == len(CLIPS) + 1
     for rec in records:  # what the key was made from is stored beside the result
         assert rec["request"]["identity"] == recognizer.identity and rec["metadata"]["words"]
-        assert rec["metadata"]["engine"] == "faster-whisper" and rec["request"]["audio"]["sha256"]
+        assert rec["request"]["extra"] == {"task": "asr"}
+        (audio,) = rec["request"]["messages"][0]["content"]  # the audio, hashed
+        assert rec["metadata"]["engine"] == "faster-whisper" and len(audio["input_audio"]["sha256"]) == 64
+
+
+def test_the_recognizer_follows_the_backend_contract(real_data_dir, recognizer, transcripts):
+    assert isinstance(recognizer, Backend)
+    conv = audio_conversation(wav_base64(load_clip(1, real_data_dir), subtype="FLOAT"))
+    (response,) = recognizer.generate([conv], SamplingConfig())
+    assert response.ok and response.messages == conv
+    # deterministic, and the same audio as through the store: the same transcript
+    assert Transcript.from_record(response.text, response.metadata) == transcripts[1]
+    assert response.metadata["model"] == "whisper-tiny.en" and response.metadata["latency_s"] >= 0
+    (bad,) = recognizer.generate([[{"role": "user", "content": "no audio here"}]], SamplingConfig())
+    assert not bad.ok and "one input_audio part" in bad.error
+    with pytest.raises(EngineError, match="no decoding constraint"):
+        recognizer.generate([conv], SamplingConfig(), StructuredOutput(regex="x"))
+
+
+def test_the_recognizer_decodes_the_loaded_waveform_exactly(real_data_dir, tmp_path, monkeypatch):
+    heard = []
+    monkeypatch.setattr(SpeechRecognizer, "transcribe", lambda self, wave: heard.append(wave) or Transcript("x"))
+    with Store(tmp_path / "calls.sqlite") as store:
+        transcribe_clips([1, 47], SpeechRecognizer(), store, real_data_dir, progress=False)
+    for cid, wave in zip([1, 47], heard):  # clip 47 is 48 kHz: resampled float samples, not 16-bit
+        expected = load_clip(cid, real_data_dir)
+        assert wave.dtype == np.float32 and wave.tobytes() == expected.tobytes(), cid
+    assert not np.array_equal(heard[1], np.round(heard[1] * 32768) / 32768)
+
+
+def test_an_empty_transcript_is_not_stored_and_is_recognized_again(real_data_dir, tmp_path, monkeypatch):
+    calls = []
+
+    def silent(self, wave):
+        calls.append(1)
+        return Transcript("", language="en", duration_s=wave.size / 16_000)
+
+    monkeypatch.setattr(SpeechRecognizer, "transcribe", silent)
+    with Store(tmp_path / "calls.sqlite") as store:
+        for run in (1, 2):
+            out = transcribe_clips([4], SpeechRecognizer(), store, real_data_dir, progress=False)
+            assert out[4].text == "" and out[4].words == [] and out[4].duration_s > 1.0
+            assert len(calls) == run and store.count() == 0
+            assert [f["error"] for f in store.failures()] == [NO_SPEECH] * run
+
+
+def test_a_failed_recognition_raises_and_is_not_stored(real_data_dir, tmp_path, monkeypatch):
+    def broken(self, wave):
+        raise RuntimeError("decoder crashed")
+
+    monkeypatch.setattr(SpeechRecognizer, "transcribe", broken)
+    with Store(tmp_path / "calls.sqlite") as store:
+        with pytest.raises(EngineError, match=r"clip\(s\) \[7\]: faster-whisper: RuntimeError: decoder crashed"):
+            transcribe_clips([7], SpeechRecognizer(), store, real_data_dir, progress=False)
+        assert store.count() == 0 and len(store.failures()) == 1
 
 
 def _keys(store: Store) -> list[str]:

@@ -3,6 +3,7 @@ model (llama.cpp), on a real clip; the cache, and the sound-tagger slot."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import pytest
@@ -11,13 +12,9 @@ pytest.importorskip("faster_whisper", reason="faster-whisper is not installed")
 pytest.importorskip("jiwer", reason="jiwer is not installed")
 pytest.importorskip("xllamacpp", reason="xllamacpp is not installed (make setup installs it)")
 
+from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest  # noqa: E402
 from jasco_utils.inference import cascade  # noqa: E402
-from jasco_utils.inference.asr import (  # noqa: E402
-    SpeechRecognizer,
-    Transcript,
-    bundled_whisper_path,
-    normalize_text,
-)
+from jasco_utils.inference.asr import normalize_text  # noqa: E402
 from jasco_utils.inference.cascade import (  # noqa: E402
     CASCADE_SYSTEM,
     NO_SOUNDS_LINE,
@@ -30,8 +27,13 @@ from jasco_utils.inference.cascade import (  # noqa: E402
 )
 from jasco_utils.models import EngineError, SamplingConfig, make_backend  # noqa: E402
 from jasco_utils.models.embedded import bundled_model_path  # noqa: E402
-from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest  # noqa: E402
+from jasco_utils.models.runner import PROVENANCE_COLUMNS  # noqa: E402
 from jasco_utils.models.store import Store  # noqa: E402
+from jasco_utils.models.whisper import (  # noqa: E402
+    SpeechRecognizer,
+    Transcript,
+    bundled_whisper_path,
+)
 
 try:
     bundled_model_path()
@@ -90,6 +92,8 @@ def test_cascade_answers_every_instruction(first_run, recognizer):
     assert (out["status"] == "ok").all() and all(a.strip() for a in out["allm_output"])
     assert stats.called == 8 and stats.from_cache == 0 and stats.failed == 0
     assert set(out["model"]) == {"cascade"} and set(out["engine"]) == {"embedded"}
+    assert [c for c in out.columns if c in PROVENANCE_COLUMNS] == list(PROVENANCE_COLUMNS)
+    assert json.loads(out["sampling"].iloc[0]) == FAST.as_dict() and out["cache_key"].str.len().eq(64).all()
     assert list(transcripts) == [1] and isinstance(transcripts[1], Transcript)
     assert normalize_text(transcripts[1].text) == "let's build a castle over there"
     assert set(out["transcript"]) == {transcripts[1].text}

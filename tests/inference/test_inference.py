@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from jasco_utils.cli import main
+from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest, write_manifest
 from jasco_utils.inference.allm import (
     ablation_report,
     answer_diversity_warnings,
@@ -22,7 +23,6 @@ from jasco_utils.inference.allm import (
 )
 from jasco_utils.io import TableError
 from jasco_utils.judging.judge import check_outputs
-from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest, write_manifest
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_cli_import(manifest, tmp_path, capsys):
 
 
 def test_wav_base64_is_exact_for_16_bit_audio(real_data_dir):
-    from jasco_utils.data.dataset import load_audio
+    from jasco_utils.data.clips import load_audio
 
     wave = load_audio(real_data_dir / "1.wav")
     decoded, sr = sf.read(io.BytesIO(base64.b64decode(wav_base64(wave))), dtype="int16")
@@ -108,6 +108,18 @@ def test_wav_base64_is_exact_for_16_bit_audio(real_data_dir):
     assert sr == 16000 and np.array_equal(decoded, original)
     conv = audio_conversation("QUJD", "What is the audio sound?")
     assert [p["type"] for p in conv[0]["content"]] == ["input_audio", "text"]
+
+
+def test_float_wav_base64_is_exact_and_the_same_every_time(real_data_dir):
+    from jasco_utils.data.clips import load_clip
+
+    wave = load_clip(47, real_data_dir)  # resampled from 48 kHz: float samples off the 16-bit grid
+    raw = base64.b64decode(wav_base64(wave, subtype="FLOAT"))
+    decoded, sr = sf.read(io.BytesIO(raw), dtype="float32")
+    assert sr == 16000 and decoded.tobytes() == wave.tobytes()
+    peak = raw.index(b"PEAK")  # libsndfile's time stamp of writing is zeroed: same samples, same bytes
+    assert raw[peak + 12 : peak + 16] == bytes(4)
+    assert [p["type"] for p in audio_conversation("QUJD")[0]["content"]] == ["input_audio"]
 
 
 def test_diversity_warning_and_ablation_report(manifest):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from jasco_utils.judging.parsing import parse_judgement, parse_orientation_value, parse_rating_value, parse_reask
+from jasco_utils.judging.parsing import (
+    parse_judgement,
+    parse_orientation_value,
+    parse_rating_value,
+    parse_reask,
+)
 
 E1 = (
     "Explanation1: The provided audio sound is rock music, the provided spoken text is \"Let's run "

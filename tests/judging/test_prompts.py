@@ -7,7 +7,6 @@ import hashlib
 import pandas as pd
 import pytest
 
-from jasco_utils.paths import PROMPTS_DIR
 from jasco_utils.judging.prompts import (
     JUDGE_FIELDS,
     judge_messages,
@@ -17,6 +16,7 @@ from jasco_utils.judging.prompts import (
     reask_messages,
     render_judge_prompt,
 )
+from jasco_utils.paths import PROMPTS_DIR
 
 # template name -> protocol file it must reproduce
 PROTOCOL_FILES = {

@@ -19,11 +19,15 @@ pytest.importorskip("xllamacpp", reason="xllamacpp is not installed (make setup 
 
 from conftest import outputs_table  # noqa: E402
 
-from jasco_utils.models import EngineError, SamplingConfig, StructuredOutput, make_backend  # noqa: E402
-from jasco_utils.models.embedded import bundled_model_path  # noqa: E402
-from jasco_utils.judging.judge import answer_json_schema  # noqa: E402
 from jasco_utils.judging.parsing import parse_judgement  # noqa: E402
-from jasco_utils.judging.prompts import judge_messages  # noqa: E402
+from jasco_utils.judging.prompts import answer_json_schema, judge_messages  # noqa: E402
+from jasco_utils.models import (  # noqa: E402
+    EngineError,
+    SamplingConfig,
+    StructuredOutput,
+    make_backend,
+)
+from jasco_utils.models.embedded import bundled_model_path  # noqa: E402
 
 try:
     bundled_model_path()

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from jasco_utils.models import EngineError, SamplingConfig, make_backend
-from jasco_utils.judging.judge import judge_table, structured_output
-from jasco_utils.analysis.scoring import score_files
-from jasco_utils.io import TableError
-from jasco_utils.models.store import Store
-
 from conftest import outputs_table
 from servers import ANSWER, FaultyChatServer
+
+from jasco_utils.analysis.scoring import score_files
+from jasco_utils.io import TableError
+from jasco_utils.judging.judge import judge_table
+from jasco_utils.judging.prompts import structured_output
+from jasco_utils.models import EngineError, SamplingConfig, make_backend
+from jasco_utils.models.store import Store
 
 CONV = [{"role": "system", "content": "You are an NLP assistant"}, {"role": "user", "content": "hello"}]
 

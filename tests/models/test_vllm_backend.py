@@ -15,10 +15,10 @@ from conftest import outputs_table  # noqa: E402
 from servers import vllm_server as start_vllm_server  # noqa: E402
 
 from jasco_utils.cli import main  # noqa: E402
-from jasco_utils.models import SamplingConfig, StructuredOutput, make_backend  # noqa: E402
-from jasco_utils.judging.judge import answer_regex, judge_table  # noqa: E402
+from jasco_utils.judging.judge import judge_table  # noqa: E402
 from jasco_utils.judging.parsing import parse_judgement  # noqa: E402
-from jasco_utils.judging.prompts import judge_messages  # noqa: E402
+from jasco_utils.judging.prompts import answer_regex, judge_messages  # noqa: E402
+from jasco_utils.models import SamplingConfig, StructuredOutput, make_backend  # noqa: E402
 from jasco_utils.models.store import Store  # noqa: E402
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

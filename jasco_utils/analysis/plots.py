@@ -1,0 +1,297 @@
+"""Every figure of the analysis, in one style: the paper's Figure 2 and the statistics' plots.
+
+- :func:`figure2`: modality dependence (Figure 2 of Wang et al., arXiv:2409.14526): one
+  panel per judge and one for their average, a horizontal 100% stacked bar per ALLM:
+  audio-dependent (A, red), both (A-S, green), speech-dependent (S, blue), in the paper's
+  colours, percentages printed on the segments.
+- :func:`plot_table2_with_ci`: a metric per model with its bootstrap interval
+  (:func:`jasco_utils.analysis.bootstrap.bootstrap_scores`).
+- :func:`plot_agreement_heatmap`: pairwise Cohen's kappa between judges
+  (:func:`jasco_utils.analysis.agreement.cohen_kappas`).
+- :func:`plot_prompt_sensitivity`: mean rating per instruction
+  (:func:`jasco_utils.analysis.sensitivity.instruction_means`).
+- :func:`plot_best_of_k`: expected best of k answers against k
+  (:func:`jasco_utils.analysis.sensitivity.best_of_k`).
+
+Each returns a matplotlib ``Figure`` drawn on the Agg canvas, without pyplot (no global
+state, nothing shown); categorical colours (judges, models) come from seaborn's
+colour-blind palette. :func:`save_figure` writes one atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jasco_utils.analysis.agreement import POOLED
+from jasco_utils.analysis.metrics import AVERAGE, METRICS, in_order
+from jasco_utils.analysis.paper import in_paper_order
+from jasco_utils.analysis.sensitivity import INSTRUCTION_WORDING, SPEECH_FIRST
+from jasco_utils.io import atomic_open
+
+#: Figure 2's colours: audio red, both green, speech blue (light fills, as the paper's).
+COLORS = {"audio_pct": "#f4c7c3", "both_pct": "#d5e8d4", "speech_pct": "#dae8fc"}
+#: Figure 2's segment edges.
+EDGES = {"audio_pct": "#b85450", "both_pct": "#82b366", "speech_pct": "#6c8ebf"}
+#: Figure 2's segment labels.
+LABELS = {"audio_pct": "A", "both_pct": "A-S", "speech_pct": "S"}
+_LEGEND = {"audio_pct": "audio-dependent (A)", "both_pct": "both (A-S)", "speech_pct": "speech-dependent (S)"}
+#: Shading of speech-first instructions (Figure 2's speech blue).
+_SPEECH_FIRST_SHADE = COLORS["speech_pct"]
+
+
+def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kwargs):
+    """A Figure on an Agg canvas, outside pyplot's state, and its axes array."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+    return fig, axes
+
+
+def _palette(n: int) -> list:
+    import seaborn as sns
+
+    return sns.color_palette("colorblind", n)
+
+
+def _tidy(ax, grid: str = "y") -> None:
+    ax.grid(axis=grid, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _panels(n: int, width: float, height: float, **kwargs):
+    """Up to two panels a row; the unused ones hidden."""
+    ncols = min(2, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = _figure(width * ncols, height * nrows, nrows, ncols, **kwargs)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def save_figure(fig, path: str | os.PathLike[str], dpi: int = 150) -> Path:
+    """Write ``fig`` atomically, in the format of ``path``'s suffix; return the path."""
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip("."), dpi=dpi)
+    return path
+
+
+def figure2(scores: pd.DataFrame, title: str | None = None):
+    """Figure 2: modality dependence, one panel per judge and one for their average.
+
+    Args:
+        scores: Score records (:func:`jasco_utils.analysis.scoring.scores_from_rows`), with
+            the ``Average`` records.
+        title: A title over the panels.
+
+    Returns:
+        A matplotlib Figure.
+    """
+    from matplotlib.patches import Rectangle
+
+    judges = in_order(j for j in scores["judge"] if j != AVERAGE)
+    panels = judges + ([AVERAGE] if (scores["judge"] == AVERAGE).any() else [])
+    models = in_paper_order(scores["model"])
+    fig, axes = _panels(len(panels), 7.0, 0.75 * len(models) + 1.4)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        frame = scores[scores["judge"] == panel].set_index("model")
+        names = [m for m in models if m in frame.index][::-1]
+        for y, model in enumerate(names):
+            left = 0.0
+            for key in COLORS:
+                value = frame.loc[model, key]
+                value = 0.0 if pd.isna(value) else float(value)
+                ax.barh(y, value, left=left, height=0.5, color=COLORS[key], edgecolor=EDGES[key])
+                if value >= 4:
+                    ax.text(left + value / 2, y, LABELS[key], ha="center", va="center", fontsize=9, fontweight="bold")
+                    ax.text(left + value / 2, y + 0.36, f"{value:.0f}%", ha="center", va="bottom", fontsize=9,
+                            fontweight="bold")
+                left += value
+            if left == 0:
+                ax.text(50, y, "no Audio/Both/Speech answer", ha="center", va="center", fontsize=8, color="gray")
+        ax.set_yticks(range(len(names)), names, fontweight="bold")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(-0.6, len(names) - 0.2)
+        ax.set_xticks([20, 40, 60, 80, 100], [f"{v}%" for v in (20, 40, 60, 80, 100)])
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_title(panel, fontsize=11)
+    handles = [Rectangle((0, 0), 1, 1, facecolor=COLORS[k], edgecolor=EDGES[k]) for k in COLORS]
+    fig.legend(handles, list(_LEGEND.values()), loc="outside lower center", ncol=3, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def write_figure2(scores: pd.DataFrame, out_dir: str | os.PathLike[str], title: str | None = None) -> list[Path]:
+    """Write ``figure2.png`` and ``figure2.pdf`` (:func:`figure2`); return their paths."""
+    fig = figure2(scores, title=title)
+    return [save_figure(fig, Path(out_dir) / f"figure2.{suffix}") for suffix in ("png", "pdf")]
+
+
+def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: str | None = None):
+    """A metric per model with its confidence interval, one marker per judge and Average.
+
+    Args:
+        ci_frame: :func:`jasco_utils.analysis.bootstrap.bootstrap_scores`' output.
+        stat: Which registered metric to draw (default Best-Mean, Table II's).
+        title: Axes title (default names the interval).
+
+    Returns:
+        A matplotlib Figure.
+    """
+    need = [stat, f"{stat}_ci_low", f"{stat}_ci_high"]
+    missing = [c for c in ["model", "judge", *need] if c not in ci_frame.columns]
+    if missing:
+        raise ValueError(f"ci_frame lacks column(s) {missing}; pass bootstrap_scores()'s output")
+    models = in_order(ci_frame["model"])
+    judges = in_order(j for j in ci_frame["judge"] if j != AVERAGE)
+    series = judges + ([AVERAGE] if (ci_frame["judge"] == AVERAGE).any() else [])
+    fig, axes = _figure(max(5.0, 1.6 * len(models) + 2), 4.0)
+    ax = axes[0, 0]
+    colors = _palette(len(judges)) + [(0.1, 0.1, 0.1)]
+    width = 0.8 / max(1, len(series))
+    for s, judge in enumerate(series):
+        sub = ci_frame[ci_frame["judge"] == judge].set_index("model")
+        xs, ys, lo, hi = [], [], [], []
+        for m, model in enumerate(models):
+            if model in sub.index:
+                xs.append(m - 0.4 + width * (s + 0.5))
+                ys.append(sub.loc[model, stat])
+                lo.append(sub.loc[model, stat] - sub.loc[model, f"{stat}_ci_low"])
+                hi.append(sub.loc[model, f"{stat}_ci_high"] - sub.loc[model, stat])
+        is_avg = judge == AVERAGE
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="D" if is_avg else "o", ms=7 if is_avg else 5, capsize=3,
+                    color=colors[-1] if is_avg else colors[s], label=judge, lw=1.6 if is_avg else 1.1)
+    ax.set_xticks(range(len(models)), models)
+    ax.set_xlim(-0.6, len(models) - 0.4)
+    metric = METRICS.get(stat)
+    if metric is not None:
+        low, high = metric.scale
+        ax.set_ylim(low, high + 0.025 * (high - low))
+        ax.set_ylabel(metric.axis_label)
+    else:
+        ax.set_ylabel(stat)
+    _tidy(ax)
+    conf = ci_frame.attrs.get("confidence")
+    method = ci_frame.attrs.get("method", "bootstrap")
+    ax.set_title(title or (f"{round(100 * conf)}% {method} bootstrap CI over clips" if conf else "bootstrap CI"))
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center",
+               ncol=len(series))
+    return fig
+
+
+def plot_agreement_heatmap(kappa_frame: pd.DataFrame, model: str | None = None, title: str | None = None):
+    """Pairwise Cohen's kappa between judges as heatmaps, one per (variable, weights).
+
+    Args:
+        kappa_frame: :func:`jasco_utils.analysis.agreement.cohen_kappas`' output.
+        model: Which scope to draw (default :data:`~jasco_utils.analysis.agreement.POOLED`
+            when present, else the first).
+        title: Figure title.
+
+    Returns:
+        A matplotlib Figure.
+    """
+    import seaborn as sns
+
+    if kappa_frame.empty:
+        raise ValueError("kappa_frame is empty (fewer than two judges?)")
+    scopes = in_order(kappa_frame["model"])
+    model = model or (POOLED if POOLED in scopes else scopes[0])
+    sub = kappa_frame[kappa_frame["model"] == model]
+    if sub.empty:
+        raise ValueError(f"no kappas for {model!r}; scopes: {scopes}")
+    panels = in_order(zip(sub["variable"], sub["weights"], strict=True))
+    judges = in_order([*sub["judge_a"], *sub["judge_b"]])
+    n = len(judges)
+    fig, axes = _figure(max(3.5, 0.9 * n + 1.6) * len(panels) + 0.8, max(3.0, 0.8 * n + 1.6), 1, len(panels))
+    for ax, (variable, weights) in zip(axes.flat, panels, strict=False):
+        mat = pd.DataFrame(np.nan, index=judges, columns=judges)  # the diagonal stays blank
+        for r in sub[(sub["variable"] == variable) & (sub["weights"] == weights)].itertuples():
+            mat.loc[r.judge_a, r.judge_b] = mat.loc[r.judge_b, r.judge_a] = r.kappa
+        sns.heatmap(mat.astype(float), ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", square=True,
+                    cbar=ax is axes.flat[len(panels) - 1], cbar_kws={"label": "Cohen's kappa"})
+        ax.set_title(f"{variable}" + (f" ({weights}-weighted)" if weights != "none" else ""), fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.tick_params(axis="y", labelrotation=0)
+    fig.suptitle(title or f"Judge agreement: {model}")
+    return fig
+
+
+def plot_prompt_sensitivity(per_instruction: pd.DataFrame, value: str = "mean_gated", title: str | None = None):
+    """Mean rating per instruction, a line per model, a panel per judge (and Average).
+
+    Speech-first instructions are shaded; tick labels say S (speech-first) or A.
+
+    Args:
+        per_instruction: :func:`jasco_utils.analysis.sensitivity.instruction_means`' output.
+        value: ``mean_gated`` or ``mean_ungated``.
+        title: Figure title.
+
+    Returns:
+        A matplotlib Figure.
+    """
+    judges = in_order(per_instruction["judge"])
+    models = in_order(per_instruction["model"])
+    fig, axes = _panels(len(judges), 5.5, 3.4, sharey=True)
+    colors = _palette(len(models))
+    ks = sorted(per_instruction["instruction"].unique())
+    for ax, judge in zip(axes.flat, judges, strict=False):
+        sub = per_instruction[per_instruction["judge"] == judge]
+        for k in ks:
+            if INSTRUCTION_WORDING.get(int(k)) == SPEECH_FIRST:
+                ax.axvspan(k - 0.5, k + 0.5, color=_SPEECH_FIRST_SHADE, alpha=0.6, lw=0)
+        for c, model in enumerate(models):
+            g = sub[sub["model"] == model].sort_values("instruction")
+            if not g.empty:
+                ax.plot(g["instruction"], g[value], marker="o", color=colors[c], label=model)
+        ax.set_xticks(ks, [f"{int(k)}\n{'S' if INSTRUCTION_WORDING.get(int(k)) == SPEECH_FIRST else 'A'}" for k in ks])
+        ax.set_title(judge, fontsize=10)
+        ax.set_ylim(0, 2.05)
+        _tidy(ax)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean rating" + (" (gated)" if value == "mean_gated" else ""))
+    axes.flat[0].legend(fontsize=8, frameon=False)
+    fig.suptitle(title or "Prompt sensitivity: mean rating per instruction (shaded/S: speech named first)")
+    return fig
+
+
+def plot_best_of_k(curve: pd.DataFrame, value: str = "best_of_k", title: str | None = None):
+    """Expected best-of-k rating against k, a line per model, a panel per judge.
+
+    Args:
+        curve: :func:`jasco_utils.analysis.sensitivity.best_of_k`' output.
+        value: ``best_of_k`` (gated) or ``best_of_k_ungated``.
+        title: Figure title.
+
+    Returns:
+        A matplotlib Figure.
+    """
+    judges = in_order(curve["judge"])
+    models = in_order(curve["model"])
+    fig, axes = _panels(len(judges), 5.0, 3.4, sharey=True)
+    colors = _palette(len(models))
+    for ax, judge in zip(axes.flat, judges, strict=False):
+        sub = curve[curve["judge"] == judge]
+        for c, model in enumerate(models):
+            g = sub[sub["model"] == model].sort_values("k")
+            if not g.empty:
+                ax.plot(g["k"], g[value], marker="o", color=colors[c], label=model)
+        ax.set_title(judge, fontsize=10)
+        ax.set_xticks(sorted(curve["k"].unique()))
+        ax.set_xlabel("k (instructions per clip)")
+        ax.set_ylim(0, 2.05)
+        _tidy(ax, grid="both")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("expected best of k")
+    axes.flat[0].legend(fontsize=8, frameon=False)
+    fig.suptitle(title or "Best-Mean as a function of k (k = 8: the paper's Best-Mean; k = 1: the mean)")
+    return fig

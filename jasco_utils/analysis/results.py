@@ -1,0 +1,138 @@
+"""The analysis stage (notebooks/03_analysis): a run's judged tables -> Table II, Figure 2, statistics.
+
+- :func:`run_analysis`: the paper's results (Wang et al., arXiv:2409.14526): the scores,
+  Table II, Figure 2, and a provenance file beside them.
+- :func:`run_statistics`: what the paper lacks, written beside Table II: bootstrap
+  intervals, judge agreement, paired comparisons, prompt sensitivity, unsolved clips.
+
+Both read a run's judged tables (:class:`jasco_utils.paths.RunLayout`: ``RUN_DIR/judged/
+MODEL__JUDGE.csv``, without the original-layout copies) and write under a figures folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from jasco_utils.analysis import agreement, bootstrap, difficulty, plots, sensitivity
+from jasco_utils.analysis.report import (
+    dataset_checksum,
+    table2,
+    write_provenance,
+    write_table2,
+)
+from jasco_utils.analysis.scoring import read_judged_files, scores_from_rows
+from jasco_utils.io import atomic_open, write_csv
+from jasco_utils.paths import FIGURES_DIR, ORIGINAL_SUFFIX, RunLayout, dataset_dir
+
+
+class RunDescription(Protocol):
+    """What the analysis needs of a run configuration (:class:`jasco_utils.config.RunConfig`)."""
+
+    name: str
+    path: Path
+    text: str
+    paper: bool
+
+
+def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged: list[Path] | None = None,
+                 figures_dir: str | os.PathLike[str] = FIGURES_DIR, data_dir: str | None = None,
+                 started: float | None = None) -> dict[str, Any]:
+    """Score the judged tables; write Table II, Figure 2, the scores and a provenance file.
+
+    Args:
+        config: The run configuration (its ``name``, ``path``, ``text`` and whether it is
+            the ``paper``'s, which adds the published numbers to Table II).
+        run_dir: The run's folder.
+        judged: The judged tables (default: the run's, :meth:`jasco_utils.paths.RunLayout.judged_files`).
+        figures_dir: Where the results go.
+        data_dir: The dataset folder (for its checksum in the provenance).
+        started: When the run started (``time.time()``), for the time taken.
+
+    Returns:
+        ``scores`` (the score records as a DataFrame), ``table2``, and the written ``paths``.
+    """
+    layout, figures_dir = RunLayout(run_dir), Path(figures_dir)
+    judged = layout.judged_files() if judged is None else [p for p in judged if not p.name.endswith(ORIGINAL_SUFFIX)]
+    rows = read_judged_files(judged)
+    scores = scores_from_rows(rows)
+    table = table2(scores)
+    paths = write_table2(table, figures_dir, with_paper=config.paper)
+    paths += plots.write_figure2(scores, figures_dir, title=f"Modality dependence ({config.name} configuration)")
+    with atomic_open(figures_dir / "scores.json", "w", encoding="utf-8") as fh:
+        json.dump(json.loads(scores.to_json(orient="records")), fh, indent=2)
+    paths.append(figures_dir / "scores.json")
+    frames = [pd.read_csv(p, keep_default_na=False) for p in judged]
+    judged_all = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    outputs = [pd.read_csv(p, keep_default_na=False) for p in layout.output_files()]
+    facts = {
+        "configuration": config.name,
+        "configuration_file": str(config.path),
+        "configuration_text": config.text,
+        "dataset": str(dataset_dir(data_dir)),
+        "dataset_sha256": dataset_checksum(dataset_dir(data_dir)),
+        "clips": sorted(int(c) for c in rows["id"].unique()),
+        "allms": [
+            {k: str(o[k].iloc[0]) for k in ("model", "allm_model", "engine", "engine_version", "sampling") if k in o}
+            for o in outputs if len(o)
+        ],
+        "judges": [
+            {k: str(g[k].iloc[0]) for k in ("judge", "judge_model", "engine", "engine_version", "template",
+                                             "template_sha256", "sampling", "structured") if k in g}
+            for _, g in judged_all.groupby("judge", sort=False)
+        ] if len(judged_all) else [],
+        "judged_files": [str(p) for p in judged],
+        "seconds": round(time.time() - started, 1) if started else None,
+        "not_the_papers_results": not config.paper,
+    }
+    paths.append(write_provenance(figures_dir / "provenance.json", **facts))
+    return {"scores": scores, "table2": table, "paths": paths}
+
+
+def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str] = FIGURES_DIR,
+                   n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The statistics the paper lacks, written beside Table II.
+
+    Writes ``table2_ci.{csv,png}`` (95% bootstrap intervals over clips), ``agreement.csv``
+    and ``agreement.png`` (judge agreement; with two or more judges), ``prompt_sensitivity.png``,
+    ``best_of_k.png``, ``comparisons.csv`` (paired tests between ALLMs; with two or more)
+    and ``unsolved_clips.csv``.
+
+    Returns:
+        The written ``paths`` and the tables: ``ci``, ``alpha``/``kappa``/``offsets`` (two or
+        more judges), ``comparisons`` (two or more ALLMs), ``per_instruction``,
+        ``best_of_k``, ``mean_vs_best``, ``wording``, ``unsolved``.
+    """
+    figures_dir = Path(figures_dir)
+    rows = read_judged_files(RunLayout(run_dir).judged_files())
+    out: dict[str, Any] = {"paths": []}
+
+    def save(fig, name: str) -> None:
+        out["paths"].append(plots.save_figure(fig, figures_dir / name, dpi=130))
+
+    out["ci"] = bootstrap.bootstrap_scores(rows, n_resamples=n_resamples, seed=seed)
+    out["paths"].append(write_csv(out["ci"], figures_dir / "table2_ci.csv"))
+    save(plots.plot_table2_with_ci(out["ci"]), "table2_ci.png")
+    if rows["judge"].nunique() >= 2:
+        out["alpha"] = agreement.krippendorff_alphas(rows)
+        out["kappa"] = agreement.cohen_kappas(rows)
+        out["offsets"] = agreement.judge_offsets(rows)
+        out["paths"].append(write_csv(out["alpha"], figures_dir / "agreement.csv"))
+        save(plots.plot_agreement_heatmap(out["kappa"]), "agreement.png")
+    if rows["model"].nunique() >= 2:
+        out["comparisons"] = bootstrap.compare_models(rows, n_resamples=n_resamples, seed=seed)
+        out["paths"].append(write_csv(out["comparisons"], figures_dir / "comparisons.csv"))
+    out["per_instruction"] = sensitivity.instruction_means(rows)
+    save(plots.plot_prompt_sensitivity(out["per_instruction"]), "prompt_sensitivity.png")
+    out["best_of_k"] = sensitivity.best_of_k(rows)
+    save(plots.plot_best_of_k(out["best_of_k"]), "best_of_k.png")
+    out["mean_vs_best"] = sensitivity.mean_vs_best(rows)
+    out["wording"] = sensitivity.wording_test(rows, n_resamples=min(n_resamples, 2000), seed=seed)
+    out["unsolved"] = difficulty.unsolved_clips(rows)
+    out["paths"].append(write_csv(out["unsolved"], figures_dir / "unsolved_clips.csv"))
+    return out

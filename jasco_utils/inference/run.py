@@ -1,0 +1,140 @@
+"""The inference stage for one ALLM: the manifest in, an outputs table on disk out.
+
+``jasco infer``, the inference notebook (through :mod:`jasco_utils.pipeline`) and Python code
+call :func:`answer_manifest` with a :class:`~jasco_utils.config.ModelSpec`: an audio LLM on a
+model engine (options passed to the backend unchanged), the ``cascade`` baseline (speech
+recognition, then a text LLM), or ``import`` of answers made elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jasco_utils.config import ModelSpec
+from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
+from jasco_utils.io import read_csv_checked, write_table
+from jasco_utils.models import SamplingConfig, make_backend
+from jasco_utils.models.runner import CallStats
+from jasco_utils.models.store import Store
+from jasco_utils.paths import DEFAULT_STORE, PROCESSED_DIR, RunLayout
+
+
+@dataclass
+class InferRun:
+    """What one ALLM's pass wrote, and its counts.
+
+    Attributes:
+        spec: The ALLM.
+        path: The outputs table (CSV; a Parquet copy lies beside it).
+        rows: Rows written.
+        stats: Model-call counts (``None`` for imported answers).
+        notes: Lines worth printing (e.g. the transcripts' word error rate).
+        warnings: Signs that something is off (e.g. the same answer for many clips).
+    """
+
+    spec: ModelSpec
+    path: Path
+    rows: int = 0
+    stats: CallStats | None = None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return self.stats.failed if self.stats else 0
+
+    def summary(self) -> str:
+        """One paragraph for people: counts and where the table went."""
+        if self.stats is None:
+            return f"imported {self.rows} answers of {self.spec.name}; wrote {self.path}"
+        s = self.stats
+        return (f"{self.spec.name}: {s.total} rows: {s.from_cache} from cache, {s.called} model calls, "
+                f"{s.failed} failed\nwrote {self.path} and .parquet")
+
+
+def read_manifest(path: str | os.PathLike[str]):
+    """Read and check a manifest (or a subset of its clips).
+
+    Raises:
+        TableError: Naming the file, line and column at fault.
+    """
+    manifest = read_csv_checked(path, MANIFEST_COLUMNS, what="manifest")
+    check_rows(manifest, path, what="manifest")
+    return manifest
+
+
+def answer_manifest(
+    spec: ModelSpec,
+    manifest: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    store: str | os.PathLike[str] = DEFAULT_STORE,
+    sampling: SamplingConfig | None = None,
+    audio_mode: str = "audio",
+    chunk_size: int = 64,
+    progress: bool = True,
+) -> InferRun:
+    """Answer every row of a manifest with one ALLM and write its outputs table (CSV and Parquet).
+
+    Args:
+        spec: The ALLM (``engine`` a model engine, ``cascade`` or ``import``).
+        manifest: The manifest CSV (``jasco manifest``).
+        out: The outputs table (default ``data/processed/outputs/KEY.csv``).
+        data_dir: Where clips are found when a row's ``audio`` is not a file.
+        store: The call store (cache and resume).
+        sampling: Sampling settings (default greedy, seed 0, the spec's ``max_tokens`` or 512).
+        audio_mode: ``audio``, ``silence`` or ``speech_masked`` (ablations; model engines only).
+        chunk_size: Rows per engine call.
+        progress: Show progress bars.
+
+    Raises:
+        TableError: The manifest or the imported answers are malformed.
+        EngineError: The engine cannot run the model.
+        FileNotFoundError: A clip or the imported file is missing.
+    """
+    from jasco_utils.inference.allm import (
+        answer_diversity_warnings,
+        import_outputs,
+        infer_table,
+    )
+
+    spec.check()
+    rows = read_manifest(manifest)
+    out = Path(out) if out else RunLayout(PROCESSED_DIR).output_path(spec.key)
+    sampling = sampling or SamplingConfig(max_tokens=spec.max_tokens or 512)
+    run = InferRun(spec, out)
+    if spec.engine == "import":
+        df = import_outputs(rows, spec.path, model=spec.name)
+    elif spec.engine == "cascade":
+        from jasco_utils.inference.cascade import cascade_table, transcript_wer
+        from jasco_utils.models.whisper import SpeechRecognizer
+
+        recognizer = SpeechRecognizer(spec.asr_model) if spec.asr_model else SpeechRecognizer()
+        with Store(store) as st, make_backend(spec.backend_engine, spec.model, **spec.options) as text_backend:
+            df, run.stats, transcripts = cascade_table(
+                rows, recognizer, text_backend, st, model=spec.name, data_dir=data_dir, sampling=sampling,
+                chunk_size=chunk_size, progress=progress,
+            )
+        wer, _ = transcript_wer(transcripts, data_dir)
+        run.notes.append(f"transcripts: {len(transcripts)} clips, word error rate {100 * wer:.1f}% against v0.csv Speech")
+    else:
+        with Store(store) as st:
+            segments = None
+            if audio_mode == "speech_masked":
+                from jasco_utils.inference.asr import speech_segments, transcribe_clips
+                from jasco_utils.models.whisper import SpeechRecognizer
+
+                segments = speech_segments(transcribe_clips(rows, SpeechRecognizer(), st, data_dir, progress))
+            with make_backend(spec.engine, spec.model, **spec.options) as backend:
+                df, run.stats = infer_table(
+                    rows, backend, st, model=spec.name, data_dir=data_dir, sampling=sampling, audio_mode=audio_mode,
+                    speech_segments=segments, chunk_size=chunk_size, progress=progress,
+                )
+    write_table(df, out)
+    write_table(df, out.with_suffix(".parquet"))
+    run.rows = len(df)
+    if run.stats is not None:
+        run.warnings = answer_diversity_warnings(df[df["status"] == "ok"])
+    return run

@@ -1,0 +1,127 @@
+"""Models and runs as data: one ModelSpec for judges and ALLMs, options that reach the backend
+unchanged, configurations checked when loaded, and the command line built from the registries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import jasco_utils
+from jasco_utils.cli import _cli_options, build_parser, main
+from jasco_utils.config import (
+    ConfigError,
+    ModelSpec,
+    get_judge,
+    load_judges,
+    load_run_config,
+)
+from jasco_utils.judging.prompts import judge_templates
+from jasco_utils.models import ENGINES, check_options, engine_options, make_backend
+from jasco_utils.models.embedded import EmbeddedBackend
+
+
+def write(tmp_path, text: str, name: str = "run.toml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_top_level_exports_the_stable_entry_points():
+    from jasco_utils import best_mean, dependence, parse_judgement, parse_reask  # noqa: F401
+
+    assert jasco_utils.parse_judgement("Rating: 2\nOrientation: Good").orientation == "Both"
+    with pytest.raises(AttributeError):
+        jasco_utils.no_such_thing  # noqa: B018
+
+
+def test_judges_and_allms_are_one_spec():
+    judge = get_judge("llama-3.1-70b")
+    allm = load_run_config("paper").allms[0]
+    assert isinstance(judge, ModelSpec) and isinstance(allm, ModelSpec)
+    assert judge.options == {"tensor_parallel_size": 4, "dtype": "float16", "max_model_len": 4096}
+    assert (allm.engine, allm.model) == ("vllm", "Qwen/Qwen2-Audio-7B-Instruct")
+    assert ModelSpec.from_dict(json.loads(json.dumps(judge.to_dict()))) == judge
+
+
+def test_unknown_option_is_refused_with_the_accepted_ones():
+    with pytest.raises(ValueError, match=r"takes no option\(s\) \['n_ctxx'\]; it takes \['n_ctx', 'revision', 'threads'\]"):
+        check_options("embedded", {"n_ctxx": 2048})
+    with pytest.raises(ConfigError, match="n_ctxx"):
+        ModelSpec("j", "embedded", options={"n_ctxx": 1}).check()
+
+
+def test_vllm_takes_any_engine_argument_but_not_typos():
+    check_options("vllm", {"trust_remote_code": True, "limit_mm_per_prompt": {"audio": 1}, "revision": "main",
+                           "gpu_memory_utilization": 0.8})
+    with pytest.raises(ValueError, match="tensor_paralel_size"):
+        check_options("vllm", {"tensor_paralel_size": 2})
+
+
+def test_options_reach_the_backend_constructor_unchanged():
+    backend = make_backend("embedded", n_ctx=1024, threads=1)
+    with backend:
+        assert isinstance(backend, EmbeddedBackend) and backend.n_ctx == 1024
+        assert backend.identity["n_ctx"] == 1024
+
+
+def test_secret_options_are_refused():
+    with pytest.raises(ConfigError, match="looks like a secret"):
+        ModelSpec("j", "openai", model="m", options={"api_key": "sk-123"}).check()
+    ModelSpec("j", "openai", model="m", options={"api_key_env": "MY_KEY"}).check()
+
+
+def test_judges_file_errors_name_the_entry(tmp_path):
+    bad = write(tmp_path, '["j"]\nengine = "embedded"\ntemplate = "judge_nope"\n', "judges.toml")
+    with pytest.raises(ConfigError, match=r"judges.toml: j: template 'judge_nope' is not one of \['judge_original'"):
+        load_judges(bad)
+    bad = write(tmp_path, '["j"]\nengine = "embedded"\noptons = { n_ctx = 1 }\n', "judges.toml")
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['optons'\]"):
+        load_judges(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('name = "x"\ncllips = [1]\n', r"unknown field\(s\) \['cllips'\]"),
+        ('[judging]\njudges = ["llama-3-70b"]\n', "no judge named 'llama-3-70b'"),
+        ('[judging]\nstructured = "yaml"\n', "judging.structured must be one of"),
+        ('[judging]\nmax_tokens = "many"\n', "judging.max_tokens must be an integer"),
+        ('clips = [0, 3]\n', "clip ids 1..80"),
+        ('[[allms]]\nname = "A"\nengine = "vllm"\n', "A: engine vllm needs a model"),
+        ('[[allms]]\nname = "A"\nengine = "vllm"\nmodel = "m"\noptions = { tensor_paralel_size = 2 }\n',
+         r"allms\[0\]: A: engine vllm takes no option"),
+        ('[[allms]]\nname = "A"\nengine = "import"\n', "an import needs a path"),
+        ('[[allms]]\nname = "A"\nengine = "tgi"\nmodel = "m"\n', "engine 'tgi' is not one of"),
+    ],
+)
+def test_run_configurations_are_checked_when_loaded(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_run_config(write(tmp_path, text))
+
+
+def test_older_kind_field_still_names_the_engine(tmp_path):
+    cfg = load_run_config(write(tmp_path, '[[allms]]\nname = "C"\nkind = "cascade"\nllm_engine = "embedded"\n'))
+    assert cfg.allms[0].engine == "cascade" and cfg.allms[0].backend_engine == "embedded"
+
+
+def test_cli_choices_and_flags_come_from_the_registries():
+    parser = build_parser()
+    judge = next(a for a in parser._subparsers._group_actions[0].choices["judge"]._actions if a.dest == "template")
+    assert judge.choices == judge_templates()
+    args = parser.parse_args(["judge", "o.csv", "--engine", "vllm", "--model", "m", "--gpu-memory-utilization", "0.5",
+                              "--engine-arg", "trust_remote_code=true", "--engine-arg", 'limit_mm_per_prompt={"audio": 1}'])
+    assert _cli_options(args, ["vllm"]) == {"vllm": {"gpu_memory_utilization": 0.5, "trust_remote_code": True,
+                                                    "limit_mm_per_prompt": {"audio": 1}}}
+    for engine in ENGINES:
+        for name, opt in engine_options(engine).items():
+            if opt.type is not object and name != "seed":
+                assert f"--{name.replace('_', '-')}" in parser._subparsers._group_actions[0].choices["judge"].format_help()
+
+
+def test_cli_refuses_options_before_loading_a_model(tmp_path, capsys):
+    outputs = write(tmp_path, "id,prompt\n", "outputs.csv")
+    assert main(["judge", str(outputs), "--judge", "smollm2", "--engine-arg", "n_ctxx=1"]) == 1
+    assert "takes no option(s) ['n_ctxx']" in capsys.readouterr().err
+    assert main(["judge", str(outputs), "--judge", "smollm2", "--tensor-parallel-size", "2"]) == 1
+    assert "do not apply to engine(s) ['embedded']" in capsys.readouterr().err
