@@ -227,19 +227,19 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
     from jasco_utils.config import ModelSpec, get_judge
     from jasco_utils.judging.run import judge_outputs
-    from jasco_utils.models import EngineError
+    from jasco_utils.models import EngineError, default_model
 
     if bool(args.judge) == bool(args.engine):
         print("jasco judge: name judges with --judge KEY, or one model with --engine and --model", file=sys.stderr)
         return 2
-    if args.engine and not args.model and args.engine != "embedded":
+    if args.engine and not args.model and default_model(args.engine) is None:
         print("jasco judge: --engine needs --model", file=sys.stderr)
         return 2
     try:
         if args.judge:
             specs = [get_judge(k, args.judges_file) for k in args.judge]
         else:
-            model = args.model or "SmolLM2-135M-Instruct"
+            model = args.model or default_model(args.engine)
             name = args.judge_name or Path(model).name
             specs = [ModelSpec(key=name, engine=args.engine, model=model, name=name)]
         overrides = _cli_options(args, [s.engine for s in specs])
@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mf.set_defaults(func=_cmd_manifest)
 
-    from jasco_utils.config import STRUCTURED_MODES
+    from jasco_utils.config import CASCADE_LLM_ENGINE, STRUCTURED_MODES
     from jasco_utils.inference.allm import AUDIO_MODES
     from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, judge_templates
     from jasco_utils.models import ENGINES, backend_class
@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--cascade", action="store_true", help="speech recognition -> text LLM baseline (runs on a CPU)")
     cas = inf.add_argument_group("cascade")
     cas.add_argument("--asr-model", help="faster-whisper model folder (default: the bundled Whisper tiny.en)")
-    cas.add_argument("--llm-engine", default="embedded", choices=list(ENGINES), help="default embedded")
+    cas.add_argument("--llm-engine", default=CASCADE_LLM_ENGINE, choices=list(ENGINES), help="default %(default)s")
     cas.add_argument("--llm-model", help="text LLM (default: the embedded SmolLM2)")
     gen = inf.add_argument_group("generation")
     gen.add_argument("--audio-mode", default="audio", choices=list(AUDIO_MODES),

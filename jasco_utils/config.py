@@ -29,6 +29,8 @@ JUDGES_FILE = PACKAGE_DIR / "configs" / "judges.toml"
 RUN_CONFIGS_DIR = PACKAGE_DIR / "configs" / "runs"
 #: ALLM sources besides the model engines: the speech-recognition cascade and imported answers.
 ALLM_SOURCES: tuple[str, ...] = ("cascade", "import")
+#: The cascade's text-LLM engine when none is named (runs on a CPU, nothing downloaded).
+CASCADE_LLM_ENGINE = "embedded"
 #: Structured-output modes of the judges' answers.
 STRUCTURED_MODES: tuple[str, ...] = ("regex", "json")
 _SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
@@ -80,7 +82,7 @@ class ModelSpec:
     def backend_engine(self) -> str | None:
         """The engine whose backend this spec builds (the cascade's text LLM's), or ``None``."""
         if self.engine == "cascade":
-            return self.llm_engine or "embedded"
+            return self.llm_engine or CASCADE_LLM_ENGINE
         return None if self.engine == "import" else self.engine
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,7 +101,7 @@ class ModelSpec:
             ConfigError: Unknown engine, a missing model or path, an option the backend does
                 not accept, or an option that looks like a secret.
         """
-        from jasco_utils.models import ENGINES, check_options
+        from jasco_utils.models import ENGINES, check_options, default_model
 
         at = f"{where}: " if where else ""
         engines = sorted(ENGINES) + list(ALLM_SOURCES)
@@ -111,11 +113,11 @@ class ModelSpec:
             if self.options:
                 raise ConfigError(f"{at}{self.key}: an import takes no options")
             return self
-        if self.engine in ("vllm", "openai") and not self.model:
-            raise ConfigError(f"{at}{self.key}: engine {self.engine} needs a model")
         backend = self.backend_engine
         if backend not in ENGINES:
             raise ConfigError(f"{at}{self.key}: llm_engine {backend!r} is not one of {sorted(ENGINES)}")
+        if not self.model and default_model(backend) is None:
+            raise ConfigError(f"{at}{self.key}: engine {backend} needs a model")
         for opt in self.options:
             low = opt.lower()
             if any(w in low for w in _SECRET_WORDS) and not low.endswith("_env"):
@@ -219,8 +221,10 @@ def allm_spec(raw: Mapping[str, Any], where: str) -> ModelSpec:
     if engine is None:
         raise ConfigError(f"{where}: an ALLM needs an engine (vllm, openai, cascade or import)")
     name = _typed(where, "name", raw["name"], str, "a string")
-    if engine == "embedded":
-        raise ConfigError(f"{where}: the embedded engine takes text only; use it as the cascade's llm_engine")
+    from jasco_utils.models import ENGINES, backend_class
+
+    if engine in ENGINES and not backend_class(engine).takes_audio:
+        raise ConfigError(f"{where}: the {engine} engine takes text only; use it as the cascade's llm_engine")
     spec = ModelSpec(
         key=name,
         engine=_typed(where, "engine", engine, str, "a string"),

@@ -47,6 +47,12 @@ def backend_class(engine: str) -> type[Backend]:
     return getattr(importlib.import_module(module_name), cls_name)
 
 
+def default_model(engine: str) -> str | None:
+    """The model an engine runs when none is named (the embedded one bundles its own), else ``None``."""
+    param = inspect.signature(backend_class(engine).__init__).parameters.get("model")
+    return None if param is None or param.default is param.empty else param.default
+
+
 @dataclass(frozen=True)
 class EngineOption:
     """One keyword argument of a backend's constructor.
@@ -147,5 +153,5 @@ def make_backend(engine: str, model: str | None = None, **options: Any) -> Backe
 
 __all__ = [
     "ENGINES", "Backend", "EngineError", "EngineOption", "Response", "SamplingConfig", "StructuredOutput",
-    "backend_class", "check_options", "engine_options", "make_backend", "request_key",
+    "backend_class", "check_options", "default_model", "engine_options", "make_backend", "request_key",
 ]
