@@ -7,6 +7,7 @@ Subcommands::
     jasco manifest        write the 640-row inference table (80 clips x 8 instructions)
     jasco infer MANIFEST  run an audio LLM (or the cascade) over the manifest, or import answers
     jasco judge OUTPUTS   rate every ALLM answer with LLM judges (batched, cached, resumable)
+    jasco check-judge     how often judges give the known label to control answers (the judge check)
     jasco score FILE...   Best-Mean and modality dependence of judged tables
     jasco compare A B F.. paired comparison of two ALLMs (difference, interval, p-value)
     jasco reproduce       run the notebooks headlessly: Table II and Figure 2 for a configuration
@@ -26,7 +27,12 @@ from pathlib import Path
 
 from jasco_utils import __version__
 from jasco_utils.io import TableError
-from jasco_utils.paths import DATA_DIR_ENV, DEFAULT_DATASET_DIR, PROCESSED_DIR
+from jasco_utils.paths import (
+    DATA_DIR_ENV,
+    DEFAULT_DATASET_DIR,
+    PROCESSED_DIR,
+    RunLayout,
+)
 
 
 def parse_clip_list(spec: str) -> list[int]:
@@ -222,9 +228,38 @@ def _sampling(args: argparse.Namespace):
     return SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
 
 
-def _cmd_judge(args: argparse.Namespace) -> int:
+def _judge_specs(args: argparse.Namespace, specs: list):
+    """The judges with the command line's engine options and ``--template`` applied, checked."""
     from dataclasses import replace
 
+    overrides = _cli_options(args, [s.engine for s in specs])
+    return [replace(s, options={**s.options, **overrides[s.engine]}, template=args.template or s.template).check()
+            for s in specs]
+
+
+def _judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The protocol and run flags ``judge`` and ``check-judge`` share; returns the "run" group."""
+    from jasco_utils.config import STRUCTURED_MODES
+    from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, judge_templates
+    from jasco_utils.paths import DEFAULT_STORE
+
+    how = parser.add_argument_group("protocol")
+    how.add_argument("--template", choices=judge_templates(),
+                     help=f"judge prompt (default: a named judge's, else {DEFAULT_JUDGE_TEMPLATE})")
+    how.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
+    how.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    how.add_argument("--max-tokens", type=int, default=1000, help="default 1000, as the original")
+    how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
+    how.add_argument("--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding")
+    how.add_argument("--max-explanation-chars", type=int, help="with --structured: bound each explanation")
+    how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
+    run = parser.add_argument_group("run")
+    run.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
+    run.add_argument("--chunk-size", type=int, default=256, help="rows per engine call (default 256)")
+    return run
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
     from jasco_utils.config import ModelSpec, get_judge
     from jasco_utils.judging.run import judge_outputs
     from jasco_utils.models import EngineError, default_model
@@ -242,9 +277,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             model = args.model or default_model(args.engine)
             name = args.judge_name or Path(model).name
             specs = [ModelSpec(key=name, engine=args.engine, model=model, name=name)]
-        overrides = _cli_options(args, [s.engine for s in specs])
-        specs = [replace(s, options={**s.options, **overrides[s.engine]}, template=args.template or s.template).check()
-                 for s in specs]
+        specs = _judge_specs(args, specs)
     except (KeyError, ValueError) as e:
         print(f"jasco judge: {str(e).strip(chr(34))}", file=sys.stderr)
         return 1
@@ -263,6 +296,40 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         if run.failed:
             status = 1
     return status
+
+
+def _cmd_check_judge(args: argparse.Namespace) -> int:
+    from jasco_utils.analysis.judge_check import (
+        check_judges,
+        format_check,
+        measure,
+        read_checked,
+    )
+    from jasco_utils.config import get_judge
+    from jasco_utils.models import EngineError
+
+    if bool(args.judge) == bool(args.judged):
+        print("jasco check-judge: name judges with --judge KEY, or give judged control tables with --judged FILE",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.judged:
+            records = measure(read_checked(args.judged), n_resamples=args.n_resamples)
+        else:
+            specs = _judge_specs(args, [get_judge(k, args.judges_file) for k in args.judge])
+            result = check_judges(specs, clips=args.clips, data_dir=args.data_dir, store=args.store,
+                                  out_dir=args.out_dir, sampling=_sampling(args), structured=args.structured,
+                                  max_explanation_chars=args.max_explanation_chars, reask=not args.no_reask,
+                                  chunk_size=args.chunk_size, n_resamples=args.n_resamples)
+            records = result["records"]
+            done = [f"{run.judge.name}: {run.stats.summary()}" for run in result["runs"]]
+            print("\n".join(done) + f"\nwrote the control tables and judge_check.json (.csv, .png) to {args.out_dir}",
+                  file=sys.stderr if args.json else sys.stdout)
+    except (KeyError, ValueError, FileNotFoundError, EngineError) as e:
+        print(f"jasco check-judge: {str(e).strip(chr(34))}", file=sys.stderr)
+        return 1
+    print(json.dumps(records, indent=2, ensure_ascii=False) if args.json else "\n" + format_check(records))
+    return 0
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
@@ -366,9 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mf.set_defaults(func=_cmd_manifest)
 
-    from jasco_utils.config import CASCADE_LLM_ENGINE, STRUCTURED_MODES
+    from jasco_utils.config import CASCADE_LLM_ENGINE
     from jasco_utils.inference.allm import AUDIO_MODES
-    from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, judge_templates
     from jasco_utils.models import ENGINES, backend_class
     from jasco_utils.paths import DEFAULT_STORE
 
@@ -408,22 +474,26 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--engine", choices=list(ENGINES), help="judge with one model on this engine")
     who.add_argument("--model", help="with --engine: model id, path or served name")
     who.add_argument("--judge-name", help="with --engine: the name tables show")
-    how = jg.add_argument_group("protocol")
-    how.add_argument("--template", choices=judge_templates(), help=f"judge prompt (default: {DEFAULT_JUDGE_TEMPLATE})")
-    how.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
-    how.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    how.add_argument("--max-tokens", type=int, default=1000, help="default 1000, as the original")
-    how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
-    how.add_argument("--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding")
-    how.add_argument("--max-explanation-chars", type=int, help="with --structured: bound each explanation")
-    how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
-    run = jg.add_argument_group("run")
+    run = _judging_flags(jg)
     run.add_argument("--out-dir", default=str(PROCESSED_DIR / "judged"), help="where judged tables go (default %(default)s)")
-    run.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
-    run.add_argument("--chunk-size", type=int, default=256, help="rows per engine call (default 256)")
     run.add_argument("--original-layout", action="store_true", help="also write the original eval.py layout (llama3_extract)")
     _engine_flags(jg)
     jg.set_defaults(func=_cmd_judge)
+
+    ck = sub.add_parser("check-judge", help="how often judges give the known label to control answers (judge check)")
+    ck.add_argument("--judge", action="append", help="a named judge (repeatable), as for jasco judge")
+    ck.add_argument("--judged", nargs="+", metavar="FILE", help="judged control tables to measure instead (CSV or "
+                    "Parquet, with control_kind, expected_rating, expected_orientation)")
+    ck.add_argument("--judges-file", help="a TOML file of named judges (default: the shipped one)")
+    ck.add_argument("--clips", type=parse_clip_list, help="clips of the controls, e.g. 1-10 (default all 80); "
+                    "six control answers each")
+    ck.add_argument("--json", action="store_true", help="print JSON: one object per judge")
+    ck.add_argument("--n-resamples", type=int, default=2000, help="bootstrap resamples of clips (default 2000)")
+    _data_dir_arg(ck)
+    _judging_flags(ck).add_argument("--out-dir", default=str(RunLayout(PROCESSED_DIR).check_dir),
+                                    help="control tables, judged control tables, the report (default %(default)s)")
+    _engine_flags(ck)
+    ck.set_defaults(func=_cmd_check_judge)
 
     rp = sub.add_parser("reproduce", help="run the notebooks headlessly: Table II and Figure 2 for a configuration")
     rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, or a .toml path")

@@ -255,6 +255,9 @@ class RunConfig:
         judge_max_tokens: Judge answer length limit.
         judge_explanation_chars: With structured output: bound on each explanation.
         allm_max_tokens: ALLM answer length limit (a spec's ``max_tokens`` overrides it).
+        judge_check: Whether the judging stage also runs the judge check (control answers
+            with known labels, :mod:`jasco_utils.judging.controls`) with every judge.
+        judge_check_clips: The judge check's clips, or ``None`` for all 80.
         text: The file's text (recorded in the provenance).
     """
 
@@ -269,11 +272,22 @@ class RunConfig:
     judge_max_tokens: int = 1000
     judge_explanation_chars: int | None = None
     allm_max_tokens: int = 512
+    judge_check: bool = False
+    judge_check_clips: list[int] | None = None
     text: str = ""
 
 
-_RUN_FIELDS = {"name", "description", "clips", "paper", "allm_sampling", "judging", "allms"}
+_RUN_FIELDS = {"name", "description", "clips", "paper", "allm_sampling", "judging", "allms", "judge_check"}
 _JUDGING_FIELDS = {"judges", "judges_file", "structured", "max_tokens", "max_explanation_chars"}
+_JUDGE_CHECK_FIELDS = {"enabled", "clips"}
+
+
+def _clips(where: str, key: str, clips: Any) -> list[int] | None:
+    """``"all"`` (``None``) or a non-empty list of clip ids 1..80 (sorted, once each)."""
+    if clips != "all" and not (isinstance(clips, list) and clips
+                               and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 80 for c in clips)):
+        raise ConfigError(f"{where}: {key} must be \"all\" or a list of clip ids 1..80, not {clips!r}")
+    return None if clips == "all" else sorted(set(clips))
 
 
 def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
@@ -294,10 +308,7 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
     unknown = set(raw) - _RUN_FIELDS
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; fields: {sorted(_RUN_FIELDS)}")
-    clips = raw.get("clips", "all")
-    if clips != "all" and not (isinstance(clips, list) and clips
-                               and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 80 for c in clips)):
-        raise ConfigError(f"{where}: clips must be \"all\" or a list of clip ids 1..80, not {clips!r}")
+    clips = _clips(where, "clips", raw.get("clips", "all"))
     judging = _typed(where, "judging", raw.get("judging", {}), dict, "a table")
     unknown = set(judging) - _JUDGING_FIELDS
     if unknown:
@@ -318,6 +329,15 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
     if structured is not None and structured not in STRUCTURED_MODES:
         raise ConfigError(f"{where}: judging.structured must be one of {list(STRUCTURED_MODES)}, not {structured!r}")
     chars = judging.get("max_explanation_chars")
+    check = _typed(where, "judge_check", raw.get("judge_check", {}), dict, "a table")
+    unknown = set(check) - _JUDGE_CHECK_FIELDS
+    if unknown:
+        raise ConfigError(f"{where}: [judge_check] has unknown field(s) {sorted(unknown)}; "
+                          f"fields: {sorted(_JUDGE_CHECK_FIELDS)}")
+    check_clips = _clips(where, "judge_check.clips", check.get("clips", "all"))
+    if check_clips is not None and len(check_clips) < 2:
+        raise ConfigError(f"{where}: judge_check.clips needs two clips or more (other_clip gives each clip "
+                          "another clip's answer)")
     allms = _typed(where, "allms", raw.get("allms", []), list, "a list of [[allms]] tables")
     specs = [allm_spec(a if isinstance(a, dict) else {}, f"{where}: allms[{i}]") for i, a in enumerate(allms)]
     names = [s.key for s in specs]
@@ -327,7 +347,7 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
         name=_typed(where, "name", raw.get("name", path.stem), str, "a string"),
         path=path,
         description=_typed(where, "description", raw.get("description", ""), str, "a string"),
-        clips=None if clips == "all" else sorted(set(clips)),
+        clips=clips,
         paper=_typed(where, "paper", raw.get("paper", False), bool, "true or false"),
         allms=specs,
         judges=judges,
@@ -336,5 +356,7 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
         judge_explanation_chars=None if chars is None else _typed(where, "judging.max_explanation_chars", chars, int,
                                                                   "an integer"),
         allm_max_tokens=_typed(where, "allm_sampling.max_tokens", sampling.get("max_tokens", 512), int, "an integer"),
+        judge_check=_typed(where, "judge_check.enabled", check.get("enabled", bool(check)), bool, "true or false"),
+        judge_check_clips=check_clips,
         text=text,
     )

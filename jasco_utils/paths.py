@@ -85,6 +85,11 @@ class RunLayout:
     def notebooks_dir(self) -> Path:
         return self.root / "notebooks"
 
+    @property
+    def check_dir(self) -> Path:
+        """The judge check: the control table and each judge's judged control table."""
+        return self.root / "judge_check"
+
     def output_path(self, allm: str, suffix: str = ".csv") -> Path:
         """The outputs table of one ALLM."""
         return self.outputs_dir / f"{allm}{suffix}"

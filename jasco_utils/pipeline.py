@@ -34,7 +34,8 @@ from jasco_utils.paths import (
     dataset_dir,
 )
 
-__all__ = ["RunConfig", "load_run_config", "prepare_manifest", "run_inference", "run_judging", "run_stage"]
+__all__ = ["RunConfig", "load_run_config", "prepare_manifest", "run_inference", "run_judge_check", "run_judging",
+           "run_stage"]
 
 
 def _stage_function(stage: str):
@@ -46,7 +47,11 @@ def _stage_function(stage: str):
         from jasco_utils.judging.run import judge_outputs
 
         return judge_outputs
-    raise ValueError(f"unknown stage {stage!r}: infer or judge")
+    if stage == "check":
+        from jasco_utils.judging.controls import judge_controls
+
+        return judge_controls
+    raise ValueError(f"unknown stage {stage!r}: infer, judge or check")
 
 
 def _stage_main(payload: Mapping[str, Any]) -> int:
@@ -139,6 +144,34 @@ def run_judging(config: RunConfig, run_dir: str | os.PathLike[str], outputs: lis
                       sampling=sampling.as_dict(), structured=config.judge_structured,
                       max_explanation_chars=config.judge_explanation_chars, progress=False)
             judged.append(layout.judged_path(Path(out).stem, spec.key))
+    return judged
+
+
+def run_judge_check(config: RunConfig, run_dir: str | os.PathLike[str], data_dir: str | None = None,
+                    store: str | os.PathLike[str] = DEFAULT_STORE) -> list[Path]:
+    """The run's judge check (its ``[judge_check]`` section): control answers judged by every judge.
+
+    Writes the control table of the check's clips and, one process per judge (with the
+    run's judging settings), each judge's judged control table, in ``RUN_DIR/judge_check``;
+    :func:`jasco_utils.analysis.judge_check.run_check_report` measures them.
+
+    Returns:
+        The judged control tables (none when the check is off).
+    """
+    if not config.judge_check:
+        return []
+    from jasco_utils.analysis.judge_check import write_controls
+    from jasco_utils.paths import judged_name
+
+    out_dir = RunLayout(run_dir).check_dir
+    controls = write_controls(config.judge_check_clips, dataset_dir(data_dir), out_dir)
+    judged = []
+    for spec in config.judges:
+        sampling = SamplingConfig(max_tokens=spec.max_tokens or config.judge_max_tokens)
+        run_stage("check", spec, controls=controls, out_dir=out_dir, store=str(store), sampling=sampling.as_dict(),
+                  structured=config.judge_structured, max_explanation_chars=config.judge_explanation_chars,
+                  progress=False)
+        judged.append(out_dir / judged_name(controls.stem, spec.key))
     return judged
 
 

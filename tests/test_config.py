@@ -39,7 +39,8 @@ def test_judges_and_allms_are_one_spec():
     judge = get_judge("llama-3.1-70b")
     allm = load_run_config("paper").allms[0]
     assert isinstance(judge, ModelSpec) and isinstance(allm, ModelSpec)
-    assert judge.options == {"tensor_parallel_size": 4, "dtype": "float16", "max_model_len": 4096}
+    assert judge.options == {"tensor_parallel_size": 4, "dtype": "float16", "max_model_len": 4096,
+                             "chat_format": "original"}
     assert (allm.engine, allm.model) == ("vllm", "Qwen/Qwen2-Audio-7B-Instruct")
     assert ModelSpec.from_dict(json.loads(json.dumps(judge.to_dict()))) == judge
 

@@ -12,6 +12,8 @@ The modules, in pipeline order:
 - :mod:`~jasco_utils.analysis.agreement`: agreement between judges.
 - :mod:`~jasco_utils.analysis.sensitivity`: the instructions' wording, best of k.
 - :mod:`~jasco_utils.analysis.difficulty`: the clips the ALLMs solve, and those none does.
+- :mod:`~jasco_utils.analysis.judge_check`: the judges measured on control answers with
+  known labels (:mod:`jasco_utils.judging.controls`).
 - :mod:`~jasco_utils.analysis.plots`: Figure 2 and the statistics' plots, in one style.
 - :mod:`~jasco_utils.analysis.results`: the stage functions the notebook calls
   (:func:`~jasco_utils.analysis.results.run_analysis`,

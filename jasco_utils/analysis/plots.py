@@ -12,6 +12,8 @@
   (:func:`jasco_utils.analysis.sensitivity.instruction_means`).
 - :func:`plot_best_of_k`: expected best of k answers against k
   (:func:`jasco_utils.analysis.sensitivity.best_of_k`).
+- :func:`plot_judge_check`: the judge check, orientation confusion matrices per judge and
+  accuracy by kind of control answer (:func:`jasco_utils.analysis.judge_check.measure`).
 
 Each returns a matplotlib ``Figure`` drawn on the Agg canvas, without pyplot (no global
 state, nothing shown); categorical colours (judges, models) come from seaborn's
@@ -294,4 +296,79 @@ def plot_best_of_k(curve: pd.DataFrame, value: str = "best_of_k", title: str | N
         ax.set_ylabel("expected best of k")
     axes.flat[0].legend(fontsize=8, frameon=False)
     fig.suptitle(title or "Best-Mean as a function of k (k = 8: the paper's Best-Mean; k = 1: the mean)")
+    return fig
+
+
+#: Accuracy of a judge that picks uniformly at random: 3 ratings, 4 orientations.
+_UNIFORM_GUESS = {"rating_accuracy": 1 / 3, "orientation_accuracy": 1 / 4}
+
+
+def plot_judge_check(records: list[dict], title: str | None = None):
+    """The judge check: per judge its orientation confusion matrix, then accuracy by kind.
+
+    Top row: one heatmap per judge, expected orientation (rows) x given (columns, with
+    ``unparsed``), cells the counts, colour the share of the row. Bottom: rating accuracy
+    and orientation accuracy per kind of control answer, a bar per judge with its bootstrap
+    interval; the dashed line is a uniform random guess (1/3 for ratings, 1/4 for
+    orientations).
+
+    Args:
+        records: :func:`jasco_utils.analysis.judge_check.measure`' output.
+        title: Figure title.
+
+    Returns:
+        A matplotlib Figure.
+    """
+    import seaborn as sns
+
+    if not records:
+        raise ValueError("no judge-check records to draw")
+    n = len(records)
+    fig, axes = _figure(max(8.0, 3.6 * n), 7.4, 2, 2 * n)
+    grid = axes[0, 0].get_subplotspec().get_gridspec()
+    for ax in axes.flat:
+        ax.remove()
+    for j, rec in enumerate(records):
+        ax = fig.add_subplot(grid[0, 2 * j:2 * j + 2])
+        counts = pd.DataFrame(rec["confusion"]["orientation"]).T
+        if counts.empty:
+            ax.set_visible(False)
+            continue
+        share = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).astype(float)
+        sns.heatmap(share, ax=ax, vmin=0, vmax=1, cmap="Blues", annot=counts.to_numpy(), fmt="d",
+                    cbar=j == n - 1, cbar_kws={"label": "share of the expected row"}, linewidths=0.5)
+        acc = rec["orientation_accuracy"]
+        ax.set_title(f"{rec['judge']}\norientation accuracy {'-' if acc is None else f'{acc:.2f}'}", fontsize=10)
+        ax.set_xlabel("given")
+        ax.set_ylabel("expected" if j == 0 else "")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.tick_params(axis="y", labelrotation=0)
+    colors = _palette(n)
+    for panel, key in enumerate(("rating_accuracy", "orientation_accuracy")):
+        ax = fig.add_subplot(grid[1, panel * n:(panel + 1) * n])
+        kinds = in_order(k for rec in records for k, v in rec["per_kind"].items() if v[key] is not None)
+        width = 0.8 / n
+        for j, rec in enumerate(records):
+            xs, ys, err = [], [], [[], []]
+            for i, kind in enumerate(kinds):
+                v = rec["per_kind"].get(kind, {})
+                if v.get(key) is None:
+                    continue
+                xs.append(i - 0.4 + width * (j + 0.5))
+                ys.append(v[key])
+                ci = v.get(f"{key}_ci") or [v[key], v[key]]
+                err[0].append(max(0.0, v[key] - ci[0]))
+                err[1].append(max(0.0, ci[1] - v[key]))
+            ax.bar(xs, ys, width=width * 0.92, color=colors[j], label=rec["judge"], yerr=err, capsize=2,
+                   error_kw={"lw": 0.9, "ecolor": "0.3"})
+        ax.axhline(_UNIFORM_GUESS[key], ls="--", lw=1, color="gray", label="uniform random guess")
+        ax.set_xticks(range(len(kinds)), [k.replace("_", " ") for k in kinds], rotation=25, ha="right",
+                      rotation_mode="anchor")
+        ax.set_xlim(-0.6, len(kinds) - 0.4)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel(key.replace("_", " "))
+        _tidy(ax)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center", ncol=n + 1)
+    clips = max(rec["n_clips"] for rec in records)
+    fig.suptitle(title or f"Judge check: control answers with known labels ({clips} clips; 95% intervals over clips)")
     return fig

@@ -60,19 +60,37 @@ def table2_with_paper(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table2(table: pd.DataFrame, out_dir: str | os.PathLike[str], with_paper: bool = False,
-                 caption: str = "Best-Mean (0-2) per LLM judge and their average.") -> list[Path]:
-    """Write ``table2.csv``, ``table2.md`` and ``table2.tex``; return their paths."""
+                 caption: str = "Best-Mean (0-2) per LLM judge and their average.", footnote: str = "") -> list[Path]:
+    """Write ``table2.csv``, ``table2.md`` and ``table2.tex``; return their paths.
+
+    ``footnote`` (e.g. each judge's accuracy on the judge check) goes under the table in
+    the Markdown and LaTeX files.
+    """
     out_dir = Path(out_dir)
     shown = table2_with_paper(table) if with_paper else table.map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}")
     paths = [write_csv(table.reset_index(), out_dir / "table2.csv")]
     md = shown.reset_index().to_markdown(index=False) if _has_tabulate() else _markdown(shown.reset_index())
     with atomic_open(out_dir / "table2.md", "w", encoding="utf-8") as fh:
-        fh.write(f"**Table II.** {caption}\n\n{md}\n")
+        fh.write(f"**Table II.** {caption}\n\n{md}\n" + (f"\n{footnote}\n" if footnote else ""))
     paths.append(out_dir / "table2.md")
     with atomic_open(out_dir / "table2.tex", "w", encoding="utf-8") as fh:
-        fh.write(shown.to_latex(caption=caption, label="tab:table2", escape=True))
+        tex = shown.to_latex(caption=caption, label="tab:table2", escape=True)
+        if footnote:
+            tex = tex.replace("\\end{table}", f"\\par\\footnotesize {_latex_escape(footnote)}\n\\end{{table}}")
+        fh.write(tex)
     paths.append(out_dir / "table2.tex")
     return paths
+
+
+def _latex_escape(text: str) -> str:
+    r"""Text with LaTeX's special characters escaped.
+
+    >>> _latex_escape("50% of a_b & {c}")
+    '50\\% of a\\_b \\& \\{c\\}'
+    """
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(ch, ch) for ch in text)
 
 
 def _has_tabulate() -> bool:

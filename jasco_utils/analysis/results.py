@@ -5,6 +5,9 @@
 - :func:`run_statistics`: what the paper lacks, written beside Table II: bootstrap
   intervals, judge agreement, paired comparisons, prompt sensitivity, unsolved clips.
 
+When the run has a judge check (``RUN_DIR/judge_check``, :mod:`jasco_utils.analysis.judge_check`),
+Table II's footnote and the provenance give each judge's accuracy on it.
+
 Both read a run's judged tables (:class:`jasco_utils.paths.RunLayout`: ``RUN_DIR/judged/
 MODEL__JUDGE.csv``, without the original-layout copies) and write under a figures folder.
 """
@@ -19,7 +22,14 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from jasco_utils.analysis import agreement, bootstrap, difficulty, plots, sensitivity
+from jasco_utils.analysis import (
+    agreement,
+    bootstrap,
+    difficulty,
+    judge_check,
+    plots,
+    sensitivity,
+)
 from jasco_utils.analysis.report import (
     dataset_checksum,
     table2,
@@ -55,14 +65,16 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
         started: When the run started (``time.time()``), for the time taken.
 
     Returns:
-        ``scores`` (the score records as a DataFrame), ``table2``, and the written ``paths``.
+        ``scores`` (the score records as a DataFrame), ``table2``, ``footnote`` (the judge
+        check's accuracies under Table II, "" without one), and the written ``paths``.
     """
     layout, figures_dir = RunLayout(run_dir), Path(figures_dir)
     judged = layout.judged_files() if judged is None else [p for p in judged if not p.name.endswith(ORIGINAL_SUFFIX)]
     rows = read_judged_files(judged)
     scores = scores_from_rows(rows)
     table = table2(scores)
-    paths = write_table2(table, figures_dir, with_paper=config.paper)
+    footnote = judge_check.check_footnote(run_dir)
+    paths = write_table2(table, figures_dir, with_paper=config.paper, footnote=footnote)
     paths += plots.write_figure2(scores, figures_dir, title=f"Modality dependence ({config.name} configuration)")
     with atomic_open(figures_dir / "scores.json", "w", encoding="utf-8") as fh:
         json.dump(json.loads(scores.to_json(orient="records")), fh, indent=2)
@@ -87,11 +99,12 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
             for _, g in judged_all.groupby("judge", sort=False)
         ] if len(judged_all) else [],
         "judged_files": [str(p) for p in judged],
+        "judge_check": footnote or None,
         "seconds": round(time.time() - started, 1) if started else None,
         "not_the_papers_results": not config.paper,
     }
     paths.append(write_provenance(figures_dir / "provenance.json", **facts))
-    return {"scores": scores, "table2": table, "paths": paths}
+    return {"scores": scores, "table2": table, "footnote": footnote, "paths": paths}
 
 
 def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str] = FIGURES_DIR,

@@ -53,6 +53,7 @@ JUDGE_COLUMNS: tuple[str, ...] = (
     "template_sha256",
     "sampling",
     "structured",
+    "chat_format",
     "judge_output",
     "rating",
     "orientation",
@@ -96,8 +97,12 @@ class JudgeStats:
         return s
 
 
-def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: str | None = None) -> pd.DataFrame:
+def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: str | None = None,
+                  whole_clips: bool = True) -> pd.DataFrame:
     """Check an ALLM outputs table and return it with a ``model`` column.
+
+    ``whole_clips=False`` accepts rows that do not form whole clips (each clip with its 8
+    instructions once): the judge check's control answers (:mod:`jasco_utils.judging.controls`).
 
     Raises:
         TableError: A missing column, an empty answer, or rows that do not form whole clips;
@@ -117,8 +122,9 @@ def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: s
     if len(empty):
         lines = ", ".join(str(line_of(i)) for i in empty[:20])
         raise TableError(f"{source}: {len(empty)} row(s) with an empty allm_output (lines {lines}); fill them first")
-    for _, group in df.groupby("model", sort=False):
-        check_rows(group, source, what="outputs table")
+    if whole_clips:
+        for _, group in df.groupby("model", sort=False):
+            check_rows(group, source, what="outputs table")
     return df
 
 
@@ -134,6 +140,7 @@ def judge_table(
     chunk_size: int = 256,
     progress: bool = True,
     source: str = "outputs table",
+    whole_clips: bool = True,
 ) -> tuple[pd.DataFrame, JudgeStats]:
     """Judge every row of an ALLM outputs table.
 
@@ -150,12 +157,14 @@ def judge_table(
         chunk_size: Rows per engine call; each chunk's results are stored as they arrive.
         progress: Show a progress bar.
         source: Name of the outputs table for error messages.
+        whole_clips: Require whole clips (see :func:`check_outputs`); the rows come back
+            in the order given either way.
 
     Returns:
         The judged table (manifest columns, then :data:`JUDGE_COLUMNS`) and the run's counts.
     """
     sampling = sampling or SamplingConfig()
-    df = check_outputs(outputs, source)
+    df = check_outputs(outputs, source, whole_clips=whole_clips)
     tpl = load_template(template)
     reask_tpl = load_template(REASK_TEMPLATE)
     conversations = [judge_messages(row, template=template) for row in df.to_dict(orient="records")]
@@ -197,6 +206,7 @@ def judge_table(
                 "template": tpl.id,
                 "template_sha256": tpl.sha256,
                 "structured": json.dumps(structured.as_dict()) if structured else "",
+                "chat_format": res.metadata.get("chat_format", ""),
                 "judge_output": res.text,
                 "rating": rating,
                 "orientation": orientation,

@@ -8,8 +8,9 @@ fills its prompt strings, so rendering reproduces the texts it sent byte for byt
 Templates:
 
 - ``judge_original``: the judge prompt of the original evaluation script. Its orientation
-  labels are Audio-Oriented / Speech-Oriented / **Good** / Neither. This is the prompt that
-  produced the published numbers, so it is the default.
+  labels are Audio-Oriented / Speech-Oriented / **Good** / Neither. It is what the released
+  script sends, so it is the default; whether it or ``judge_paper`` produced the published
+  numbers the sources do not settle (the README's example judgements answer ``Both``).
 - ``judge_paper``: the judge prompt as the paper and the repository README print it
   (labels ... / **Both** / ...; a few other words differ).
 - ``reask_original``: the follow-up prompt the script sends when it finds no orientation;
@@ -32,7 +33,7 @@ from typing import Any
 from jasco_utils.models.base import StructuredOutput
 from jasco_utils.paths import PROMPTS_DIR
 
-#: The template used when none is named: the one the published numbers came from.
+#: The template used when none is named: the one the released evaluation script sends.
 DEFAULT_JUDGE_TEMPLATE = "judge_original"
 
 #: Judge template field -> manifest column that fills it (as the original script does).

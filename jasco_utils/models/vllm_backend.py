@@ -1,9 +1,22 @@
-"""In-process vLLM: the whole batch in one ``LLM.chat`` call, with the model's chat template.
+"""In-process vLLM: the whole batch in one ``LLM.chat`` call (or ``LLM.generate``), with the model's chat template.
 
 The paper's judges ran in vLLM with tensor parallelism 4, float16 and a 4096-token context
 (the shipped ``configs/judges.toml`` says so). Audio parts (``input_audio``, base64 WAV) pass through to
 vLLM's multimodal chat. Structured output uses vLLM's ``structured_outputs`` sampling field
 (the older ``guided_*`` fields are silently ignored by current vLLM).
+
+Two ways to turn a conversation into tokens (``chat_format``):
+
+* ``"chat"`` (the default): ``LLM.chat`` renders the chat template and tokenizes the result
+  without adding special tokens, so the beginning-of-text token the template writes appears once.
+* ``"original"``: what the original evaluation script does (Wang et al., arXiv:2409.14526,
+  ``evaluation/eval.py``): ``apply_chat_template(messages, tokenize=False,
+  add_generation_prompt=True)`` gives a string, and ``LLM.generate`` tokenizes that string as a
+  completion prompt, adding special tokens. For a tokenizer that adds a beginning-of-text token
+  (Llama-3.1, Mistral) the model then sees it twice; for one that does not (Qwen2.5) the two
+  paths give the same tokens. The original ran with the Hugging Face tokenizer (vLLM's only
+  kind in 2024; current vLLM picks Mistral's own tokenizer for Mistral models), so this path
+  sets ``tokenizer_mode="hf"`` unless told otherwise. Text only: audio parts are refused.
 
 vLLM does not reliably release GPU memory in-process: :meth:`VLLMBackend.close` does what it
 can (shutdown, garbage collection, emptying the CUDA cache); running each model in its own
@@ -21,12 +34,16 @@ from jasco_utils.models.base import (
     Backend,
     Conversation,
     EngineError,
+    Message,
     Response,
     ResultCallback,
     SamplingConfig,
     StructuredOutput,
     now_iso,
 )
+
+#: The ways a conversation becomes the engine's input (see the module docstring).
+CHAT_FORMATS: tuple[str, ...] = ("chat", "original")
 
 
 class VLLMBackend(Backend):
@@ -42,6 +59,9 @@ class VLLMBackend(Backend):
         seed: Engine seed.
         enforce_eager: Skip graph capture (quicker start, useful on CPUs).
         gpu_memory_utilization: Share of GPU memory vLLM may take.
+        chat_format: ``chat`` (vLLM's chat, the beginning-of-text token once) or ``original``
+            (the original script's: the chat template to a string, then ``LLM.generate``, which
+            doubles the beginning-of-text token for Llama-3.1 and Mistral; text only).
         **engine_args: Any other argument of ``vllm.EngineArgs`` (``trust_remote_code``,
             ``limit_mm_per_prompt``, ``kv_cache_dtype``, ...), passed to ``vllm.LLM`` unchanged.
     """
@@ -59,9 +79,13 @@ class VLLMBackend(Backend):
         seed: int = 0,
         enforce_eager: bool = False,
         gpu_memory_utilization: float | None = None,
+        chat_format: str = "chat",
         **engine_args: Any,
     ) -> None:
         super().__init__(model, revision)
+        if chat_format not in CHAT_FORMATS:
+            raise EngineError(f"vllm: chat_format {chat_format!r} is not one of {list(CHAT_FORMATS)}")
+        self.chat_format = chat_format
         try:
             import vllm
         except ImportError as e:
@@ -86,6 +110,8 @@ class VLLMBackend(Backend):
         )
         if gpu_memory_utilization is not None:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        if chat_format == "original":
+            kwargs["tokenizer_mode"] = "hf"  # the original's tokenizer; an explicit tokenizer_mode wins
         kwargs.update(engine_args)
         t0 = time.perf_counter()
         try:
@@ -110,7 +136,37 @@ class VLLMBackend(Backend):
         return f"vllm {self._vllm.__version__}"
 
     def output_settings(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "max_model_len": self.max_model_len}
+        """dtype, context length and, when it is not the default ``chat``, the chat format.
+
+        The default adds nothing, so the keys of calls stored before the option existed (all
+        made by ``LLM.chat``) still match.
+        """
+        settings: dict[str, Any] = {"dtype": self.dtype, "max_model_len": self.max_model_len}
+        if self.chat_format != "chat":
+            settings["chat_format"] = self.chat_format
+        return settings
+
+    def original_prompts(self, conversations: list[Conversation]) -> list[str]:
+        """The prompt strings the original script sends: each conversation through the chat template.
+
+        ``apply_chat_template(messages, tokenize=False, add_generation_prompt=True)`` with the
+        engine's tokenizer; a message whose content is a list of text parts is sent as their
+        texts joined by newlines (as vLLM's chat does).
+
+        Raises:
+            EngineError: A conversation holds a part that is not text, or the tokenizer has no
+                usable chat template.
+        """
+        tokenizer = self.llm.get_tokenizer()
+        prompts = []
+        for k, conv in enumerate(conversations):
+            messages = [{**m, "content": _text_content(m, k)} for m in conv]
+            try:
+                prompts.append(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+            except Exception as e:  # noqa: BLE001 - no template, or one that rejects the messages
+                raise EngineError(f"vllm: the chat template of {self.model!r} cannot format conversation {k}: "
+                                  f"{type(e).__name__}: {e}") from e
+        return prompts
 
     def sampling_params(self, sampling: SamplingConfig, structured: StructuredOutput | None = None):
         """The ``vllm.SamplingParams`` for these settings."""
@@ -137,9 +193,13 @@ class VLLMBackend(Backend):
         on_result: ResultCallback | None,
     ) -> list[Response]:
         params = self.sampling_params(sampling, structured)
+        prompts = self.original_prompts(conversations) if self.chat_format == "original" else None
         started, t0 = now_iso(), time.perf_counter()
         try:
-            outputs = self.llm.chat(conversations, params, use_tqdm=False)
+            if prompts is None:
+                outputs = self.llm.chat(conversations, params, use_tqdm=False)
+            else:  # a string prompt: vLLM's tokenizer adds its special tokens, as in the original
+                outputs = self.llm.generate(prompts, params, use_tqdm=False)
         except Exception as e:  # noqa: BLE001 - the batch failed: every row carries the error
             meta = self._metadata(started_at=started, finished_at=now_iso())
             return [Response("", c, meta, error=f"vLLM: {type(e).__name__}: {e}") for c in conversations]
@@ -162,6 +222,9 @@ class VLLMBackend(Backend):
                 on_result(k, r)
         return responses
 
+    def _metadata(self, **extra: Any) -> dict[str, Any]:
+        return super()._metadata(chat_format=self.chat_format, **extra)
+
     def close(self) -> None:
         llm = getattr(self, "llm", None)
         if llm is None:
@@ -182,3 +245,19 @@ class VLLMBackend(Backend):
                 torch.cuda.empty_cache()
         except ImportError:
             pass
+
+
+def _text_content(message: Message, index: int) -> Any:
+    """A message's content for the ``original`` chat format: text, or text parts joined by newlines.
+
+    Raises:
+        EngineError: A part that is not text (the original script's judges read text only).
+    """
+    content = message.get("content")
+    if not isinstance(content, list):
+        return content
+    other = [p.get("type") for p in content if p.get("type") != "text"]
+    if other:
+        raise EngineError(f"vllm: conversation {index} holds a {other[0]!r} part; chat_format='original' "
+                          "sends text only, as the original script did: use chat_format='chat' for audio")
+    return "\n".join(p.get("text", "") for p in content)

@@ -1,0 +1,380 @@
+"""The judge check: how often a judge gives the known label to control answers.
+
+In JASCO (Wang et al., arXiv:2409.14526) the LLM judge is the measuring instrument, and the
+paper does not measure it. The control answers of :mod:`jasco_utils.judging.controls`
+(the clip's correct answer, its audio- and speech-oriented answers, a description without
+an inference, a too-general answer, another clip's answer) have labels that follow from the
+judge prompt's own rules. Per judge this module reports:
+
+- rows, and rows whose rating or orientation could not be read;
+- rating accuracy and orientation accuracy over the rows whose expected value is checked,
+  overall and per kind; an unreadable value counts as wrong (it is never left out);
+- Cohen's kappa against the expected labels (:func:`sklearn.metrics.cohen_kappa_score`,
+  unweighted, with ``unparsed`` as one more category, so its observed agreement is the
+  accuracy): accuracy alone flatters a judge that always answers 0, since five of the six
+  kinds expect 0; kappa is 0 for such a judge;
+- the confusion matrices of orientations and ratings (expected x given, ``unparsed`` a
+  category);
+- 95% intervals of the accuracies by resampling clips (the clip is the unit: its control
+  answers move together), with :func:`jasco_utils.analysis.bootstrap.resample_indices` and
+  the percentile rule of :mod:`jasco_utils.analysis.bootstrap`.
+
+Judged control tables are read as scoring reads judged tables: the rating and orientation
+are recomputed from ``judge_output`` and ``reask_output``
+(:func:`jasco_utils.analysis.scoring.parse_rows`, i.e. :func:`jasco_utils.judging.parsing.read_verdict`).
+:func:`check_judges` is the stage behind ``jasco check-judge``; :func:`run_check_report`
+is the analysis notebook's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jasco_utils.analysis.agreement import ORIENTATION_ORDER, RATING_ORDER, UNPARSED
+from jasco_utils.analysis.bootstrap import _interval, _weights, resample_indices
+from jasco_utils.analysis.metrics import in_order
+from jasco_utils.analysis.scoring import parse_rows
+from jasco_utils.config import ModelSpec
+from jasco_utils.io import TableError, atomic_open, line_of, read_csv_checked, write_csv
+from jasco_utils.judging.controls import (
+    CONTROL_KINDS,
+    CONTROLS_STEM,
+    build_controls,
+    check_controls,
+    judge_controls,
+)
+from jasco_utils.models import SamplingConfig
+from jasco_utils.paths import DEFAULT_STORE, PROCESSED_DIR, RunLayout, judged_files
+
+#: Columns of the rows :func:`read_checked` returns.
+CHECK_ROW_COLUMNS: tuple[str, ...] = (
+    "judge", "template", "id", "control_kind", "expected_rating", "expected_orientation", "rating", "orientation",
+    "file", "line",
+)
+#: The accuracies, each reported overall and per kind.
+ACCURACIES: tuple[str, ...] = ("rating_accuracy", "orientation_accuracy")
+
+
+def checked_rows(df: pd.DataFrame, source: str = "judged control table") -> pd.DataFrame:
+    """The rows of one judged control table, read: expected and given labels (:data:`CHECK_ROW_COLUMNS`).
+
+    Raises:
+        TableError: A missing column, an empty ``judge``, a failed judge call, or a control
+            column out of range (named file, line and column).
+    """
+    missing = [c for c in ("judge", "judge_output") if c not in df.columns]
+    if missing:
+        raise TableError(f"{source}: lacks column(s) {missing}; judge the control table first (jasco check-judge, "
+                         "or judging.controls.judge_controls)")
+    if df.empty:
+        raise TableError(f"{source}: judged control table has no rows")
+    df = check_controls(df, source)
+    empty = df.index[df["judge"].astype(str).str.strip() == ""]
+    if len(empty):
+        raise TableError(f"{source}: line {line_of(empty[0])}, column 'judge': empty")
+    if "status" in df.columns and (df["status"] == "failed").any():
+        failed = df.index[df["status"] == "failed"]
+        raise TableError(f"{source}: {len(failed)} row(s) whose judge call failed (lines "
+                         f"{', '.join(str(line_of(i)) for i in failed[:10])}, column 'status'); re-run to retry them")
+    parsed = parse_rows(df["judge_output"].astype(str),
+                        df["reask_output"].astype(str) if "reask_output" in df.columns else None)
+    return pd.DataFrame({
+        "judge": df["judge"].to_numpy(),
+        "template": df["template"].to_numpy() if "template" in df.columns else "",
+        "id": df["id"].to_numpy(),
+        "control_kind": df["control_kind"].to_numpy(),
+        "expected_rating": df["expected_rating"].to_numpy(),
+        "expected_orientation": df["expected_orientation"].to_numpy(),
+        "rating": parsed["rating"].to_numpy(),
+        "orientation": parsed["orientation"].to_numpy(),
+        "file": source,
+        "line": [line_of(i) for i in df.index],
+    }, columns=list(CHECK_ROW_COLUMNS))
+
+
+def read_checked(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Read judged control tables (CSV or Parquet) into one table of :func:`checked_rows`.
+
+    Raises:
+        TableError: A file is malformed, or two files hold the same judge.
+    """
+    frames, seen = [], {}
+    for path in map(Path, paths):
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_checked(path, what="judged control table")
+        frame = checked_rows(df, str(path))
+        for judge in in_order(frame["judge"]):
+            if judge in seen:
+                raise TableError(f"{path}: judge {judge!r} is also in {seen[judge]}; give each judge's table once")
+            seen[judge] = str(path)
+        frames.append(frame)
+    if not frames:
+        raise TableError("no judged control tables given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _none(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _labels(rows: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series, pd.Series]]:
+    """Per field: (checked mask, expected as text, given as text with ``unparsed``)."""
+    rating_given = rows["rating"].map(lambda v: UNPARSED if pd.isna(v) else str(int(v)))
+    orient_given = rows["orientation"].map(lambda v: v if isinstance(v, str) and v else UNPARSED)
+    return {
+        "rating": (rows["expected_rating"].notna(), rows["expected_rating"].map(
+            lambda v: "" if pd.isna(v) else str(int(v))), rating_given),
+        "orientation": (rows["expected_orientation"] != "", rows["expected_orientation"], orient_given),
+    }
+
+
+def _kappa(expected: pd.Series, given: pd.Series, labels: list[str]) -> float | None:
+    from sklearn.metrics import cohen_kappa_score
+
+    if expected.empty:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _none(float(cohen_kappa_score(expected.to_list(), given.to_list(), labels=labels)))
+
+
+def _confusion(expected: pd.Series, given: pd.Series, rows: list[str], cols: list[str]) -> dict[str, dict[str, int]]:
+    counts = pd.crosstab(expected, given).reindex(index=rows, columns=cols, fill_value=0)
+    present = [r for r in rows if (expected == r).any()]
+    return {r: {c: int(counts.loc[r, c]) for c in cols} for r in present}
+
+
+def _judge_record(rows: pd.DataFrame, n_resamples: int, confidence: float, seed: int | None) -> dict[str, Any]:
+    labels = _labels(rows)
+    correct = {f: (mask & (exp == giv)) for f, (mask, exp, giv) in labels.items()}
+    kinds = [k for k in CONTROL_KINDS if (rows["control_kind"] == k).any()]
+    kinds += [k for k in in_order(rows["control_kind"]) if k not in kinds]
+    # statistics: overall then per kind, for each field; each a ratio of per-clip counts
+    scopes = [("all", pd.Series(True, index=rows.index))] + [(k, rows["control_kind"] == k) for k in kinds]
+    ids = np.array(sorted(rows["id"].unique()))
+    pos = pd.Series(np.arange(len(ids)), index=ids).loc[rows["id"]].to_numpy()
+    num, den = [], []
+    for _, in_scope in scopes:
+        for field in ("rating", "orientation"):
+            mask = (labels[field][0] & in_scope).to_numpy()
+            num.append(np.bincount(pos, weights=(correct[field] & in_scope).to_numpy().astype(float),
+                                   minlength=len(ids)))
+            den.append(np.bincount(pos, weights=mask.astype(float), minlength=len(ids)))
+    num, den = np.array(num), np.array(den)  # (statistics, clips)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = num.sum(axis=1) / den.sum(axis=1)
+        if n_resamples > 0:
+            w = _weights(resample_indices(len(ids), n_resamples, seed), len(ids))
+            lo, hi = _interval((w @ num.T) / (w @ den.T), point, None, confidence, "percentile")
+        else:
+            lo = hi = np.full(point.shape, np.nan)
+
+    def stat(s: int) -> tuple[float | None, list[float | None] | None]:
+        value = _none(point[s])
+        return value, (None if value is None or n_resamples <= 0 else [_none(lo[s]), _none(hi[s])])
+
+    per_kind = {}
+    for i, (kind, in_scope) in enumerate(scopes[1:], start=1):
+        (ra, ra_ci), (oa, oa_ci) = stat(2 * i), stat(2 * i + 1)
+        per_kind[kind] = {"n": int(in_scope.sum()), "rating_accuracy": ra, "orientation_accuracy": oa,
+                          "rating_accuracy_ci": ra_ci, "orientation_accuracy_ci": oa_ci}
+    (ra, ra_ci), (oa, oa_ci) = stat(0), stat(1)
+    rating_cats, orient_cats = [*RATING_ORDER, UNPARSED], [*ORIENTATION_ORDER, UNPARSED]
+    mask_r, exp_r, giv_r = labels["rating"]
+    mask_o, exp_o, giv_o = labels["orientation"]
+    return {
+        "judge": rows["judge"].iloc[0],
+        "template": next((t for t in rows["template"] if t), None),
+        "n_rows": len(rows),
+        "n_clips": len(ids),
+        "n_unparsed": int((rows["rating"].isna() | rows["orientation"].isna()).sum()),
+        "rating_accuracy": ra,
+        "orientation_accuracy": oa,
+        "per_kind": per_kind,
+        "kappa": {"rating": _kappa(exp_r[mask_r], giv_r[mask_r], rating_cats),
+                  "orientation": _kappa(exp_o[mask_o], giv_o[mask_o], orient_cats)},
+        "majority_baseline": {f: _none(float(exp[mask].value_counts(normalize=True).max())) if mask.any() else None
+                              for f, (mask, exp, _) in labels.items()},
+        "intervals": {"rating_accuracy": ra_ci, "orientation_accuracy": oa_ci, "confidence": confidence,
+                      "n_resamples": n_resamples, "seed": seed, "unit": "clip"},
+        "confusion": {"orientation": _confusion(exp_o[mask_o], giv_o[mask_o], list(ORIENTATION_ORDER), orient_cats),
+                      "rating": _confusion(exp_r[mask_r], giv_r[mask_r], list(RATING_ORDER), rating_cats)},
+        "files": in_order(rows["file"]),
+    }
+
+
+def measure(rows: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.95,
+            seed: int | None = 0) -> list[dict[str, Any]]:
+    """The judge check's numbers, one record per judge (in order of appearance).
+
+    Args:
+        rows: :func:`read_checked`'s rows.
+        n_resamples: Bootstrap resamples of clips for the intervals (0: no intervals).
+        confidence: Two-sided level of the intervals.
+        seed: Seed of ``numpy.random.default_rng`` for the resampling.
+
+    Returns:
+        JSON-ready records: ``judge``, ``template``, ``n_rows``, ``n_clips``, ``n_unparsed``,
+        ``rating_accuracy``, ``orientation_accuracy`` (``None`` where no row's value is
+        checked), ``per_kind`` (kind -> ``n``, ``rating_accuracy``, ``orientation_accuracy``
+        and their ``_ci``), ``kappa`` (``rating``, ``orientation``), ``majority_baseline``
+        (the accuracy of always giving the most common expected value), ``intervals``
+        (``[low, high]`` per accuracy, the level, resamples, seed and unit), ``confusion``
+        (``orientation`` and ``rating``: expected -> given -> count) and ``files``.
+    """
+    return [_judge_record(group, n_resamples, confidence, seed)
+            for _, group in rows.groupby("judge", sort=False)]
+
+
+def _fmt(value: float | None, ci: list | None = None) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.2f}"
+    if ci and ci[0] is not None:
+        text += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return text
+
+
+def check_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The records as one table: per judge a row ``all``, then one per kind (accuracies, kappa on ``all``)."""
+    out = []
+    for rec in records:
+        out.append({"judge": rec["judge"], "kind": "all", "n": rec["n_rows"], "unparsed": rec["n_unparsed"],
+                    "rating_accuracy": rec["rating_accuracy"], "orientation_accuracy": rec["orientation_accuracy"],
+                    "rating_kappa": rec["kappa"]["rating"], "orientation_kappa": rec["kappa"]["orientation"]})
+        for kind, k in rec["per_kind"].items():
+            out.append({"judge": rec["judge"], "kind": kind, "n": k["n"], "rating_accuracy": k["rating_accuracy"],
+                        "orientation_accuracy": k["orientation_accuracy"]})
+    return pd.DataFrame(out, columns=["judge", "kind", "n", "unparsed", "rating_accuracy", "orientation_accuracy",
+                                      "rating_kappa", "orientation_kappa"])
+
+
+def format_check(records: list[dict[str, Any]]) -> str:
+    """What ``jasco check-judge`` prints: per judge the accuracies, kappas, per-kind table and confusion."""
+    blocks = []
+    for rec in records:
+        iv = rec["intervals"]
+        level = f"{round(100 * iv['confidence'])}% interval" if iv.get("n_resamples") else "no interval"
+        head = [f"{rec['judge']}" + (f" ({rec['template']})" if rec.get("template") else "")
+                + f": {rec['n_rows']} rows, {rec['n_clips']} clips, {rec['n_unparsed']} unparsed",
+                f"  rating accuracy      {_fmt(rec['rating_accuracy'], iv['rating_accuracy'])}  "
+                f"kappa {_fmt(rec['kappa']['rating'])}  (always the commonest label: "
+                f"{_fmt(rec['majority_baseline']['rating'])})",
+                f"  orientation accuracy {_fmt(rec['orientation_accuracy'], iv['orientation_accuracy'])}  "
+                f"kappa {_fmt(rec['kappa']['orientation'])}  (always the commonest label: "
+                f"{_fmt(rec['majority_baseline']['orientation'])})",
+                f"  [{level}s, clips resampled]"]
+        kinds = pd.DataFrame([{"kind": k, "n": v["n"], "rating": _fmt(v["rating_accuracy"]),
+                               "orientation": _fmt(v["orientation_accuracy"])} for k, v in rec["per_kind"].items()])
+        conf = pd.DataFrame(rec["confusion"]["orientation"]).T
+        blocks.append("\n".join(head) + "\n\n" + _indent(kinds.to_string(index=False))
+                      + "\n\n  orientation, expected (rows) x given (columns):\n" + _indent(conf.to_string()))
+    note = ("Accuracy counts an unreadable rating or orientation as wrong; '-': not checked for that kind. "
+            "Kappa 0 is chance agreement with the expected labels.")
+    return "\n\n".join(blocks) + "\n\n" + note
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def write_check_report(records: list[dict[str, Any]], out_dir: str | os.PathLike[str],
+                       title: str | None = None) -> list[Path]:
+    """Write ``judge_check.json`` (the records), ``judge_check.csv`` (:func:`check_table`) and
+    ``judge_check.png`` (:func:`jasco_utils.analysis.plots.plot_judge_check`) in ``out_dir``."""
+    from jasco_utils.analysis import plots
+
+    out_dir = Path(out_dir)
+    with atomic_open(out_dir / "judge_check.json", "w", encoding="utf-8") as fh:
+        json.dump(records, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+    paths = [out_dir / "judge_check.json", write_csv(check_table(records), out_dir / "judge_check.csv")]
+    paths.append(plots.save_figure(plots.plot_judge_check(records, title=title), out_dir / "judge_check.png", dpi=130))
+    return paths
+
+
+def write_controls(clips: list[int] | None, data_dir: str | os.PathLike[str] | None,
+                   out_dir: str | os.PathLike[str]) -> Path:
+    """Build the control table of ``clips`` (all 80 when ``None``) and write ``OUT_DIR/judge-check.csv``."""
+    return write_csv(build_controls(data_dir, clips), Path(out_dir) / f"{CONTROLS_STEM}.csv")
+
+
+def check_judges(
+    specs: Sequence[ModelSpec],
+    clips: list[int] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    store: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] = RunLayout(PROCESSED_DIR).check_dir,
+    sampling: SamplingConfig | None = None,
+    structured: str | None = None,
+    max_explanation_chars: int | None = None,
+    reask: bool = True,
+    chunk_size: int = 256,
+    progress: bool = True,
+    n_resamples: int = 2000,
+    seed: int | None = 0,
+) -> dict[str, Any]:
+    """The judge check with some judges, in this process: build, judge, measure, report.
+
+    Writes the control table (``judge-check.csv``), each judge's judged control table
+    (``judge-check__KEY.csv`` and ``.parquet``) and the report (:func:`write_check_report`)
+    in ``out_dir``. A run configuration's check runs each judge in its own process instead
+    (:func:`jasco_utils.pipeline.run_judge_check`).
+
+    Args:
+        specs: The judges.
+        clips: Clip ids (all 80 when ``None``); each gets one instruction and six controls.
+        data_dir: The dataset folder.
+        store: The call store (default ``data/processed/calls.sqlite``).
+        out_dir: Where the tables and the report go (default ``data/processed/judge_check``).
+        sampling, structured, max_explanation_chars, reask, chunk_size, progress: As
+            :func:`jasco_utils.judging.run.judge_outputs`.
+        n_resamples, seed: The intervals' bootstrap (:func:`measure`).
+
+    Returns:
+        ``records`` (:func:`measure`), ``runs`` (each judge's counts) and the written ``paths``.
+    """
+    controls = write_controls(clips, data_dir, out_dir)
+    runs = [judge_controls(spec, controls, out_dir, store or DEFAULT_STORE, sampling=sampling, structured=structured,
+                           max_explanation_chars=max_explanation_chars, reask=reask, chunk_size=chunk_size,
+                           progress=progress) for spec in specs]
+    records = measure(read_checked([r.paths[0] for r in runs]), n_resamples=n_resamples, seed=seed)
+    paths = [controls, *(p for r in runs for p in r.paths), *write_check_report(records, out_dir)]
+    return {"records": records, "runs": runs, "paths": paths}
+
+
+def run_check_report(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str],
+                     n_resamples: int = 2000, seed: int | None = 0, title: str | None = None) -> dict[str, Any] | None:
+    """The analysis notebook's judge check: measure ``RUN_DIR/judge_check``'s judged tables, write the report.
+
+    Returns:
+        ``records``, ``table`` (:func:`check_table`) and the written ``paths`` (in
+        ``figures_dir``); ``None`` when the run has no judged control tables.
+    """
+    files = judged_files(RunLayout(run_dir).check_dir)
+    if not files:
+        return None
+    records = measure(read_checked(files), n_resamples=n_resamples, seed=seed)
+    return {"records": records, "table": check_table(records),
+            "paths": write_check_report(records, figures_dir, title=title)}
+
+
+def check_footnote(run_dir: str | os.PathLike[str]) -> str:
+    """One sentence for Table II: each judge's accuracies on the run's judge check ("" when none ran)."""
+    files = judged_files(RunLayout(run_dir).check_dir)
+    if not files:
+        return ""
+    records = measure(read_checked(files), n_resamples=0)
+    parts = [f"{r['judge']} rating {_fmt(r['rating_accuracy'])}, orientation {_fmt(r['orientation_accuracy'])}"
+             f" (kappa {_fmt(r['kappa']['rating'])}, {_fmt(r['kappa']['orientation'])})" for r in records]
+    n = max(r["n_clips"] for r in records)
+    return (f"Judge check (control answers with known labels, {n} clips; accuracy, Cohen's kappa): "
+            + "; ".join(parts) + ".")
