@@ -27,38 +27,16 @@ from pathlib import Path
 
 from jasco_utils import __version__
 from jasco_utils.io import TableError
-from jasco_utils.paths import (
-    DATA_DIR_ENV,
-    DEFAULT_DATASET_DIR,
-    PROCESSED_DIR,
-    RunLayout,
+from jasco_utils.cli_flags import (
+    cli_options,
+    data_dir_arg,
+    engine_flags,
+    judge_specs,
+    judging_flags,
+    parse_clip_list,
+    sampling_from,
 )
-
-
-def parse_clip_list(spec: str) -> list[int]:
-    """Parse ``"1-5,9,12"`` into ``[1, 2, 3, 4, 5, 9, 12]``.
-
-    >>> parse_clip_list("1-3,7")
-    [1, 2, 3, 7]
-    """
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        try:
-            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: use e.g. 1-5,9,12") from None
-    return sorted(set(out))
-
-
-def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data-dir",
-        help=f"dataset folder (default: ${DATA_DIR_ENV}, else {DEFAULT_DATASET_DIR})",
-    )
+from jasco_utils.paths import DEFAULT_DATASET_DIR, PROCESSED_DIR, RunLayout
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -152,113 +130,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Backend keywords that get no flag of their own (the engine seed: ``--seed`` is the sampling
-#: seed); they, and options that are not numbers, text or lists, go through ``--engine-arg``.
-_NO_FLAG = {"seed"}
-
-
-def _engine_arg(text: str) -> tuple[str, object]:
-    """``KEY=VALUE``; VALUE is read as JSON when it parses (``4``, ``true``, ``{"audio": 1}``), else as text."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
-
-
-def _engine_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per backend keyword of every registered engine, from the registry, plus ``--engine-arg``."""
-    from jasco_utils.models import ENGINES, engine_options
-
-    group = parser.add_argument_group(
-        "engine options (override a named model's; each applies to the engines in brackets)")
-    seen: dict[str, list[str]] = {}
-    options = {}
-    for engine in ENGINES:
-        for name, opt in engine_options(engine).items():
-            if name not in _NO_FLAG and opt.type is not object:
-                seen.setdefault(name, []).append(engine)
-                options.setdefault(name, opt)
-    for name, opt in options.items():
-        default = "" if opt.default is None else f"; default {opt.default}"
-        help_text = f"{opt.help.rstrip('.')} [{', '.join(seen[name])}{default}]".replace("``", "").replace("%", "%%")
-        flag = "--" + name.replace("_", "-")
-        if opt.type is bool:
-            group.add_argument(flag, action="store_const", const=True, default=None, help=help_text)
-        elif opt.type is list:
-            group.add_argument(flag, action="append", help=help_text + " (repeatable)")
-        else:
-            group.add_argument(flag, type=opt.type, help=help_text)
-    group.add_argument("--engine-arg", action="append", type=_engine_arg, default=[], metavar="KEY=VALUE",
-                       help="any other keyword of the engine's backend, passed unchanged (vLLM: any "
-                            "vllm.EngineArgs field, e.g. trust_remote_code=true, limit_mm_per_prompt='{\"audio\": 1}'); "
-                            "repeatable; unknown keys are refused with the accepted ones")
-
-
-def _cli_options(args: argparse.Namespace, engines: list[str]) -> dict[str, dict]:
-    """Engine options set on the command line, per engine used.
-
-    Raises:
-        ValueError: A flag set for none of the engines used.
-    """
-    from jasco_utils.models import engine_options
-
-    per = {e: {n: getattr(args, n) for n in engine_options(e) if n not in _NO_FLAG and getattr(args, n, None) is not None}
-           for e in dict.fromkeys(engines)}
-    for e in per:
-        per[e].update(dict(args.engine_arg))
-    used = {n for opts in per.values() for n in opts}
-    from jasco_utils.models import ENGINES
-
-    stray = sorted(n for e in ENGINES for n in engine_options(e)
-                   if n not in _NO_FLAG and getattr(args, n, None) is not None and n not in used)
-    if stray:
-        raise ValueError(f"option(s) {['--' + n.replace('_', '-') for n in stray]} do not apply to "
-                         f"engine(s) {sorted(per)}")
-    return per
-
-
-def _sampling(args: argparse.Namespace):
-    from jasco_utils.models import SamplingConfig
-
-    if getattr(args, "original_sampling", False):
-        return SamplingConfig.original()
-    return SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
-
-
-def _judge_specs(args: argparse.Namespace, specs: list):
-    """The judges with the command line's engine options and ``--template`` applied, checked."""
-    from dataclasses import replace
-
-    overrides = _cli_options(args, [s.engine for s in specs])
-    return [replace(s, options={**s.options, **overrides[s.engine]}, template=args.template or s.template).check()
-            for s in specs]
-
-
-def _judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """The protocol and run flags ``judge`` and ``check-judge`` share; returns the "run" group."""
-    from jasco_utils.config import STRUCTURED_MODES
-    from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, judge_templates
-    from jasco_utils.paths import DEFAULT_STORE
-
-    how = parser.add_argument_group("protocol")
-    how.add_argument("--template", choices=judge_templates(),
-                     help=f"judge prompt (default: a named judge's, else {DEFAULT_JUDGE_TEMPLATE})")
-    how.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
-    how.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    how.add_argument("--max-tokens", type=int, default=1000, help="default 1000, as the original")
-    how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
-    how.add_argument("--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding")
-    how.add_argument("--max-explanation-chars", type=int, help="with --structured: bound each explanation")
-    how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
-    run = parser.add_argument_group("run")
-    run.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
-    run.add_argument("--chunk-size", type=int, default=256, help="rows per engine call (default 256)")
-    return run
-
-
 def _cmd_judge(args: argparse.Namespace) -> int:
     from jasco_utils.config import ModelSpec, get_judge
     from jasco_utils.judging.run import judge_outputs
@@ -277,7 +148,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
             model = args.model or default_model(args.engine)
             name = args.judge_name or Path(model).name
             specs = [ModelSpec(key=name, engine=args.engine, model=model, name=name)]
-        specs = _judge_specs(args, specs)
+        specs = judge_specs(args, specs)
     except (KeyError, ValueError) as e:
         print(f"jasco judge: {str(e).strip(chr(34))}", file=sys.stderr)
         return 1
@@ -285,7 +156,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     for spec in specs:
         try:
             run = judge_outputs(
-                spec, args.outputs, out_dir=args.out_dir, store=args.store, sampling=_sampling(args),
+                spec, args.outputs, out_dir=args.out_dir, store=args.store, sampling=sampling_from(args),
                 structured=args.structured, max_explanation_chars=args.max_explanation_chars, reask=not args.no_reask,
                 chunk_size=args.chunk_size, original_layout=args.original_layout, allm=args.allm,
             )
@@ -316,9 +187,9 @@ def _cmd_check_judge(args: argparse.Namespace) -> int:
         if args.judged:
             records = measure(read_checked(args.judged), n_resamples=args.n_resamples)
         else:
-            specs = _judge_specs(args, [get_judge(k, args.judges_file) for k in args.judge])
+            specs = judge_specs(args, [get_judge(k, args.judges_file) for k in args.judge])
             result = check_judges(specs, clips=args.clips, data_dir=args.data_dir, store=args.store,
-                                  out_dir=args.out_dir, sampling=_sampling(args), structured=args.structured,
+                                  out_dir=args.out_dir, sampling=sampling_from(args), structured=args.structured,
                                   max_explanation_chars=args.max_explanation_chars, reask=not args.no_reask,
                                   chunk_size=args.chunk_size, n_resamples=args.n_resamples)
             records = result["records"]
@@ -354,12 +225,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             spec = ModelSpec(key=name, engine="import", path=args.import_file)
         elif args.cascade:
             spec = ModelSpec(key=name, engine="cascade", model=args.llm_model, llm_engine=args.llm_engine,
-                             asr_model=args.asr_model, options=_cli_options(args, [args.llm_engine])[args.llm_engine])
+                             asr_model=args.asr_model, options=cli_options(args, [args.llm_engine])[args.llm_engine])
         else:
             spec = ModelSpec(key=name, engine=args.engine, model=args.model,
-                             options=_cli_options(args, [args.engine])[args.engine])
+                             options=cli_options(args, [args.engine])[args.engine])
         run = answer_manifest(spec, args.manifest, out=args.out, data_dir=args.data_dir, store=args.store,
-                              sampling=_sampling(args), audio_mode=args.audio_mode, chunk_size=args.chunk_size)
+                              sampling=sampling_from(args), audio_mode=args.audio_mode, chunk_size=args.chunk_size)
     except (TableError, EngineError, FileNotFoundError, ValueError) as e:
         print(f"jasco infer: {e}", file=sys.stderr)
         return 1
@@ -417,13 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     dl.set_defaults(func=_cmd_download)
     va = data_sub.add_parser("validate", help="check every clip and row; report irregularities")
-    _data_dir_arg(va)
+    data_dir_arg(va)
     va.add_argument("--no-checksums", action="store_true", help="accept files that differ from the release")
     va.add_argument("--json", action="store_true", help="print a JSON report")
     va.set_defaults(func=_cmd_validate)
 
     mf = sub.add_parser("manifest", help="write the inference table (clips x 8 instructions)")
-    _data_dir_arg(mf)
+    data_dir_arg(mf)
     mf.add_argument("--out", default=str(PROCESSED_DIR / "manifest.csv"), help="output CSV")
     mf.add_argument("--clips", type=parse_clip_list, help="subset of clips, e.g. 1-10,42")
     mf.add_argument(
@@ -442,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("manifest", help="the manifest CSV (jasco manifest), or a subset of its clips")
     inf.add_argument("--name", help="the ALLM's name in tables (default: from the model or file)")
     inf.add_argument("--out", help="outputs table (default data/processed/outputs/NAME.csv, and .parquet)")
-    _data_dir_arg(inf)
+    data_dir_arg(inf)
     src = inf.add_argument_group("where the answers come from (one of)")
     src.add_argument("--engine", choices=[e for e in ENGINES if backend_class(e).takes_audio],
                      help="an audio LLM on this engine")
@@ -461,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-tokens", type=int, default=512, help="answer length limit (default 512)")
     gen.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
     gen.add_argument("--chunk-size", type=int, default=64, help="rows per engine call (default 64)")
-    _engine_flags(inf)
+    engine_flags(inf)
     inf.set_defaults(func=_cmd_infer)
 
     jg = sub.add_parser("judge", help="rate every ALLM answer with LLM judges (batched, cached, resumable)")
@@ -474,10 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--engine", choices=list(ENGINES), help="judge with one model on this engine")
     who.add_argument("--model", help="with --engine: model id, path or served name")
     who.add_argument("--judge-name", help="with --engine: the name tables show")
-    run = _judging_flags(jg)
+    run = judging_flags(jg)
     run.add_argument("--out-dir", default=str(PROCESSED_DIR / "judged"), help="where judged tables go (default %(default)s)")
     run.add_argument("--original-layout", action="store_true", help="also write the original eval.py layout (llama3_extract)")
-    _engine_flags(jg)
+    engine_flags(jg)
     jg.set_defaults(func=_cmd_judge)
 
     ck = sub.add_parser("check-judge", help="how often judges give the known label to control answers (judge check)")
@@ -489,10 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "six control answers each")
     ck.add_argument("--json", action="store_true", help="print JSON: one object per judge")
     ck.add_argument("--n-resamples", type=int, default=2000, help="bootstrap resamples of clips (default 2000)")
-    _data_dir_arg(ck)
-    _judging_flags(ck).add_argument("--out-dir", default=str(RunLayout(PROCESSED_DIR).check_dir),
+    data_dir_arg(ck)
+    judging_flags(ck).add_argument("--out-dir", default=str(RunLayout(PROCESSED_DIR).check_dir),
                                     help="control tables, judged control tables, the report (default %(default)s)")
-    _engine_flags(ck)
+    engine_flags(ck)
     ck.set_defaults(func=_cmd_check_judge)
 
     rp = sub.add_parser("reproduce", help="run the notebooks headlessly: Table II and Figure 2 for a configuration")
@@ -501,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--run-dir", help="the run's folder (default runs/CONFIG)")
     rp.add_argument("--figures-dir", help="where Table II, Figure 2 and the provenance go (default figures/)")
     rp.add_argument("--store", help=f"the call cache (default {DEFAULT_STORE})")
-    _data_dir_arg(rp)
+    data_dir_arg(rp)
     rp.set_defaults(func=_cmd_reproduce)
 
     sc = sub.add_parser("score", help="Best-Mean and modality dependence of judged tables")

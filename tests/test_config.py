@@ -8,7 +8,8 @@ import json
 import pytest
 
 import jasco_utils
-from jasco_utils.cli import _cli_options, build_parser, main
+from jasco_utils.cli import build_parser, main
+from jasco_utils.cli_flags import cli_options
 from jasco_utils.config import (
     ConfigError,
     ModelSpec,
@@ -112,7 +113,7 @@ def test_cli_choices_and_flags_come_from_the_registries():
     assert judge.choices == judge_templates()
     args = parser.parse_args(["judge", "o.csv", "--engine", "vllm", "--model", "m", "--gpu-memory-utilization", "0.5",
                               "--engine-arg", "trust_remote_code=true", "--engine-arg", 'limit_mm_per_prompt={"audio": 1}'])
-    assert _cli_options(args, ["vllm"]) == {"vllm": {"gpu_memory_utilization": 0.5, "trust_remote_code": True,
+    assert cli_options(args, ["vllm"]) == {"vllm": {"gpu_memory_utilization": 0.5, "trust_remote_code": True,
                                                     "limit_mm_per_prompt": {"audio": 1}}}
     for engine in ENGINES:
         for name, opt in engine_options(engine).items():

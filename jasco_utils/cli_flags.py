@@ -1,0 +1,152 @@
+"""The flags several ``jasco`` commands share, and what they become.
+
+:func:`engine_flags` declares one flag per keyword of every registered engine's backend
+(from :data:`jasco_utils.models.ENGINES`, never a hand-kept list) plus ``--engine-arg
+KEY=VALUE``; :func:`cli_options` turns what was set into each engine's options, refusing a
+flag that applies to none of the engines used. :func:`judging_flags` is the protocol and run
+flags of ``judge`` and ``check-judge``; :func:`judge_specs` applies them to named judges;
+:func:`sampling_from` reads the sampling flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from jasco_utils.paths import DATA_DIR_ENV, DEFAULT_DATASET_DIR
+
+__all__ = ["cli_options", "data_dir_arg", "engine_arg", "engine_flags", "judge_specs", "judging_flags",
+           "parse_clip_list", "sampling_from"]
+
+
+def parse_clip_list(spec: str) -> list[int]:
+    """Parse ``"1-5,9,12"`` into ``[1, 2, 3, 4, 5, 9, 12]``.
+
+    >>> parse_clip_list("1-3,7")
+    [1, 2, 3, 7]
+    """
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: use e.g. 1-5,9,12") from None
+    return sorted(set(out))
+
+
+def data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        help=f"dataset folder (default: ${DATA_DIR_ENV}, else {DEFAULT_DATASET_DIR})",
+    )
+
+
+#: Backend keywords that get no flag of their own (the engine seed: ``--seed`` is the sampling
+#: seed); they, and options that are not numbers, text or lists, go through ``--engine-arg``.
+_NO_FLAG = {"seed"}
+
+
+def engine_arg(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``; VALUE is read as JSON when it parses (``4``, ``true``, ``{"audio": 1}``), else as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def engine_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per backend keyword of every registered engine, from the registry, plus ``--engine-arg``."""
+    from jasco_utils.models import ENGINES, engine_options
+
+    group = parser.add_argument_group(
+        "engine options (override a named model's; each applies to the engines in brackets)")
+    seen: dict[str, list[str]] = {}
+    options = {}
+    for engine in ENGINES:
+        for name, opt in engine_options(engine).items():
+            if name not in _NO_FLAG and opt.type is not object:
+                seen.setdefault(name, []).append(engine)
+                options.setdefault(name, opt)
+    for name, opt in options.items():
+        default = "" if opt.default is None else f"; default {opt.default}"
+        help_text = f"{opt.help.rstrip('.')} [{', '.join(seen[name])}{default}]".replace("``", "").replace("%", "%%")
+        flag = "--" + name.replace("_", "-")
+        if opt.type is bool:
+            group.add_argument(flag, action="store_const", const=True, default=None, help=help_text)
+        elif opt.type is list:
+            group.add_argument(flag, action="append", help=help_text + " (repeatable)")
+        else:
+            group.add_argument(flag, type=opt.type, help=help_text)
+    group.add_argument("--engine-arg", action="append", type=engine_arg, default=[], metavar="KEY=VALUE",
+                       help="any other keyword of the engine's backend, passed unchanged (vLLM: any "
+                            "vllm.EngineArgs field, e.g. trust_remote_code=true, limit_mm_per_prompt='{\"audio\": 1}'); "
+                            "repeatable; unknown keys are refused with the accepted ones")
+
+
+def cli_options(args: argparse.Namespace, engines: list[str]) -> dict[str, dict]:
+    """Engine options set on the command line, per engine used.
+
+    Raises:
+        ValueError: A flag set for none of the engines used.
+    """
+    from jasco_utils.models import engine_options
+
+    per = {e: {n: getattr(args, n) for n in engine_options(e) if n not in _NO_FLAG and getattr(args, n, None) is not None}
+           for e in dict.fromkeys(engines)}
+    for e in per:
+        per[e].update(dict(args.engine_arg))
+    used = {n for opts in per.values() for n in opts}
+    from jasco_utils.models import ENGINES
+
+    stray = sorted(n for e in ENGINES for n in engine_options(e)
+                   if n not in _NO_FLAG and getattr(args, n, None) is not None and n not in used)
+    if stray:
+        raise ValueError(f"option(s) {['--' + n.replace('_', '-') for n in stray]} do not apply to "
+                         f"engine(s) {sorted(per)}")
+    return per
+
+
+def sampling_from(args: argparse.Namespace):
+    from jasco_utils.models import SamplingConfig
+
+    if getattr(args, "original_sampling", False):
+        return SamplingConfig.original()
+    return SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
+
+
+def judge_specs(args: argparse.Namespace, specs: list):
+    """The judges with the command line's engine options and ``--template`` applied, checked."""
+    from dataclasses import replace
+
+    overrides = cli_options(args, [s.engine for s in specs])
+    return [replace(s, options={**s.options, **overrides[s.engine]}, template=args.template or s.template).check()
+            for s in specs]
+
+
+def judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The protocol and run flags ``judge`` and ``check-judge`` share; returns the "run" group."""
+    from jasco_utils.config import STRUCTURED_MODES
+    from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, judge_templates
+    from jasco_utils.paths import DEFAULT_STORE
+
+    how = parser.add_argument_group("protocol")
+    how.add_argument("--template", choices=judge_templates(),
+                     help=f"judge prompt (default: a named judge's, else {DEFAULT_JUDGE_TEMPLATE})")
+    how.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
+    how.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    how.add_argument("--max-tokens", type=int, default=1000, help="default 1000, as the original")
+    how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
+    how.add_argument("--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding")
+    how.add_argument("--max-explanation-chars", type=int, help="with --structured: bound each explanation")
+    how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
+    run = parser.add_argument_group("run")
+    run.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
+    run.add_argument("--chunk-size", type=int, default=256, help="rows per engine call (default 256)")
+    return run
