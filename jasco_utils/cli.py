@@ -11,6 +11,9 @@ Subcommands::
     jasco score FILE...   Best-Mean and modality dependence of judged tables
     jasco compare A B F.. paired comparison of two ALLMs (difference, interval, p-value)
     jasco reproduce       run the notebooks headlessly: Table II and Figure 2 for a configuration
+    jasco view RUN        write the run's page: every clip, answer and judgement in one HTML file
+    jasco runs            list the runs under runs/ and their Table II averages
+    jasco judges          list the named judges; jasco allms: the ALLMs of the run configurations
 
 Each subcommand parses its arguments, calls one stage function of the package (the same ones
 the notebooks call) and prints; bad input gets a clear message and a non-zero exit. Engine
@@ -34,7 +37,9 @@ from jasco_utils.cli_flags import (
     judge_specs,
     judging_flags,
     parse_clip_list,
+    positive_int,
     sampling_from,
+    subset_flags,
 )
 from jasco_utils.paths import DEFAULT_DATASET_DIR, PROCESSED_DIR, RunLayout
 
@@ -73,7 +78,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=2))
     else:
-        print(report.summary())
+        print(report.summary(verbose=args.verbose))
     return 0 if report.ok else 1
 
 
@@ -159,6 +164,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
                 spec, args.outputs, out_dir=args.out_dir, store=args.store, sampling=sampling_from(args),
                 structured=args.structured, max_explanation_chars=args.max_explanation_chars, reask=not args.no_reask,
                 chunk_size=args.chunk_size, original_layout=args.original_layout, allm=args.allm,
+                clips=args.clips, limit=args.limit,
             )
         except (TableError, EngineError, ValueError) as e:
             print(f"jasco judge: {spec.key}: {e}" if isinstance(e, EngineError) else f"jasco judge: {e}", file=sys.stderr)
@@ -230,7 +236,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             spec = ModelSpec(key=name, engine=args.engine, model=args.model,
                              options=cli_options(args, [args.engine])[args.engine])
         run = answer_manifest(spec, args.manifest, out=args.out, data_dir=args.data_dir, store=args.store,
-                              sampling=sampling_from(args), audio_mode=args.audio_mode, chunk_size=args.chunk_size)
+                              sampling=sampling_from(args), audio_mode=args.audio_mode, chunk_size=args.chunk_size,
+                              clips=args.clips, limit=args.limit)
     except (TableError, EngineError, FileNotFoundError, ValueError) as e:
         print(f"jasco infer: {e}", file=sys.stderr)
         return 1
@@ -249,7 +256,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     import papermill
 
     from jasco_utils.config import ConfigError, load_run_config
-    from jasco_utils.paths import FIGURES_DIR
     from jasco_utils.pipeline import reproduce
 
     try:
@@ -257,19 +263,88 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"jasco reproduce: {e}", file=sys.stderr)
         return 1
-    figures_dir = Path(args.figures_dir or FIGURES_DIR).resolve()
+    clips = args.clips
+    if args.limit:
+        clips = (clips or ([] if args.all_clips else cfg.clips) or list(range(1, 81)))[:args.limit]
     try:
-        run_dir = reproduce(cfg, args.run_dir, figures_dir, args.store, args.data_dir, args.all_clips,
-                            log=lambda line: print(line, flush=True))
+        run_dir = reproduce(cfg, args.run_dir, args.figures_dir, args.store, args.data_dir, args.all_clips,
+                            log=lambda line: print(line, flush=True), clips=clips)
     except papermill.PapermillExecutionError as e:
         print(f"jasco reproduce: a notebook failed (its executed copy is under the run's notebooks/):\n{e}",
               file=sys.stderr)
         return 1
-    print(f"Table II:  {figures_dir / 'table2.md'} (.csv, .tex)")
-    print(f"Figure 2:  {figures_dir / 'figure2.png'} (.pdf)")
-    print(f"provenance: {figures_dir / 'provenance.json'}; executed notebooks: {run_dir / 'notebooks'}")
+    layout = RunLayout(run_dir)
+    figures_dir = Path(args.figures_dir).resolve() if args.figures_dir else layout.figures_dir
+    table = figures_dir / "table2.md"
+    if table.is_file():
+        print("\n" + table.read_text(encoding="utf-8"))
+    print(f"Table II:   {table} (.csv, .tex)")
+    print(f"Figure 2:   {figures_dir / 'figure2.png'} (.pdf)")
+    if (figures_dir / "judge_check.png").is_file():
+        print(f"judge check: {figures_dir / 'judge_check.png'} (.json, .csv)")
+    print(f"results:    {layout.results} (scores, intervals, judge check, provenance)")
+    print(f"notebooks:  {layout.notebooks_dir} (executed)")
     if not cfg.paper:
         print(f"(the {cfg.name} configuration proves the pipeline runs; its numbers are not the paper's results)")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from jasco_utils.analysis.browser import write_run_page
+
+    try:
+        page = write_run_page(args.run, out=args.out, data_dir=args.data_dir, audio=args.audio)
+    except (FileNotFoundError, TableError, ValueError) as e:
+        print(f"jasco view: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {page} ({page.stat().st_size / 1e6:.1f} MB); open it in a browser: file://{page.resolve()}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from jasco_utils.paths import RUNS_DIR
+
+    root = Path(args.runs_dir or RUNS_DIR)
+    runs = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+    if not runs:
+        print(f"no runs under {root}: jasco reproduce --config cpu makes one")
+        return 0
+    print(f"{'run':<20} {'ALLMs':>5} {'judged':>6}  results  Table II average (Best-Mean per ALLM)")
+    for run in runs:
+        layout = RunLayout(run)
+        try:
+            results = json.loads(layout.results.read_text(encoding="utf-8"))
+            avg = next((r for r in results.get("table2") or [] if r.get("LLM-Judge") == "Average"), {})
+            averages = ", ".join(f"{k} {v:.2f}" for k, v in avg.items() if k != "LLM-Judge" and isinstance(v, float))
+        except (OSError, ValueError):
+            results, averages = None, ""
+        print(f"{run.name:<20} {len(layout.output_files()):>5} {len(layout.judged_files()):>6}  "
+              f"{'yes' if results else 'no ':<7}  {averages or '-'}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from jasco_utils.config import (
+        RUN_CONFIGS_DIR,
+        ConfigError,
+        load_judges,
+        load_run_config,
+    )
+
+    try:
+        if args.command == "judges":
+            rows = [(k, s.name or k, s.engine, s.model or "", s.template or "") for k, s in load_judges(args.judges_file).items()]
+            head = ("key", "name", "engine", "model", "template")
+        else:
+            rows = [(s.key, s.engine, s.model or s.path or f"speech recognition -> {s.llm_engine} LLM", cfg.name) for cfg in
+                    (load_run_config(p) for p in sorted(RUN_CONFIGS_DIR.glob("*.toml"))) for s in cfg.allms]
+            head = ("name", "engine", "model or file", "configuration")
+    except ConfigError as e:
+        print(f"jasco {args.command}: {e}", file=sys.stderr)
+        return 1
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
     return 0
 
 
@@ -291,11 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir_arg(va)
     va.add_argument("--no-checksums", action="store_true", help="accept files that differ from the release")
     va.add_argument("--json", action="store_true", help="print a JSON report")
+    va.add_argument("--verbose", "-v", action="store_true", help="list every clip format and irregularity")
     va.set_defaults(func=_cmd_validate)
 
     mf = sub.add_parser("manifest", help="write the inference table (clips x 8 instructions)")
     data_dir_arg(mf)
-    mf.add_argument("--out", default=str(PROCESSED_DIR / "manifest.csv"), help="output CSV")
+    mf.add_argument("--out", default=str(PROCESSED_DIR / "manifest.csv"), help="output CSV (default %(default)s)")
     mf.add_argument("--clips", type=parse_clip_list, help="subset of clips, e.g. 1-10,42")
     mf.add_argument(
         "--original-layout",
@@ -313,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("manifest", help="the manifest CSV (jasco manifest), or a subset of its clips")
     inf.add_argument("--name", help="the ALLM's name in tables (default: from the model or file)")
     inf.add_argument("--out", help="outputs table (default data/processed/outputs/NAME.csv, and .parquet)")
+    subset_flags(inf, "manifest")
     data_dir_arg(inf)
     src = inf.add_argument_group("where the answers come from (one of)")
     src.add_argument("--engine", choices=[e for e in ENGINES if backend_class(e).takes_audio],
@@ -326,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     cas.add_argument("--llm-model", help="text LLM (default: the embedded SmolLM2)")
     gen = inf.add_argument_group("generation")
     gen.add_argument("--audio-mode", default="audio", choices=list(AUDIO_MODES),
-                     help="ablations: silence, or the clip with its speech masked (segments from speech recognition)")
+                     help="audio (default), or an ablation: silence, or the clip with its speech masked (segments from speech recognition)")
     gen.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     gen.add_argument("--max-tokens", type=int, default=512, help="answer length limit (default 512)")
@@ -338,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     jg = sub.add_parser("judge", help="rate every ALLM answer with LLM judges (batched, cached, resumable)")
     jg.add_argument("outputs", help="ALLM outputs table: the manifest with allm_output filled (CSV or Parquet)")
     jg.add_argument("--allm", help="ALLM name, when the table has no 'model' column")
+    subset_flags(jg, "outputs table")
     who = jg.add_argument_group("which judge")
     who.add_argument("--judge", action="append", help="a named judge (repeatable): llama-3.1-70b, qwen2.5-72b, "
                      "mistral-large-2411, smollm2, or one of --judges-file")
@@ -369,30 +447,52 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="run the notebooks headlessly: Table II and Figure 2 for a configuration")
     rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, or a .toml path")
     rp.add_argument("--all-clips", action="store_true", help="all 80 clips, whatever the configuration says")
+    rp.add_argument("--clips", type=parse_clip_list, help="these clips, e.g. 1-10,42, whatever the configuration says")
+    rp.add_argument("--limit", type=positive_int, metavar="N",
+                    help="only the first N clips (of --clips, else of the configuration's; default: no limit)")
     rp.add_argument("--run-dir", help="the run's folder (default runs/CONFIG)")
-    rp.add_argument("--figures-dir", help="where Table II, Figure 2 and the provenance go (default figures/)")
+    rp.add_argument("--figures-dir", help="where Table II, Figure 2, the statistics and the provenance go (default RUN_DIR/figures)")
     rp.add_argument("--store", help=f"the call cache (default {DEFAULT_STORE})")
     data_dir_arg(rp)
     rp.set_defaults(func=_cmd_reproduce)
 
+    vw = sub.add_parser("view", help="write the run's page: every clip, answer and judgement in one HTML file")
+    vw.add_argument("run", help="the run folder, e.g. runs/cpu")
+    vw.add_argument("--out", help="the page's path (default RUN/browse.html)")
+    vw.add_argument("--audio", choices=["embed", "link"], default="embed",
+                    help="embed each clip in the page (shareable; default) or link to the dataset's WAVs")
+    data_dir_arg(vw)
+    vw.set_defaults(func=_cmd_view)
+
+    rn = sub.add_parser("runs", help="list the runs under runs/ and their Table II averages")
+    rn.add_argument("--runs-dir", help="the folder of runs (default runs/)")
+    rn.set_defaults(func=_cmd_runs)
+
+    jl = sub.add_parser("judges", help="list the named judges (configs/judges.toml, or --judges-file)")
+    jl.add_argument("--judges-file", help="a TOML file of named judges (default: the shipped one)")
+    jl.set_defaults(func=_cmd_models)
+    al = sub.add_parser("allms", help="list the ALLMs of the shipped run configurations")
+    al.set_defaults(func=_cmd_models)
+
     sc = sub.add_parser("score", help="Best-Mean and modality dependence of judged tables")
-    sc.add_argument("files", nargs="+", help="judged CSVs (this project's layout or the original's)")
+    sc.add_argument("files", nargs="+", help="judged tables, CSV or Parquet (this project's layout or the original's), "
+                    "or folders of them (a run folder: its judged/)")
     sc.add_argument("--model", help="ALLM name for original-layout files (default: from the file name)")
     sc.add_argument("--judge", help="judge name for original-layout files (default: from the file name)")
     sc.add_argument("--json", action="store_true", help="print JSON (unrounded, percentages 0-100)")
     sc.add_argument("--ci", action="store_true", help="95%% intervals by resampling clips (bootstrap)")
-    sc.add_argument("--n-resamples", type=int, default=2000)
-    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--n-resamples", type=int, default=2000, help="with --ci: bootstrap resamples of clips (default 2000)")
+    sc.add_argument("--seed", type=int, default=0, help="with --ci: the bootstrap's seed (default 0)")
     sc.set_defaults(func=_cmd_score)
 
     cp = sub.add_parser("compare", help="paired comparison of two ALLMs on the same clips")
-    cp.add_argument("model_a")
-    cp.add_argument("model_b")
-    cp.add_argument("files", nargs="+", help="judged CSVs holding both models")
+    cp.add_argument("model_a", help="an ALLM's name, as in the judged tables' model column")
+    cp.add_argument("model_b", help="the ALLM to compare it with")
+    cp.add_argument("files", nargs="+", help="judged tables holding both models (CSV, Parquet, or folders)")
     cp.add_argument("--judge", help="one judge (default: the average over judges)")
-    cp.add_argument("--n-resamples", type=int, default=9999)
-    cp.add_argument("--seed", type=int, default=0)
-    cp.add_argument("--json", action="store_true")
+    cp.add_argument("--n-resamples", type=int, default=9999, help="bootstrap resamples and sign flips (default 9999)")
+    cp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    cp.add_argument("--json", action="store_true", help="print JSON")
     cp.set_defaults(func=_cmd_compare)
     return parser
 
@@ -400,7 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``jasco`` console script."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `jasco score ... | head`: the reader left, nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -13,17 +13,21 @@ from __future__ import annotations
 import argparse
 import json
 
+from jasco_utils.data.dataset import N_CLIPS
 from jasco_utils.paths import DATA_DIR_ENV, DEFAULT_DATASET_DIR
 
 __all__ = ["cli_options", "data_dir_arg", "engine_arg", "engine_flags", "judge_specs", "judging_flags",
-           "parse_clip_list", "sampling_from"]
+           "parse_clip_list", "positive_int", "sampling_from", "subset_flags"]
 
 
 def parse_clip_list(spec: str) -> list[int]:
-    """Parse ``"1-5,9,12"`` into ``[1, 2, 3, 4, 5, 9, 12]``.
+    """Parse ``"1-5,9,12"`` into ``[1, 2, 3, 4, 5, 9, 12]``: clip ids 1..80, at least one.
 
     >>> parse_clip_list("1-3,7")
     [1, 2, 3, 7]
+    >>> parse_clip_list("3-1")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: bad clip list '3-1': the range 3-1 runs backwards; write 1-3
     """
     out: list[int] = []
     for part in spec.split(","):
@@ -32,10 +36,37 @@ def parse_clip_list(spec: str) -> list[int]:
             continue
         lo, sep, hi = part.partition("-")
         try:
-            out.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+            first, last = int(lo), int(hi if sep else lo)
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: use e.g. 1-5,9,12") from None
+        if first > last:
+            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: the range {part} runs backwards; "
+                                             f"write {last}-{first}")
+        if first < 1 or last > N_CLIPS:
+            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: clip ids are 1..{N_CLIPS}")
+        out.extend(range(first, last + 1))
+    if not out:
+        raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: no clip; use e.g. 1-5,9,12")
     return sorted(set(out))
+
+
+def positive_int(text: str) -> int:
+    """An integer of 1 or more (``--limit``, ``--concurrency``, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, not {value}")
+    return value
+
+
+def subset_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--clips`` and ``--limit``: a subset of whole clips (each with its 8 instructions)."""
+    parser.add_argument("--clips", type=parse_clip_list, help=f"only these clips of the {what}, e.g. 1-10,42 "
+                        "(default: all it holds)")
+    parser.add_argument("--limit", type=positive_int, metavar="N",
+                        help=f"only the first N clips (of --clips, else of the {what}; default: no limit)")
 
 
 def data_dir_arg(p: argparse.ArgumentParser) -> None:

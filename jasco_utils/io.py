@@ -150,3 +150,33 @@ def read_csv_checked(
             f"{path}: {what} lacks column(s) {missing}; it has {list(df.columns)}"
         )
     return df
+
+
+def read_table_checked(
+    path: str | os.PathLike[str],
+    required: Iterable[str] = (),
+    what: str = "table",
+) -> pd.DataFrame:
+    """Read a CSV (:func:`read_csv_checked`) or a Parquet file the same way: every cell as text.
+
+    A Parquet file's missing values become ``""`` and its numbers their text (``2``, ``0.5``),
+    so that both kinds of file reach the same checks. Row ``i`` of either is reported as
+    :func:`line_of` ``(i)``.
+
+    Raises:
+        TableError: The file is missing or unreadable, or lacks a required column.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".parquet":
+        return read_csv_checked(path, required, what)
+    if not path.is_file():
+        raise TableError(f"{path}: no such {what} file")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several kinds for a damaged or foreign file
+        raise TableError(f"{path}: cannot be read as Parquet: {e}") from None
+    df = df.astype(object).where(df.notna(), "").map(lambda v: v if isinstance(v, str) else str(v))
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise TableError(f"{path}: {what} lacks column(s) {missing}; it has {list(df.columns)}")
+    return df.reset_index(drop=True)

@@ -1,8 +1,9 @@
 """Every path the project uses, in one place.
 
 Layout (cookiecutter-data-science style): ``data/raw`` holds the immutable dataset
-(git-ignored), ``data/processed`` intermediate results (manifests, outputs, judgements),
-``figures`` the tables and figures, ``runs`` executed notebooks. Nothing is written
+(git-ignored), ``data/processed`` intermediate results of the stand-alone commands
+(manifests, outputs, judgements), ``runs/NAME`` one run each (:class:`RunLayout`: its tables,
+figures, executed notebooks and ``results.json``). Nothing is written
 outside the project root unless a caller passes another path.
 """
 
@@ -16,7 +17,6 @@ PROJECT_ROOT = PACKAGE_DIR.parent
 DATA_DIR = PROJECT_ROOT / "data"
 RAW_DIR = DATA_DIR / "raw"
 PROCESSED_DIR = DATA_DIR / "processed"
-FIGURES_DIR = PROJECT_ROOT / "figures"
 RUNS_DIR = PROJECT_ROOT / "runs"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROMPTS_DIR = PACKAGE_DIR / "judging" / "templates"
@@ -45,6 +45,24 @@ def dataset_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return DEFAULT_DATASET_DIR
 
 
+def project_path(path: str | os.PathLike[str]) -> str:
+    """A path given relative to the project root, made absolute; absolute paths and ``""`` unchanged.
+
+    Notebooks resolve their path parameters with it, so they run the same from JupyterLab
+    (which starts them in ``notebooks/``), from papermill, and from any other folder.
+
+    >>> project_path("runs/cpu") == str(PROJECT_ROOT / "runs" / "cpu")
+    True
+    >>> project_path(""), project_path("/tmp/x")
+    ('', '/tmp/x')
+    """
+    path = os.fspath(path)
+    if not path:
+        return ""
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else PROJECT_ROOT / p)
+
+
 #: The call store every run shares by default (cache and resume).
 DEFAULT_STORE = PROCESSED_DIR / "calls.sqlite"
 #: Separator between the outputs table's name and the judge's key in a judged file's name.
@@ -59,7 +77,9 @@ class RunLayout:
     A run folder (``runs/NAME``, or ``data/processed`` for the stand-alone commands) holds
     ``manifest.csv``, ``outputs/ALLM.csv`` (+ ``.parquet``) per ALLM, ``judged/ALLM__JUDGE.csv``
     (+ ``.parquet``, and ``.original.csv`` when asked) per ALLM and judge, and
-    ``notebooks/`` (the executed notebooks).
+    ``notebooks/`` (the executed notebooks), ``judge_check/`` (the judge check's tables),
+    ``figures/`` (Table II, Figure 2, statistics, provenance) and ``results.json`` (the run's
+    numbers in one file), so that one run never overwrites another's results.
 
     >>> layout = RunLayout("runs/cpu")
     >>> layout.judged_path("Qwen2-Audio", "llama-3.1-70b").as_posix()
@@ -89,6 +109,16 @@ class RunLayout:
     def check_dir(self) -> Path:
         """The judge check: the control table and each judge's judged control table."""
         return self.root / "judge_check"
+
+    @property
+    def figures_dir(self) -> Path:
+        """Table II, Figure 2, the statistics and the provenance of this run."""
+        return self.root / "figures"
+
+    @property
+    def results(self) -> Path:
+        """``results.json``: configuration, scores, intervals, judge check and provenance."""
+        return self.root / "results.json"
 
     def output_path(self, allm: str, suffix: str = ".csv") -> Path:
         """The outputs table of one ALLM."""

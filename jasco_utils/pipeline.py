@@ -22,13 +22,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from jasco_utils.config import ModelSpec, RunConfig, load_run_config
 from jasco_utils.models import SamplingConfig
 from jasco_utils.paths import (
     DEFAULT_STORE,
-    FIGURES_DIR,
     PROJECT_ROOT,
     RunLayout,
     dataset_dir,
@@ -72,46 +71,81 @@ def _stage_main(payload: Mapping[str, Any]) -> int:
     return 1 if result.failed else 0
 
 
+#: Seconds between two progress-bar updates of a stage's process (its output is relayed, not a terminal).
+PROGRESS_INTERVAL_S = 2.0
+
+
+def _relay(source: IO[bytes], sink: IO[str] | None, tail: list[str]) -> None:
+    """Copy ``source`` to ``sink`` as it arrives (progress bars included), keeping the last 8 kB in ``tail``."""
+    import codecs
+
+    decoder, kept = codecs.getincrementaldecoder("utf-8")(errors="replace"), 0
+    for data in iter(lambda: source.read1(4096), b""):
+        chunk = decoder.decode(data)
+        if sink is not None:
+            sink.write(chunk)
+            sink.flush()
+        tail.append(chunk)
+        kept += len(chunk)
+        while kept > 8192 and len(tail) > 1:
+            kept -= len(tail.pop(0))
+
+
 def run_stage(stage: str, spec: ModelSpec, echo: bool = True, **kwargs: Any) -> None:
     """Run a stage function for one model in its own process and wait for it.
 
     The spec and the arguments travel as JSON (no command-line translation); the child
-    calls the same function :func:`_stage_function` names. Progress bars are off in the
-    child; its summary is echoed.
+    calls the same function :func:`_stage_function` names. With ``echo``, the child's
+    output (its progress bar: rows done of total, cached / called / failed, rate, time left;
+    then its summary) reaches this process's stdout and stderr as it happens: a terminal, or
+    the notebook cell that called it.
 
     Raises:
         RuntimeError: The stage failed; the message holds the end of its error output.
     """
+    import threading
+
     payload = {"stage": stage, "spec": spec.to_dict(),
                "kwargs": {k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()}}
-    proc = subprocess.run(
-        [sys.executable, "-m", "jasco_utils.pipeline"], input=json.dumps(payload), capture_output=True, text=True,
-        cwd=PROJECT_ROOT, env={**os.environ, "TQDM_DISABLE": os.environ.get("TQDM_DISABLE", "1")},
-    )
-    if echo and proc.stdout.strip():
-        print(proc.stdout.strip())
-    if echo and proc.stderr.strip() and proc.returncode == 0:
-        warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
-        if warnings:
-            print("\n".join(warnings))
-    if proc.returncode != 0:
-        raise RuntimeError(f"{stage} with {spec.key} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    env = {**os.environ, "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", str(PROGRESS_INTERVAL_S))}
+    proc = subprocess.Popen([sys.executable, "-m", "jasco_utils.pipeline"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT, env=env)
+    out_tail: list[str] = []
+    err_tail: list[str] = []
+    relays = [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout if echo else None, out_tail), daemon=True),
+              threading.Thread(target=_relay, args=(proc.stderr, sys.stderr if echo else None, err_tail), daemon=True)]
+    for t in relays:
+        t.start()
+    proc.stdin.write(json.dumps(payload).encode("utf-8"))
+    proc.stdin.close()
+    code = proc.wait()
+    for t in relays:
+        t.join()
+    if code != 0:
+        raise RuntimeError(f"{stage} with {spec.key} failed ({code}):\n{''.join(err_tail)[-4000:]}")
 
 
 def prepare_manifest(config: RunConfig, run_dir: str | os.PathLike[str], data_dir: str | None = None,
-                     all_clips: bool = False) -> Path:
-    """Write the run's manifest (its clips x 8 instructions) to ``RUN_DIR/manifest.csv``."""
+                     all_clips: bool = False, clips: list[int] | None = None) -> Path:
+    """Write the run's manifest (its clips x 8 instructions) to ``RUN_DIR/manifest.csv``.
+
+    The clips are ``clips`` when given, else all 80 with ``all_clips``, else the configuration's.
+    """
     from jasco_utils.data.manifest import build_manifest, write_manifest
 
-    clips = None if all_clips else config.clips
+    clips = clips or (None if all_clips else config.clips)
     return write_manifest(build_manifest(dataset_dir(data_dir), clips=clips), RunLayout(run_dir).manifest)
 
 
 def run_inference(config: RunConfig, run_dir: str | os.PathLike[str], data_dir: str | None = None,
-                  all_clips: bool = False, store: str | os.PathLike[str] = DEFAULT_STORE) -> list[Path]:
-    """Produce every ALLM's outputs table (one process per ALLM); return their paths."""
+                  all_clips: bool = False, store: str | os.PathLike[str] = DEFAULT_STORE,
+                  clips: list[int] | None = None) -> list[Path]:
+    """Produce every ALLM's outputs table (one process per ALLM); return their paths.
+
+    The clips: ``clips`` when given, else all 80 with ``all_clips``, else the configuration's.
+    """
     layout = RunLayout(run_dir)
-    manifest = prepare_manifest(config, run_dir, data_dir, all_clips)
+    manifest = prepare_manifest(config, run_dir, data_dir, all_clips, clips)
     outputs = []
     for spec in config.allms:
         out = layout.output_path(spec.key)
@@ -126,7 +160,7 @@ def run_inference(config: RunConfig, run_dir: str | os.PathLike[str], data_dir: 
             spec = ModelSpec(**{**asdict(spec), "path": str(src)})
         sampling = SamplingConfig(max_tokens=spec.max_tokens or config.allm_max_tokens)
         run_stage("infer", spec, manifest=manifest, out=out, data_dir=str(dataset_dir(data_dir)), store=str(store),
-                  sampling=sampling.as_dict(), progress=False)
+                  sampling=sampling.as_dict())
         outputs.append(out)
     return outputs
 
@@ -142,7 +176,7 @@ def run_judging(config: RunConfig, run_dir: str | os.PathLike[str], outputs: lis
             sampling = SamplingConfig(max_tokens=spec.max_tokens or config.judge_max_tokens)
             run_stage("judge", spec, outputs=out, out_dir=layout.judged_dir, store=str(store),
                       sampling=sampling.as_dict(), structured=config.judge_structured,
-                      max_explanation_chars=config.judge_explanation_chars, progress=False)
+                      max_explanation_chars=config.judge_explanation_chars)
             judged.append(layout.judged_path(Path(out).stem, spec.key))
     return judged
 
@@ -169,8 +203,7 @@ def run_judge_check(config: RunConfig, run_dir: str | os.PathLike[str], data_dir
     for spec in config.judges:
         sampling = SamplingConfig(max_tokens=spec.max_tokens or config.judge_max_tokens)
         run_stage("check", spec, controls=controls, out_dir=out_dir, store=str(store), sampling=sampling.as_dict(),
-                  structured=config.judge_structured, max_explanation_chars=config.judge_explanation_chars,
-                  progress=False)
+                  structured=config.judge_structured, max_explanation_chars=config.judge_explanation_chars)
         judged.append(out_dir / judged_name(controls.stem, spec.key))
     return judged
 
@@ -184,12 +217,15 @@ def notebooks() -> list[Path]:
 
 def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
               figures_dir: str | os.PathLike[str] | None = None, store: str | os.PathLike[str] | None = None,
-              data_dir: str | None = None, all_clips: bool = False, log=print) -> Path:
+              data_dir: str | None = None, all_clips: bool = False, log=print, stream: bool = True,
+              clips: list[int] | None = None) -> Path:
     """Execute every stage notebook headlessly (papermill) for a run configuration.
 
     Each notebook gets the parameters it declares (read with ``papermill.inspect_notebook``)
-    among ``config``, ``run_dir``, ``data_dir``, ``store``, ``figures_dir`` and ``all_clips``;
-    executed copies go to ``RUN_DIR/notebooks``.
+    among ``config``, ``run_dir``, ``data_dir``, ``store``, ``figures_dir`` (default
+    ``RUN_DIR/figures``), ``all_clips`` and ``clips`` (these clips, whatever the configuration says); executed copies go to ``RUN_DIR/notebooks``. With
+    ``stream``, what the notebooks print (each stage's live progress, its summary) goes to
+    this process's stdout and stderr as it happens.
 
     Returns:
         The run folder.
@@ -199,6 +235,7 @@ def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
     """
     import papermill
 
+    from jasco_utils.data.manifest import format_clip_list
     from jasco_utils.paths import RUNS_DIR
 
     run_dir = Path(run_dir or RUNS_DIR / config.name).resolve()
@@ -207,8 +244,9 @@ def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
         "run_dir": str(run_dir),
         "data_dir": data_dir or "",
         "store": str(Path(store or DEFAULT_STORE).resolve()),
-        "figures_dir": str(Path(figures_dir or FIGURES_DIR).resolve()),
+        "figures_dir": str(Path(figures_dir or RunLayout(run_dir).figures_dir).resolve()),
         "all_clips": bool(all_clips),
+        "clips": format_clip_list(clips) if clips else "",
     }
     layout = RunLayout(run_dir)
     layout.notebooks_dir.mkdir(parents=True, exist_ok=True)
@@ -217,8 +255,14 @@ def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
         out = layout.notebooks_dir / source.name
         log(f"[{time.time() - started:6.0f} s] executing {source.name} -> {out}")
         declared = papermill.inspect_notebook(str(source))
-        papermill.execute_notebook(str(source), str(out), parameters={k: v for k, v in values.items() if k in declared},
-                                   cwd=str(PROJECT_ROOT), progress_bar=False, kernel_name="python3")
+        papermill.execute_notebook(
+            str(source), str(out), parameters={k: v for k, v in values.items() if k in declared},
+            cwd=str(PROJECT_ROOT), progress_bar=False, kernel_name="python3",
+            # each cell's output (the stages' progress bars among it) as it happens
+            stdout_file=sys.stdout if stream else None, stderr_file=sys.stderr if stream else None,
+            # the kernel's own start-up and shut-down log lines say nothing to a user
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+        )
     log(f"[{time.time() - started:6.0f} s] done.")
     return run_dir
 

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -17,7 +18,7 @@ from judged_tables import make_rows, project_layout_file
 
 from jasco_utils.analysis.results import run_analysis
 from jasco_utils.analysis.scoring import score_files
-from jasco_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT, judged_files
+from jasco_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT, RunLayout, judged_files
 from jasco_utils.pipeline import load_run_config, notebooks
 
 
@@ -63,18 +64,27 @@ def test_table2_equals_jasco_score(tmp_path, real_data_dir):
     assert len(result["scores"]) == 8
 
 
-@pytest.mark.slow
-def test_reproduce_cpu_default_end_to_end(tmp_path, real_data_dir):
-    """The CPU default through papermill: every notebook runs, Table II equals `jasco score`."""
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory, real_data_dir):
+    """`jasco reproduce --config cpu` into a fresh folder: (folder, run folder, the process)."""
     pytest.importorskip("faster_whisper", reason="the cascade needs faster-whisper (make setup installs it)")
-    run, fig = tmp_path / "run", tmp_path / "fig"
+    root = tmp_path_factory.mktemp("cpu-run")
+    run = root / "run"
     env = {**os.environ, "JASCO_DATA_DIR": str(real_data_dir)}
     proc = subprocess.run(
         [sys.executable, "-m", "jasco_utils.cli", "reproduce", "--config", "cpu", "--run-dir", str(run),
-         "--figures-dir", str(fig), "--store", str(tmp_path / "calls.sqlite")],
+         "--store", str(root / "calls.sqlite")],
         capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=3000,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root, run, proc
+
+
+@pytest.mark.slow
+def test_reproduce_cpu_default_end_to_end(cpu_run):
+    """The CPU default through papermill: every notebook runs, Table II equals `jasco score`."""
+    _, run, proc = cpu_run
+    fig = RunLayout(run).figures_dir
     for source in notebooks():
         name = source.name
         nb = nbformat.read(run / "notebooks" / name, as_version=4)
@@ -85,7 +95,88 @@ def test_reproduce_cpu_default_end_to_end(tmp_path, real_data_dir):
     table = pd.read_csv(fig / "table2.csv").set_index("LLM-Judge")
     for rec in score_files(judged):
         assert table.loc[rec["judge"], rec["model"]] == pytest.approx(rec["best_mean"], abs=1e-12)
-    for name in ("figure2.png", "figure2.pdf", "table2.md", "table2.tex", "provenance.json", "table2_ci.csv"):
+    for name in ("figure2.png", "figure2.pdf", "table2.md", "table2.tex", "provenance.json", "table2_ci.csv",
+                 "judge_check.png"):
         assert (fig / name).stat().st_size > 0, name
     outputs = pd.read_csv(run / "outputs" / "Cascade-Whisper-SmolLM2.csv", keep_default_na=False)
     assert (outputs["transcript"] != "").all() and (outputs["allm_output"] != "").all()
+    results = json.loads(RunLayout(run).results.read_text())
+    assert results["table2"] and results["judge_check"] and results["provenance"]["configuration"] == "cpu"
+    assert (run / "browse.html").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_reproduce_shows_progress_and_ends_with_table2(cpu_run):
+    """What a user watching `make run` sees: each stage's progress as it runs, then Table II."""
+    _, run, proc = cpu_run
+    seen = proc.stdout + proc.stderr
+    assert "judging with" in seen and any(unit in seen for unit in ("row/s", "s/row")), seen[-3000:]
+    assert "Kernel is running over TCP" not in seen and "Traceback" not in seen
+    table = (RunLayout(run).figures_dir / "table2.md").read_text()
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("(the cpu configuration")
+    assert table.splitlines()[2] in proc.stdout  # Table II's header row, printed
+    assert str(RunLayout(run).results) in proc.stdout
+
+
+@pytest.mark.slow
+def test_notebooks_run_from_the_notebooks_folder(cpu_run, real_data_dir, monkeypatch):
+    """As JupyterLab starts them: in notebooks/, with paths relative to the project root."""
+    root, run, _ = cpu_run
+    link = PROJECT_ROOT / "runs" / f"test-{os.getpid()}-{root.name}"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(root, target_is_directory=True)
+    monkeypatch.setenv("JASCO_DATA_DIR", str(real_data_dir))
+    before = sorted(p.name for p in NOTEBOOKS_DIR.iterdir())
+    try:
+        (RunLayout(run).figures_dir / "table2.md").unlink()
+        RunLayout(run).results.unlink()
+        (run / "browse.html").unlink()
+        relative = {"run_dir": f"runs/{link.name}/run", "store": f"runs/{link.name}/calls.sqlite"}
+        for source in notebooks():
+            declared = papermill.inspect_notebook(str(source))
+            papermill.execute_notebook(str(source), str(root / f"from-notebooks-{source.name}"), cwd=str(NOTEBOOKS_DIR),
+                                       parameters={k: v for k, v in relative.items() if k in declared},
+                                       progress_bar=False, kernel_name="python3")
+    finally:
+        link.unlink()
+    assert sorted(p.name for p in NOTEBOOKS_DIR.iterdir()) == before  # nothing written beside the notebooks
+    assert (RunLayout(run).figures_dir / "table2.md").is_file() and RunLayout(run).results.is_file()
+    assert (run / "browse.html").is_file()
+
+
+@pytest.mark.slow
+def test_jupyterlab_starts_and_lists_the_notebooks(tmp_path):
+    """`make lab`'s server: starts on 127.0.0.1, lists the four notebooks over HTTP, stops."""
+    import shutil
+    import socket
+    import time
+    import urllib.request
+
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent))
+    if jupyter is None:
+        pytest.skip("JupyterLab is not installed (make setup installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "jasco-test-token"
+    proc = subprocess.Popen([jupyter, "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                             f"--IdentityProvider.token={token}", f"--notebook-dir={NOTEBOOKS_DIR}",
+                             *(["--allow-root"] if os.geteuid() == 0 else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+                            env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")})
+    try:
+        deadline, names = time.time() + 120, None
+        while time.time() < deadline and names is None:
+            try:
+                url = f"http://127.0.0.1:{port}/api/contents?token={token}"
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    names = [c["name"] for c in json.load(r)["content"]]
+            except OSError:
+                time.sleep(1)
+        assert names is not None, "JupyterLab did not answer within 120 s"
+        assert [p.name for p in notebooks()] == sorted(n for n in names if n.endswith(".ipynb"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10) as r:
+            assert r.status == 200 and b"JupyterLab" in r.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

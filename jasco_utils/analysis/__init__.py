@@ -14,6 +14,7 @@ The modules, in pipeline order:
 - :mod:`~jasco_utils.analysis.difficulty`: the clips the ALLMs solve, and those none does.
 - :mod:`~jasco_utils.analysis.judge_check`: the judges measured on control answers with
   known labels (:mod:`jasco_utils.judging.controls`).
+- :mod:`~jasco_utils.analysis.browser`: a run as one self-contained HTML page (``jasco view``).
 - :mod:`~jasco_utils.analysis.plots`: Figure 2 and the statistics' plots, in one style.
 - :mod:`~jasco_utils.analysis.results`: the stage functions the notebook calls
   (:func:`~jasco_utils.analysis.results.run_analysis`,

@@ -96,6 +96,6 @@ def clip_view(df: pd.DataFrame, clip: int) -> str:
                         if j == 0 else "")
                 rating = "—" if pd.isna(r["rating"]) else int(r["rating"])
                 parts.append(f"<tr>{lead}<td>{e(r['judge'])}</td><td>{rating}</td><td>{e(str(r['orientation'] or '—'))}</td>"
-                             f"<td style='text-align:left'><small>{e(str(r['judge_output'])[:600])}</small></td></tr>")
+                             f"<td style='text-align:left'><small>{e(str(r['judge_output']))}</small></td></tr>")
         parts.append("</table>")
     return "\n".join(parts)

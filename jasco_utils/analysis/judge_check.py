@@ -44,7 +44,7 @@ from jasco_utils.analysis.bootstrap import _interval, _weights, resample_indices
 from jasco_utils.analysis.metrics import in_order
 from jasco_utils.analysis.scoring import parse_rows
 from jasco_utils.config import ModelSpec
-from jasco_utils.io import TableError, atomic_open, line_of, read_csv_checked, write_csv
+from jasco_utils.io import TableError, atomic_open, line_of, read_table_checked, write_csv
 from jasco_utils.judging.controls import (
     CONTROL_KINDS,
     CONTROLS_STEM,
@@ -109,7 +109,7 @@ def read_checked(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
     """
     frames, seen = [], {}
     for path in map(Path, paths):
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_checked(path, what="judged control table")
+        df = read_table_checked(path, what="judged control table")
         frame = checked_rows(df, str(path))
         for judge in in_order(frame["judge"]):
             if judge in seen:

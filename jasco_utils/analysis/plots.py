@@ -89,6 +89,10 @@ def save_figure(fig, path: str | os.PathLike[str], dpi: int = 150) -> Path:
 def figure2(scores: pd.DataFrame, title: str | None = None):
     """Figure 2: modality dependence, one panel per judge and one for their average.
 
+    As the paper's: one row of panels (judges in order, then Average), each a 100% stacked
+    bar per model (A red, A-S green, S blue), the models named once on the left and their
+    bars aligned across panels; no cell is left empty.
+
     Args:
         scores: Score records (:func:`jasco_utils.analysis.scoring.scores_from_rows`), with
             the ``Average`` records.
@@ -102,8 +106,8 @@ def figure2(scores: pd.DataFrame, title: str | None = None):
     judges = in_order(j for j in scores["judge"] if j != AVERAGE)
     panels = judges + ([AVERAGE] if (scores["judge"] == AVERAGE).any() else [])
     models = in_paper_order(scores["model"])
-    fig, axes = _panels(len(panels), 7.0, 0.75 * len(models) + 1.4)
-    for ax, panel in zip(axes.flat, panels, strict=False):
+    fig, axes = _figure(1.6 + 3.4 * len(panels), 0.62 * len(models) + 1.7, 1, len(panels), sharey=True)
+    for ax, panel in zip(axes.flat, panels, strict=True):
         frame = scores[scores["judge"] == panel].set_index("model")
         names = [m for m in models if m in frame.index][::-1]
         for y, model in enumerate(names):
@@ -112,19 +116,18 @@ def figure2(scores: pd.DataFrame, title: str | None = None):
                 value = frame.loc[model, key]
                 value = 0.0 if pd.isna(value) else float(value)
                 ax.barh(y, value, left=left, height=0.5, color=COLORS[key], edgecolor=EDGES[key])
-                if value >= 4:
-                    ax.text(left + value / 2, y, LABELS[key], ha="center", va="center", fontsize=9, fontweight="bold")
-                    ax.text(left + value / 2, y + 0.36, f"{value:.0f}%", ha="center", va="bottom", fontsize=9,
-                            fontweight="bold")
+                if value >= 9:  # narrower segments: the legend and the intervals say it
+                    ax.text(left + value / 2, y, LABELS[key], ha="center", va="center", fontsize=8, fontweight="bold")
+                    ax.text(left + value / 2, y + 0.3, f"{value:.0f}%", ha="center", va="bottom", fontsize=8)
                 left += value
             if left == 0:
                 ax.text(50, y, "no Audio/Both/Speech answer", ha="center", va="center", fontsize=8, color="gray")
         ax.set_yticks(range(len(names)), names, fontweight="bold")
         ax.set_xlim(0, 100)
         ax.set_ylim(-0.6, len(names) - 0.2)
-        ax.set_xticks([20, 40, 60, 80, 100], [f"{v}%" for v in (20, 40, 60, 80, 100)])
+        ax.set_xticks(range(0, 101, 25), [f"{v}%" for v in range(0, 101, 25)])
         ax.spines[["top", "right"]].set_visible(False)
-        ax.set_title(panel, fontsize=11)
+        ax.set_title(panel, fontsize=11, fontweight="bold" if panel == AVERAGE else "normal")
     handles = [Rectangle((0, 0), 1, 1, facecolor=COLORS[k], edgecolor=EDGES[k]) for k in COLORS]
     fig.legend(handles, list(_LEGEND.values()), loc="outside lower center", ncol=3, frameon=False)
     if title:
@@ -177,7 +180,7 @@ def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: 
     metric = METRICS.get(stat)
     if metric is not None:
         low, high = metric.scale
-        ax.set_ylim(low, high + 0.025 * (high - low))
+        ax.set_ylim(low - 0.04 * (high - low), high + 0.04 * (high - low))  # a point at the scale's end stays in view
         ax.set_ylabel(metric.axis_label)
     else:
         ax.set_ylabel(stat)
@@ -219,10 +222,13 @@ def plot_agreement_heatmap(kappa_frame: pd.DataFrame, model: str | None = None, 
         mat = pd.DataFrame(np.nan, index=judges, columns=judges)  # the diagonal stays blank
         for r in sub[(sub["variable"] == variable) & (sub["weights"] == weights)].itertuples():
             mat.loc[r.judge_a, r.judge_b] = mat.loc[r.judge_b, r.judge_a] = r.kappa
+        first = ax is axes.flat[0]
         sns.heatmap(mat.astype(float), ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", square=True,
-                    cbar=ax is axes.flat[len(panels) - 1], cbar_kws={"label": "Cohen's kappa"})
+                    cbar=ax is axes.flat[len(panels) - 1], cbar_kws={"label": "Cohen's kappa"},
+                    yticklabels=judges if first else False)  # the judges named once, on the left
         ax.set_title(f"{variable}" + (f" ({weights}-weighted)" if weights != "none" else ""), fontsize=10)
         ax.tick_params(axis="x", labelrotation=30)
+        ax.set_xticks(ax.get_xticks(), ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         ax.tick_params(axis="y", labelrotation=0)
     fig.suptitle(title or f"Judge agreement: {model}")
     return fig
@@ -359,8 +365,9 @@ def plot_judge_check(records: list[dict], title: str | None = None):
                 ci = v.get(f"{key}_ci") or [v[key], v[key]]
                 err[0].append(max(0.0, v[key] - ci[0]))
                 err[1].append(max(0.0, ci[1] - v[key]))
-            ax.bar(xs, ys, width=width * 0.92, color=colors[j], label=rec["judge"], yerr=err, capsize=2,
-                   error_kw={"lw": 0.9, "ecolor": "0.3"})
+            bars = ax.bar(xs, ys, width=width * 0.92, color=colors[j], label=rec["judge"], yerr=err, capsize=2,
+                          error_kw={"lw": 0.9, "ecolor": "0.3"})
+            ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)  # a 0.00 bar stays visible
         ax.axhline(_UNIFORM_GUESS[key], ls="--", lw=1, color="gray", label="uniform random guess")
         ax.set_xticks(range(len(kinds)), [k.replace("_", " ") for k in kinds], rotation=25, ha="right",
                       rotation_mode="anchor")

@@ -4,12 +4,14 @@
   Table II, Figure 2, and a provenance file beside them.
 - :func:`run_statistics`: what the paper lacks, written beside Table II: bootstrap
   intervals, judge agreement, paired comparisons, prompt sensitivity, unsolved clips.
+- :func:`write_results`: the run's numbers in one file, ``RUN_DIR/results.json``.
 
 When the run has a judge check (``RUN_DIR/judge_check``, :mod:`jasco_utils.analysis.judge_check`),
 Table II's footnote and the provenance give each judge's accuracy on it.
 
 Both read a run's judged tables (:class:`jasco_utils.paths.RunLayout`: ``RUN_DIR/judged/
-MODEL__JUDGE.csv``, without the original-layout copies) and write under a figures folder.
+MODEL__JUDGE.csv``, without the original-layout copies) and write under a figures folder
+(default ``RUN_DIR/figures``, so that runs never overwrite each other's results).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from jasco_utils.analysis.report import (
 )
 from jasco_utils.analysis.scoring import read_judged_files, scores_from_rows
 from jasco_utils.io import atomic_open, write_csv
-from jasco_utils.paths import FIGURES_DIR, ORIGINAL_SUFFIX, RunLayout, dataset_dir
+from jasco_utils.paths import ORIGINAL_SUFFIX, RunLayout, dataset_dir
 
 
 class RunDescription(Protocol):
@@ -51,7 +53,7 @@ class RunDescription(Protocol):
 
 
 def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged: list[Path] | None = None,
-                 figures_dir: str | os.PathLike[str] = FIGURES_DIR, data_dir: str | None = None,
+                 figures_dir: str | os.PathLike[str] | None = None, data_dir: str | None = None,
                  started: float | None = None) -> dict[str, Any]:
     """Score the judged tables; write Table II, Figure 2, the scores and a provenance file.
 
@@ -68,7 +70,8 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
         ``scores`` (the score records as a DataFrame), ``table2``, ``footnote`` (the judge
         check's accuracies under Table II, "" without one), and the written ``paths``.
     """
-    layout, figures_dir = RunLayout(run_dir), Path(figures_dir)
+    layout = RunLayout(run_dir)
+    figures_dir = Path(figures_dir or layout.figures_dir)
     judged = layout.judged_files() if judged is None else [p for p in judged if not p.name.endswith(ORIGINAL_SUFFIX)]
     rows = read_judged_files(judged)
     scores = scores_from_rows(rows)
@@ -107,7 +110,7 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
     return {"scores": scores, "table2": table, "footnote": footnote, "paths": paths}
 
 
-def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str] = FIGURES_DIR,
+def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str] | None = None,
                    n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
     """The statistics the paper lacks, written beside Table II.
 
@@ -121,7 +124,7 @@ def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLi
         more judges), ``comparisons`` (two or more ALLMs), ``per_instruction``,
         ``best_of_k``, ``mean_vs_best``, ``wording``, ``unsolved``.
     """
-    figures_dir = Path(figures_dir)
+    figures_dir = Path(figures_dir or RunLayout(run_dir).figures_dir)
     rows = read_judged_files(RunLayout(run_dir).judged_files())
     out: dict[str, Any] = {"paths": []}
 
@@ -149,3 +152,44 @@ def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLi
     out["unsolved"] = difficulty.unsolved_clips(rows)
     out["paths"].append(write_csv(out["unsolved"], figures_dir / "unsolved_clips.csv"))
     return out
+
+
+def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Gather a run's numbers into one file, ``RUN_DIR/results.json``.
+
+    Reads what :func:`run_analysis`, :func:`run_statistics` and the judge check wrote in
+    ``figures_dir`` (default ``RUN_DIR/figures``): ``table2`` (one record per judge and the
+    Average), ``scores`` (per ALLM and judge: Best-Mean, dependence, counts), ``intervals``
+    (the bootstrap intervals, when computed), ``judge_check`` (when the run has one),
+    ``provenance`` (configuration, dataset checksum, models, engines, code version) and
+    ``files`` (everything in ``figures_dir``).
+
+    Raises:
+        FileNotFoundError: :func:`run_analysis` has not written Table II there yet.
+    """
+    layout = RunLayout(run_dir)
+    figures_dir = Path(figures_dir or layout.figures_dir)
+    if not (figures_dir / "table2.csv").is_file():
+        raise FileNotFoundError(f"{figures_dir}: no table2.csv; run the analysis (notebook 03) first")
+
+    def read_json(name: str) -> Any:
+        path = figures_dir / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def read_table(name: str) -> list[dict[str, Any]] | None:
+        path = figures_dir / name
+        return json.loads(pd.read_csv(path).to_json(orient="records")) if path.is_file() else None
+
+    results = {
+        "run_dir": str(layout.root.resolve()),
+        "table2": read_table("table2.csv"),
+        "scores": read_json("scores.json"),
+        "intervals": read_table("table2_ci.csv"),
+        "judge_check": read_json("judge_check.json"),
+        "provenance": read_json("provenance.json"),
+        "files": sorted(str(p.resolve()) for p in figures_dir.iterdir() if p.is_file()),
+    }
+    with atomic_open(layout.results, "w", encoding="utf-8") as fh:
+        json.dump(results, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+    return layout.results

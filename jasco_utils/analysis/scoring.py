@@ -32,9 +32,9 @@ from jasco_utils.analysis.metrics import (
     score_rows,
 )
 from jasco_utils.data.manifest import check_rows, instruction_index
-from jasco_utils.io import TableError, line_of, read_csv_checked
+from jasco_utils.io import TableError, line_of, read_table_checked
 from jasco_utils.judging.parsing import read_verdict
-from jasco_utils.paths import JUDGED_SEP
+from jasco_utils.paths import JUDGED_SEP, judged_files
 
 #: The column holding the judge's raw answer in the original layout.
 ORIGINAL_OUTPUT_COLUMN = "llama3_extract"
@@ -93,10 +93,10 @@ def parse_rows(outputs: Iterable[str], reasks: Iterable[str] | None = None) -> p
 def read_judged(
     path: str | os.PathLike[str], model: str | None = None, judge: str | None = None
 ) -> pd.DataFrame:
-    """Read one judged CSV (either layout) into scored rows (:data:`SCORED_COLUMNS`).
+    """Read one judged table, CSV or Parquet (either layout), into scored rows (:data:`SCORED_COLUMNS`).
 
     Args:
-        path: The judged CSV.
+        path: The judged table.
         model: ALLM name for an original-layout file (default: from the file name).
         judge: Judge name for an original-layout file (default: from the file name).
 
@@ -104,7 +104,7 @@ def read_judged(
         TableError: Naming the file, line and column at fault.
     """
     path = Path(path)
-    df = read_csv_checked(path, what="judged table")
+    df = read_table_checked(path, what="judged table")
     layout = detect_layout(df)
     if layout == "unknown":
         raise TableError(
@@ -157,15 +157,42 @@ def read_judged(
     )
 
 
+def expand_judged(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The judged tables that files and folders name.
+
+    A folder stands for its judged tables (``ALLM__JUDGE.csv``), or for its ``judged/``
+    folder's when it is a run folder. A Parquet file given beside the CSV of the same name
+    (``judged/*``) is the same table: the CSV is read.
+
+    Raises:
+        TableError: A path does not exist, or a folder holds no judged table.
+    """
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            folder = path / "judged" if (path / "judged").is_dir() else path
+            found = judged_files(folder)
+            if not found:
+                raise TableError(f"{path}: no judged tables (ALLM{JUDGED_SEP}JUDGE.csv) in this folder; "
+                                 "give the judged files, or a run folder with judged/")
+            out.extend(found)
+        elif not path.exists():
+            raise TableError(f"{path}: no such judged table file or folder")
+        else:
+            out.append(path)
+    given = {p.with_suffix("") for p in out if p.suffix.lower() == ".csv"}
+    return list(dict.fromkeys(p for p in out if not (p.suffix.lower() == ".parquet" and p.with_suffix("") in given)))
+
+
 def read_judged_files(
     paths: Sequence[str | os.PathLike[str]], model: str | None = None, judge: str | None = None
 ) -> pd.DataFrame:
-    """Read several judged CSVs into one scored-rows table.
+    """Read several judged tables (files, or folders: :func:`expand_judged`) into one scored-rows table.
 
     Raises:
         TableError: A file is malformed, or two files hold the same (model, judge).
     """
-    frames = [read_judged(p, model=model, judge=judge) for p in paths]
+    frames = [read_judged(p, model=model, judge=judge) for p in expand_judged(paths)]
     seen: dict[tuple[str, str], str] = {}
     for frame in frames:
         for key in frame[["model", "judge"]].drop_duplicates().itertuples(index=False):

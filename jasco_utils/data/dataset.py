@@ -131,8 +131,15 @@ class ValidationReport:
         """True when there is no error (warnings allowed)."""
         return not self.errors
 
-    def summary(self) -> str:
-        """A human-readable report."""
+    def summary(self, verbose: bool = True) -> str:
+        """A human-readable report; ``verbose=False``: the errors, then one line."""
+        n_err, n_warn = len(self.errors), len(self.findings) - len(self.errors)
+        if not verbose:
+            lines = [f"  {f}" for f in self.errors]
+            state = "OK" if self.ok else "FAILED: fix the errors above (re-run `jasco data download`)"
+            lines.append(f"{state}: {self.data_dir}, {len(self.clips)} clips decoded, {n_err} error(s), "
+                         f"{n_warn} irregularit{'y' if n_warn == 1 else 'ies'} (--verbose lists them)")
+            return "\n".join(lines)
         lines = [f"Dataset: {self.data_dir}"]
         c = self.clips
         if len(c):
@@ -145,7 +152,6 @@ class ValidationReport:
                 f"max {d.max():.2f} s (clip {int(c.loc[d.idxmax(), 'audio_id'])}), "
                 f"mean {d.mean():.2f} s, total {d.sum():.1f} s"
             )
-        n_err, n_warn = len(self.errors), len(self.findings) - len(self.errors)
         lines.append(f"Findings: {n_err} error(s), {n_warn} irregularit{'y' if n_warn == 1 else 'ies'}")
         lines += [f"  {f}" for f in self.findings]
         lines.append("OK" if self.ok else "FAILED: fix the errors above (re-run `jasco data download`)")

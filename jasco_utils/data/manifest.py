@@ -156,3 +156,43 @@ def check_rows(df: pd.DataFrame, path: str | os.PathLike[str], what: str = "tabl
             problems.append(f"clip {cid} lacks instruction(s) {lack} (each clip needs all 8)")
     if problems:
         raise TableError(f"{path}: {what} is malformed:\n  " + "\n  ".join(problems))
+
+
+def format_clip_list(clips: list[int]) -> str:
+    """Clip ids as the ``--clips`` flag takes them, runs joined.
+
+    >>> format_clip_list([1, 2, 3, 7, 9, 10])
+    '1-3,7,9-10'
+    """
+    parts: list[str] = []
+    for c in sorted(set(clips)):
+        if parts and c == int(parts[-1].rsplit("-", 1)[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{c}"
+        else:
+            parts.append(str(c))
+    return ",".join(parts)
+
+
+def select_clips(df: pd.DataFrame, clips: list[int] | None = None, limit: int | None = None,
+                 source: str = "table") -> pd.DataFrame:
+    """The rows of some clips only: those in ``clips``, then the first ``limit`` of them.
+
+    A subset is whole clips (each with its 8 instructions), so Best-Mean stays defined.
+
+    Raises:
+        ValueError: A clip in ``clips`` is not in the table, or ``limit`` is below 1; the
+            message names the clips the table has.
+    """
+    ids = pd.to_numeric(df["id"], errors="coerce")
+    have = sorted({int(c) for c in ids.dropna()})
+    if clips is not None:
+        absent = sorted(set(clips) - set(have))
+        if absent:
+            raise ValueError(f"{source}: clip(s) {format_clip_list(absent)} are not in it (it has clips "
+                             f"{format_clip_list(have)}); choose --clips among those")
+        have = sorted(set(clips))
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be 1 or more clips, not {limit}")
+        have = have[:limit]
+    return df[ids.isin(have)].reset_index(drop=True) if (clips is not None or limit is not None) else df

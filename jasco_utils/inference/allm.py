@@ -242,14 +242,15 @@ def infer_table(
 
 
 def import_outputs(
-    manifest: pd.DataFrame, path: str | os.PathLike[str], model: str | None = None
+    manifest: pd.DataFrame, path: str | os.PathLike[str], model: str | None = None, skip_clips: set[int] = frozenset(),
 ) -> pd.DataFrame:
     """Fill the manifest's ``allm_output`` from answers made elsewhere.
 
     Reads a CSV (the original ``example.csv`` layout, or any table with ``id``, ``prompt``
     and ``allm_output``) or JSONL (one object per line with ``id``, ``allm_output`` and
     either ``prompt`` or ``instruction``, 1-8). Every manifest row must get exactly one
-    non-empty answer.
+    non-empty answer. Answers for ``skip_clips`` (clips of a larger manifest left out by
+    ``--clips``/``--limit``) are passed over.
 
     Raises:
         TableError: Listing the offending rows: missing or duplicated (clip, instruction)
@@ -289,6 +290,8 @@ def import_outputs(
             problems.append(f"{where}: id {df['id'].iloc[i]!r} is not a clip id")
             continue
         pair = (int(cid), str(prompt))
+        if pair[0] in skip_clips:
+            continue
         if instruction_index(str(prompt)) is None:
             problems.append(f"{where}: prompt {str(prompt)[:60]!r} is not one of the 8 instructions")
         elif pair not in want:
@@ -299,7 +302,17 @@ def import_outputs(
             seen[pair] = line_no[i]
         if answer is None or (isinstance(answer, float) and pd.isna(answer)) or not str(answer).strip():
             problems.append(f"{where}: empty allm_output")
-    for cid, prompt in sorted(want - set(seen), key=lambda p: (p[0], instruction_index(p[1]))):
+    unanswered = want - set(seen)
+    answered_clips = {c for c, _ in seen}
+    absent = sorted({c for c, _ in unanswered} - answered_clips)
+    if absent and answered_clips and not problems and not {c for c, _ in unanswered} & answered_clips:
+        from jasco_utils.data.manifest import format_clip_list
+
+        clips = format_clip_list(sorted(answered_clips))
+        raise TableError(f"{path}: answers clips {clips} only (all 8 instructions each), and the manifest has "
+                         f"{len(absent)} more; import them for those clips with --clips {clips} "
+                         "(or a manifest of those clips: jasco manifest --clips ...)")
+    for cid, prompt in sorted(unanswered, key=lambda p: (p[0], instruction_index(p[1]))):
         problems.append(f"clip {cid}, instruction {instruction_index(prompt) + 1}: no answer")
     if problems:
         shown = "\n  ".join(problems[:30])

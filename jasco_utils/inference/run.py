@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jasco_utils.config import ModelSpec
-from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
+from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows, select_clips
 from jasco_utils.io import read_csv_checked, write_table
 from jasco_utils.models import SamplingConfig, make_backend
 from jasco_utils.models.runner import CallStats
@@ -75,6 +75,8 @@ def answer_manifest(
     audio_mode: str = "audio",
     chunk_size: int = 64,
     progress: bool = True,
+    clips: list[int] | None = None,
+    limit: int | None = None,
 ) -> InferRun:
     """Answer every row of a manifest with one ALLM and write its outputs table (CSV and Parquet).
 
@@ -88,11 +90,14 @@ def answer_manifest(
         audio_mode: ``audio``, ``silence`` or ``speech_masked`` (ablations; model engines only).
         chunk_size: Rows per engine call.
         progress: Show progress bars.
+        clips, limit: Answer these clips of the manifest only, then the first ``limit`` of
+            them (:func:`jasco_utils.data.manifest.select_clips`).
 
     Raises:
         TableError: The manifest or the imported answers are malformed.
         EngineError: The engine cannot run the model.
         FileNotFoundError: A clip or the imported file is missing.
+        ValueError: A clip asked for is not in the manifest.
     """
     from jasco_utils.inference.allm import (
         answer_diversity_warnings,
@@ -101,12 +106,14 @@ def answer_manifest(
     )
 
     spec.check()
-    rows = read_manifest(manifest)
+    full = read_manifest(manifest)
+    rows = select_clips(full, clips, limit, str(manifest))
     out = Path(out) if out else RunLayout(PROCESSED_DIR).output_path(spec.key)
     sampling = sampling or SamplingConfig(max_tokens=spec.max_tokens or 512)
     run = InferRun(spec, out)
     if spec.engine == "import":
-        df = import_outputs(rows, spec.path, model=spec.name)
+        skipped = set(full["id"].astype(int)) - set(rows["id"].astype(int))
+        df = import_outputs(rows, spec.path, model=spec.name, skip_clips=skipped)
     elif spec.engine == "cascade":
         from jasco_utils.inference.cascade import cascade_table, transcript_wer
         from jasco_utils.models.whisper import SpeechRecognizer

@@ -43,7 +43,7 @@ from jasco_utils.data.manifest import (
     build_manifest,
     instruction_index,
 )
-from jasco_utils.io import TableError, line_of, read_csv_checked, write_table
+from jasco_utils.io import TableError, line_of, read_table_checked, write_table
 from jasco_utils.judging.judge import judge_table
 from jasco_utils.judging.parsing import (
     AUDIO,
@@ -217,7 +217,7 @@ def check_controls(df: pd.DataFrame, source: str = "control table") -> pd.DataFr
 def read_controls(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a control table (CSV or Parquet) and check it (:func:`check_controls`)."""
     path = Path(path)
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_checked(path, what="control table")
+    df = read_table_checked(path, what="control table")
     return check_controls(df, str(path))
 
 

@@ -234,8 +234,8 @@ def write_judged(judged: pd.DataFrame, path: str | os.PathLike[str], original_la
 
 def read_outputs(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
     """Read an ALLM outputs table (CSV or Parquet) and check it (:func:`check_outputs`)."""
-    from jasco_utils.io import read_csv_checked
+    from jasco_utils.io import read_table_checked
 
     path = Path(path)
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else read_csv_checked(path, what="outputs table")
+    df = read_table_checked(path, what="outputs table")
     return check_outputs(df, str(path), model=model)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jasco_utils.config import ModelSpec
+from jasco_utils.data.manifest import select_clips
 from jasco_utils.judging.judge import (
     JudgeStats,
     judge_table,
@@ -50,6 +51,8 @@ def judge_outputs(
     original_layout: bool = False,
     allm: str | None = None,
     progress: bool = True,
+    clips: list[int] | None = None,
+    limit: int | None = None,
 ) -> JudgeRun:
     """Rate every answer of an outputs table with one judge; write ``OUTPUTS__KEY.csv`` and ``.parquet``.
 
@@ -66,15 +69,18 @@ def judge_outputs(
         original_layout: Also write the original ``eval.py`` layout (``.original.csv``).
         allm: The ALLM's name, when the table has no ``model`` column.
         progress: Show a progress bar.
+        clips, limit: Judge these clips only, then the first ``limit`` of them
+            (:func:`jasco_utils.data.manifest.select_clips`).
 
     Raises:
         TableError: The outputs table is malformed (named file, lines, columns).
         EngineError: The engine cannot run the model.
+        ValueError: A clip asked for is not in the table.
     """
     spec.check()
     template = spec.template or DEFAULT_JUDGE_TEMPLATE
     sampling = sampling or SamplingConfig(max_tokens=spec.max_tokens or 1000)
-    table_in = read_outputs(outputs, model=allm)
+    table_in = select_clips(read_outputs(outputs, model=allm), clips, limit, str(outputs))
     constraint = structured_output(structured, template, max_explanation_chars)
     with Store(store) as st, make_backend(spec.engine, spec.model, **spec.options) as backend:
         table, stats = judge_table(

@@ -32,7 +32,11 @@ def test_figure2_panels_and_files(tmp_path):
                               clips=range(1, 11))
     fig = plots.figure2(scores_from_rows(rows))
     visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == len(fig.axes)  # no empty cell
     assert [ax.get_title() for ax in visible] == ["j1", "j2", "Average"]
+    # one row of panels, left to right, on one 0-100% axis with its 0% tick
+    assert [ax.get_position().y0 for ax in visible] == [visible[0].get_position().y0] * 3
+    assert all(ax.get_xticks()[0] == 0 and ax.get_xticklabels()[0].get_text() == "0%" for ax in visible)
     # The paper's ALLMs first, in Table II's order, drawn top to bottom.
     assert [t.get_text() for t in visible[0].get_yticklabels()][::-1] == ["WavLLM", "Qwen2-Audio", "cascade"]
     assert visible[0].patches[0].get_facecolor()[:3] == (0xF4 / 255, 0xC7 / 255, 0xC3 / 255)  # audio red

@@ -402,10 +402,20 @@ def test_missing_folder(tmp_path):
 
 
 def test_cli_validate(real_data_dir, capsys):
-    assert main(["data", "validate", "--data-dir", str(real_data_dir)]) == 0
+    assert main(["data", "validate", "--data-dir", str(real_data_dir), "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "47.wav" in out and "48000" in out
     assert out.rstrip().endswith("OK")
+
+
+def test_cli_validate_ends_with_one_line(real_data_dir, real_data_copy, capsys):
+    assert main(["data", "validate", "--data-dir", str(real_data_dir)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"OK: {real_data_dir.resolve()}, 80 clips decoded, 0 error(s), 25 irregularities (--verbose lists them)"]
+    (real_data_copy / "3.wav").unlink()
+    assert main(["data", "validate", "--data-dir", str(real_data_copy)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) >= 2 and "3.wav" in " ".join(out[:-1]) and out[-1].startswith("FAILED: ")
 
 
 def test_cli_validate_json(real_data_dir, capsys):

@@ -223,9 +223,13 @@ def test_cli_manifest_original_layout(real_data_dir, tmp_path):
 
 def test_cli_manifest_unknown_clip(real_data_dir, tmp_path, capsys):
     out = tmp_path / "m.csv"
-    assert main(["manifest", "--data-dir", str(real_data_dir), "--out", str(out), "--clips", "80-81"]) == 1
-    assert "81" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["manifest", "--data-dir", str(real_data_dir), "--out", str(out), "--clips", "80-81"])
+    assert exit_.value.code == 2 and "'80-81': clip ids are 1..80" in capsys.readouterr().err
     assert not out.exists()
+    with pytest.raises(SystemExit):
+        main(["manifest", "--data-dir", str(real_data_dir), "--out", str(out), "--clips", "3-1"])
+    assert "runs backwards; write 1-3" in capsys.readouterr().err and not out.exists()
 
 
 def test_cli_manifest_missing_data_dir(tmp_path, capsys):

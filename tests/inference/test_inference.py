@@ -130,3 +130,40 @@ def test_diversity_warning_and_ablation_report(manifest):
     report = ablation_report(varied, varied.assign(allm_output=varied["allm_output"].where(varied.index % 2 == 0, "x")))
     assert report.loc["all", "identical"] == 0.5 and report.loc["all", "rows"] == 24
     assert list(report.index) == [1, 2, 3, 4, 5, 6, 7, 8, "all"]
+
+
+def test_import_for_a_subset_of_clips_says_which_flag(manifest, tmp_path, capsys):
+    m = write_manifest(manifest, tmp_path / "manifest.csv")  # clips 1-3
+    answers = tmp_path / "two.csv"
+    answers_frame(manifest[manifest["id"].isin([1, 3])]).to_csv(answers, index=False)
+    out = tmp_path / "out" / "two.csv"
+    assert main(["infer", str(m), "--import", str(answers), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "answers clips 1,3 only" in err and "--clips 1,3" in err and err.count("\n") <= 2, err
+    assert main(["infer", str(m), "--import", str(answers), "--out", str(out), "--clips", "1,3"]) == 0
+    assert sorted(pd.read_csv(out)["id"].unique()) == [1, 3]
+    assert main(["infer", str(m), "--import", str(answers), "--out", str(out), "--clips", "1,3", "--limit", "1"]) == 0
+    assert pd.read_csv(out)["id"].unique().tolist() == [1]  # clip 3's answers passed over, as asked
+    assert main(["infer", str(m), "--import", str(answers), "--out", str(out), "--limit", "1"]) == 0
+    assert pd.read_csv(out)["id"].unique().tolist() == [1]
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--clips", "3-1"], "runs backwards; write 1-3"),
+    (["--clips", "0-2"], "clip ids are 1..80"),
+    (["--clips", ","], "no clip"),
+    (["--clips", "a"], "use e.g. 1-5,9,12"),
+    (["--limit", "0"], "expected 1 or more, not 0"),
+    (["--limit", "two"], "expected a whole number"),
+    (["--clips", "5"], "clip(s) 5 are not in it (it has clips 1-3)"),
+])
+def test_bad_subsets_are_refused_with_what_to_write(manifest, tmp_path, capsys, flags, needle):
+    m = write_manifest(manifest, tmp_path / "manifest.csv")
+    answers = tmp_path / "a.csv"
+    answers_frame(manifest).to_csv(answers, index=False)
+    try:
+        code = main(["infer", str(m), "--import", str(answers), "--out", str(tmp_path / "o.csv"), *flags])
+    except SystemExit as e:  # argparse's own refusal
+        code = e.code
+    err = capsys.readouterr().err
+    assert code in (1, 2) and needle in err and "Traceback" not in err, err
