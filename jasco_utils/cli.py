@@ -256,7 +256,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     import papermill
 
     from jasco_utils.config import ConfigError, load_run_config
-    from jasco_utils.pipeline import reproduce
+    from jasco_utils.pipeline import reproduce, run_summary
 
     try:
         cfg = load_run_config(args.config)
@@ -273,19 +273,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"jasco reproduce: a notebook failed (its executed copy is under the run's notebooks/):\n{e}",
               file=sys.stderr)
         return 1
-    layout = RunLayout(run_dir)
-    figures_dir = Path(args.figures_dir).resolve() if args.figures_dir else layout.figures_dir
-    table = figures_dir / "table2.md"
-    if table.is_file():
-        print("\n" + table.read_text(encoding="utf-8"))
-    print(f"Table II:   {table} (.csv, .tex)")
-    print(f"Figure 2:   {figures_dir / 'figure2.png'} (.pdf)")
-    if (figures_dir / "judge_check.png").is_file():
-        print(f"judge check: {figures_dir / 'judge_check.png'} (.json, .csv)")
-    print(f"results:    {layout.results} (scores, intervals, judge check, provenance)")
-    print(f"notebooks:  {layout.notebooks_dir} (executed)")
-    if not cfg.paper:
-        print(f"(the {cfg.name} configuration proves the pipeline runs; its numbers are not the paper's results)")
+    print(run_summary(cfg, run_dir, args.figures_dir))
     return 0
 
 
@@ -304,23 +292,23 @@ def _cmd_view(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     from jasco_utils.paths import RUNS_DIR
 
+    from jasco_utils.analysis.results import list_runs
+
     root = Path(args.runs_dir or RUNS_DIR)
-    runs = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
-    if not runs:
+    runs = list_runs(root)
+    if runs.empty:
         print(f"no runs under {root}: jasco reproduce --config cpu makes one")
-        return 0
-    print(f"{'run':<20} {'ALLMs':>5} {'judged':>6}  results  Table II average (Best-Mean per ALLM)")
-    for run in runs:
-        layout = RunLayout(run)
-        try:
-            results = json.loads(layout.results.read_text(encoding="utf-8"))
-            avg = next((r for r in results.get("table2") or [] if r.get("LLM-Judge") == "Average"), {})
-            averages = ", ".join(f"{k} {v:.2f}" for k, v in avg.items() if k != "LLM-Judge" and isinstance(v, float))
-        except (OSError, ValueError):
-            results, averages = None, ""
-        print(f"{run.name:<20} {len(layout.output_files()):>5} {len(layout.judged_files()):>6}  "
-              f"{'yes' if results else 'no ':<7}  {averages or '-'}")
+    else:
+        _print_table(list(runs.columns), runs.itertuples(index=False))
     return 0
+
+
+def _print_table(head: list[str], rows) -> None:
+    """Columns padded to their widest cell, left-aligned."""
+    rows = [tuple(map(str, r)) for r in rows]
+    widths = [max(len(r[i]) for r in [tuple(head), *rows]) for i in range(len(head))]
+    for r in [tuple(head), *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -342,9 +330,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"jasco {args.command}: {e}", file=sys.stderr)
         return 1
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    for r in [head, *rows]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    _print_table(list(head), rows)
     return 0
 
 

@@ -33,8 +33,8 @@ from jasco_utils.paths import (
     dataset_dir,
 )
 
-__all__ = ["RunConfig", "load_run_config", "prepare_manifest", "run_inference", "run_judge_check", "run_judging",
-           "run_stage"]
+__all__ = ["RunConfig", "load_run_config", "prepare_manifest", "reproduce", "run_inference", "run_judge_check",
+           "run_judging", "run_stage", "run_summary"]
 
 
 def _stage_function(stage: str):
@@ -265,6 +265,24 @@ def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
         )
     log(f"[{time.time() - started:6.0f} s] done.")
     return run_dir
+
+
+
+def run_summary(config: RunConfig, run_dir: str | os.PathLike[str],
+                figures_dir: str | os.PathLike[str] | None = None) -> str:
+    """What a finished run shows its user: Table II (with the judge check under it), then where everything is."""
+    layout = RunLayout(run_dir)
+    figures_dir = Path(figures_dir).resolve() if figures_dir else layout.figures_dir
+    table = figures_dir / "table2.md"
+    lines = ["", table.read_text(encoding="utf-8")] if table.is_file() else []
+    lines += [f"Table II:    {table} (.csv, .tex)", f"Figure 2:    {figures_dir / 'figure2.png'} (.pdf)"]
+    if (figures_dir / "judge_check.png").is_file():
+        lines.append(f"judge check: {figures_dir / 'judge_check.png'} (.json, .csv)")
+    lines += [f"results:     {layout.results} (scores, intervals, judge check, provenance)",
+              f"notebooks:   {layout.notebooks_dir} (executed); the run's page: {layout.root / 'browse.html'}"]
+    if not config.paper:
+        lines.append(f"(the {config.name} configuration proves the pipeline runs; its numbers are not the paper's results)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

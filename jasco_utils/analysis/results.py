@@ -193,3 +193,26 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
         json.dump(results, fh, indent=2, ensure_ascii=False)
         fh.write("\n")
     return layout.results
+
+
+def list_runs(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """The runs in a folder (``runs/``; folders with a manifest, outputs or judged tables), one
+    row each: ``run``, ``ALLMs`` (outputs tables),
+    ``judged`` (judged tables), ``results`` (whether ``results.json`` is there) and
+    ``Table II average`` (each ALLM's Best-Mean averaged over judges, from ``results.json``)."""
+    rows = []
+    for run in sorted(Path(runs_dir).glob("*")) if Path(runs_dir).is_dir() else []:
+        layout = RunLayout(run)
+        if not (layout.manifest.is_file() or layout.outputs_dir.is_dir() or layout.judged_dir.is_dir()):
+            continue  # not a run
+        try:
+            results = json.loads(layout.results.read_text(encoding="utf-8"))
+            avg = next((r for r in results.get("table2") or [] if r.get("LLM-Judge") == "Average"), {})
+        except (OSError, ValueError):
+            results, avg = None, {}
+        rows.append({"run": run.name, "ALLMs": len(layout.output_files()), "judged": len(layout.judged_files()),
+                     "results": "yes" if results else "no",
+                     "Table II average": ", ".join(f"{k} {v:.2f}" for k, v in avg.items()
+                                                   if k != "LLM-Judge" and isinstance(v, float)) or "-"})
+    return pd.DataFrame(rows, columns=["run", "ALLMs", "judged", "results", "Table II average"])
+
