@@ -36,6 +36,7 @@ from jasco_utils.cli_flags import (
     engine_flags,
     judge_specs,
     judging_flags,
+    no_abbreviations,
     parse_clip_list,
     positive_int,
     sampling_from,
@@ -480,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     cp.add_argument("--json", action="store_true", help="print JSON")
     cp.set_defaults(func=_cmd_compare)
-    return parser
+    return no_abbreviations(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

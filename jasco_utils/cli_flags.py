@@ -17,7 +17,7 @@ from jasco_utils.data.dataset import N_CLIPS
 from jasco_utils.paths import DATA_DIR_ENV, DEFAULT_DATASET_DIR
 
 __all__ = ["cli_options", "data_dir_arg", "engine_arg", "engine_flags", "judge_specs", "judging_flags",
-           "parse_clip_list", "positive_int", "sampling_from", "subset_flags"]
+           "no_abbreviations", "parse_clip_list", "positive_int", "sampling_from", "subset_flags"]
 
 
 def parse_clip_list(spec: str) -> list[int]:
@@ -59,6 +59,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected 1 or more, not {value}")
     return value
+
+
+def no_abbreviations(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Turn off prefix matching in a parser and all its subcommands; return it.
+
+    Otherwise ``--api-key KEY`` is read as ``--api-key-env KEY`` and the key ends up printed
+    in an error message, a log or an executed notebook.
+    """
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        p.allow_abbrev = False
+        stack += [sp for a in p._actions if isinstance(a, argparse._SubParsersAction) for sp in a.choices.values()]
+    return parser
 
 
 def subset_flags(parser: argparse.ArgumentParser, what: str) -> None:

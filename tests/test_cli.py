@@ -130,3 +130,15 @@ def test_results_json_and_jasco_runs(judged_run, tmp_path, capsys):
     assert row.split()[1:4] == ["0", "4", "yes"] and f"A {table.loc['Average', 'A']:.2f}" in row
     assert main(["runs", "--runs-dir", str(tmp_path / "none")]) == 0
     assert "no runs under" in capsys.readouterr().out
+
+
+def test_no_option_is_matched_by_a_prefix(tmp_path, capsys):
+    """`--api-key KEY` would otherwise be read as `--api-key-env KEY`, and the key printed."""
+    canary = "sk-canary-5e1f"
+    with pytest.raises(SystemExit) as exit_:
+        main(["judge", str(tmp_path / "o.csv"), "--engine", "openai", "--model", "m", "--api-key", canary])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "unrecognized arguments: --api-key" in err
+    with pytest.raises(SystemExit):
+        main(["score", str(tmp_path), "--n-res", "5"])
+    assert "unrecognized arguments: --n-res" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from judged_tables import make_rows, project_layout_file
 
 from jasco_utils.analysis.results import run_analysis
 from jasco_utils.analysis.scoring import score_files
-from jasco_utils.paths import NOTEBOOKS_DIR, PROJECT_ROOT, RunLayout, judged_files
+from jasco_utils.paths import DEFAULT_STORE, NOTEBOOKS_DIR, PROJECT_ROOT, RunLayout, judged_files
 from jasco_utils.pipeline import load_run_config, notebooks
 
 
@@ -120,25 +120,39 @@ def test_reproduce_shows_progress_and_ends_with_table2(cpu_run):
 
 @pytest.mark.slow
 def test_notebooks_run_from_the_notebooks_folder(cpu_run, real_data_dir, monkeypatch):
-    """As JupyterLab starts them: in notebooks/, with paths relative to the project root."""
+    """As JupyterLab starts them: in notebooks/, with the default parameters (paths relative to
+    the project root). The defaults name runs/cpu and data/processed/calls.sqlite: where a
+    checkout has none (CI's clean clone) they are links to the CPU run made above, for the
+    test's time; where it has its own, they are left alone and the notebooks get paths of
+    the same form under runs/."""
     root, run, _ = cpu_run
-    link = PROJECT_ROOT / "runs" / f"test-{os.getpid()}-{root.name}"
-    link.parent.mkdir(exist_ok=True)
-    link.symlink_to(root, target_is_directory=True)
+    default_run, default_store = PROJECT_ROOT / "runs" / "cpu", DEFAULT_STORE
+    free = not any(os.path.lexists(p) for p in (default_run, default_store, f"{default_store}-wal"))
+    if free:
+        links = {default_run: run, default_store: root / "calls.sqlite"}
+        parameters: dict[str, str] = {}
+    else:
+        name = f"test-{os.getpid()}-{root.name}"
+        links = {PROJECT_ROOT / "runs" / name: root}
+        parameters = {"run_dir": f"runs/{name}/run", "store": f"runs/{name}/calls.sqlite"}
     monkeypatch.setenv("JASCO_DATA_DIR", str(real_data_dir))
     before = sorted(p.name for p in NOTEBOOKS_DIR.iterdir())
+    (RunLayout(run).figures_dir / "table2.md").unlink()
+    RunLayout(run).results.unlink()
+    (run / "browse.html").unlink()
     try:
-        (RunLayout(run).figures_dir / "table2.md").unlink()
-        RunLayout(run).results.unlink()
-        (run / "browse.html").unlink()
-        relative = {"run_dir": f"runs/{link.name}/run", "store": f"runs/{link.name}/calls.sqlite"}
+        for link, target in links.items():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(target, target_is_directory=target.is_dir())
         for source in notebooks():
             declared = papermill.inspect_notebook(str(source))
             papermill.execute_notebook(str(source), str(root / f"from-notebooks-{source.name}"), cwd=str(NOTEBOOKS_DIR),
-                                       parameters={k: v for k, v in relative.items() if k in declared},
+                                       parameters={k: v for k, v in parameters.items() if k in declared},
                                        progress_bar=False, kernel_name="python3")
     finally:
-        link.unlink()
+        for link in links:
+            if link.is_symlink():
+                link.unlink()
     assert sorted(p.name for p in NOTEBOOKS_DIR.iterdir()) == before  # nothing written beside the notebooks
     assert (RunLayout(run).figures_dir / "table2.md").is_file() and RunLayout(run).results.is_file()
     assert (run / "browse.html").is_file()
