@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 
 from jasco_utils import __version__
-from jasco_utils.io import TableError
 from jasco_utils.cli_flags import (
     cli_options,
     data_dir_arg,
@@ -42,6 +41,8 @@ from jasco_utils.cli_flags import (
     sampling_from,
     subset_flags,
 )
+from jasco_utils.data.dataset import N_CLIPS
+from jasco_utils.io import TableError
 from jasco_utils.paths import DEFAULT_DATASET_DIR, PROCESSED_DIR, RunLayout
 
 
@@ -266,7 +267,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return 1
     clips = args.clips
     if args.limit:
-        clips = (clips or ([] if args.all_clips else cfg.clips) or list(range(1, 81)))[:args.limit]
+        clips = (clips or ([] if args.all_clips else cfg.clips) or list(range(1, N_CLIPS + 1)))[:args.limit]
     try:
         run_dir = reproduce(cfg, args.run_dir, args.figures_dir, args.store, args.data_dir, args.all_clips,
                             log=lambda line: print(line, flush=True), clips=clips)

@@ -75,7 +75,7 @@ def _stage_main(payload: Mapping[str, Any]) -> int:
 PROGRESS_INTERVAL_S = 2.0
 
 
-def _relay(source: IO[bytes], sink: IO[str] | None, tail: list[str]) -> None:
+def _relay(source: IO[bytes], sink: IO[str] | None, tail: list[str] | None = None) -> None:
     """Copy ``source`` to ``sink`` as it arrives (progress bars included), keeping the last 8 kB in ``tail``."""
     import codecs
 
@@ -85,6 +85,8 @@ def _relay(source: IO[bytes], sink: IO[str] | None, tail: list[str]) -> None:
         if sink is not None:
             sink.write(chunk)
             sink.flush()
+        if tail is None:
+            continue
         tail.append(chunk)
         kept += len(chunk)
         while kept > 8192 and len(tail) > 1:
@@ -110,9 +112,8 @@ def run_stage(stage: str, spec: ModelSpec, echo: bool = True, **kwargs: Any) -> 
     env = {**os.environ, "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", str(PROGRESS_INTERVAL_S))}
     proc = subprocess.Popen([sys.executable, "-m", "jasco_utils.pipeline"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT, env=env)
-    out_tail: list[str] = []
     err_tail: list[str] = []
-    relays = [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout if echo else None, out_tail), daemon=True),
+    relays = [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout if echo else None), daemon=True),
               threading.Thread(target=_relay, args=(proc.stderr, sys.stderr if echo else None, err_tail), daemon=True)]
     for t in relays:
         t.start()

@@ -57,10 +57,10 @@ def test_score_names_what_is_missing(tmp_path, capsys):
     assert main(["score", str(tmp_path / "empty")]) == 1
     err = capsys.readouterr().err
     assert "no judged tables" in err and "Traceback" not in err
+    bad = tmp_path / "x__j.parquet"
+    bad.write_text("not parquet")
     with pytest.raises(TableError, match="cannot be read as Parquet"):
-        bad = tmp_path / "x__j.parquet"
-        bad.write_text("not parquet")
-        expand_judged([bad]) and score_files([bad])
+        score_files([bad])
 
 
 def test_compare_takes_a_run_folder(judged_run, capsys):

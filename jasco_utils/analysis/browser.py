@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from jasco_utils.analysis import explorer
 from jasco_utils.analysis.metrics import gate
-from jasco_utils.analysis.scoring import PROJECT_REQUIRED, detect_layout, parse_rows, read_judged
+from jasco_utils.analysis.scoring import detect_layout, read_judged
 from jasco_utils.data.clips import TARGET_SR, clip_path, load_audio
 from jasco_utils.data.dataset import load_metadata
 from jasco_utils.data.manifest import INSTRUCTIONS, check_rows, instruction_index
@@ -122,29 +122,16 @@ def _read_outputs(layout: RunLayout) -> pd.DataFrame:
 def _read_verdicts(path: Path) -> pd.DataFrame:
     """One judged table: :func:`read_judged`'s columns, the texts, ``status`` and ``error``.
 
-    A row whose judge call failed is kept (``status == "failed"``, no rating): scoring refuses
-    such a table, the page shows the row. The rest is parsed as scoring parses it.
+    A row whose judge call failed is kept (``read_judged(keep_failed=True)``: no rating, no
+    orientation): scoring refuses such a table, the page shows the row.
 
     Raises:
         TableError: As :func:`read_judged` (except for failed rows).
     """
+    scored = read_judged(path, keep_failed=True).drop(columns=["file", "line"])
     raw = read_csv_checked(path, what="judged table")
     if detect_layout(raw) != "project":
-        scored = read_judged(path)
         raw = raw.assign(judge_output=raw.get("llama3_extract", ""))
-    else:
-        missing = [c for c in PROJECT_REQUIRED if c not in raw.columns]
-        if missing:
-            raise TableError(f"{path}: judged table lacks column(s) {missing}")
-        for _, group in raw.groupby(["model", "judge"], sort=False):
-            check_rows(group, path, what="judged table")
-        failed = _failed(raw)
-        reask = raw["reask_output"].where(~failed, "") if "reask_output" in raw.columns else None
-        parsed = parse_rows(raw["judge_output"].where(~failed, ""), reask)
-        scored = pd.DataFrame({"model": raw["model"], "judge": raw["judge"], "id": raw["id"].astype(int),
-                               "instruction": _instructions(raw)})
-        for col in ("rating", "orientation", "orientation_source"):
-            scored[col] = parsed[col].to_numpy()
     keep = [c for c in _TEXTS if c in raw.columns]
     out = pd.concat([scored.reset_index(drop=True), raw[keep].reset_index(drop=True)], axis=1)
     out["status"] = raw["status"].replace("", "ok").to_numpy() if "status" in raw.columns else "ok"

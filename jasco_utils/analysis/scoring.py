@@ -91,7 +91,7 @@ def parse_rows(outputs: Iterable[str], reasks: Iterable[str] | None = None) -> p
 
 
 def read_judged(
-    path: str | os.PathLike[str], model: str | None = None, judge: str | None = None
+    path: str | os.PathLike[str], model: str | None = None, judge: str | None = None, keep_failed: bool = False,
 ) -> pd.DataFrame:
     """Read one judged table, CSV or Parquet (either layout), into scored rows (:data:`SCORED_COLUMNS`).
 
@@ -99,6 +99,8 @@ def read_judged(
         path: The judged table.
         model: ALLM name for an original-layout file (default: from the file name).
         judge: Judge name for an original-layout file (default: from the file name).
+        keep_failed: Keep rows whose judge call failed, unparsed (no rating, no orientation),
+            instead of refusing the table: for showing a run, never for scoring it.
 
     Raises:
         TableError: Naming the file, line and column at fault.
@@ -128,16 +130,16 @@ def read_judged(
             empty = df.index[df[col].str.strip() == ""]
             if len(empty):
                 raise TableError(f"{path}: line {line_of(empty[0])}, column {col!r}: empty")
-        if "status" in df.columns:
-            failed = df.index[df["status"] == "failed"]
-            if len(failed):
-                lines = ", ".join(str(line_of(i)) for i in failed[:10])
-                raise TableError(
-                    f"{path}: {len(failed)} row(s) whose judge call failed (lines {lines}, column 'status'); "
-                    "re-run `jasco judge` to retry them: a failed call is never scored"
-                )
-        outputs = df["judge_output"]
-        reasks = df["reask_output"] if "reask_output" in df.columns else None
+        failed_rows = df["status"].eq("failed") if "status" in df.columns else pd.Series(False, index=df.index)
+        if failed_rows.any() and not keep_failed:
+            failed = df.index[failed_rows]
+            lines = ", ".join(str(line_of(i)) for i in failed[:10])
+            raise TableError(
+                f"{path}: {len(failed)} row(s) whose judge call failed (lines {lines}, column 'status'); "
+                "re-run `jasco judge` to retry them: a failed call is never scored"
+            )
+        outputs = df["judge_output"].where(~failed_rows, "")
+        reasks = df["reask_output"].where(~failed_rows, "") if "reask_output" in df.columns else None
     for _, group in df.groupby(["model", "judge"], sort=False):
         check_rows(group, path, what="judged table")
     parsed = parse_rows(outputs, reasks)
