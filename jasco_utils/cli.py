@@ -36,14 +36,19 @@ from jasco_utils.cli_flags import (
     judge_specs,
     judging_flags,
     no_abbreviations,
+    non_negative_float,
     parse_clip_list,
+    positive_float,
     positive_int,
     sampling_from,
     subset_flags,
 )
+from jasco_utils.cli_lists import cmd_models as _cmd_models
+from jasco_utils.cli_lists import cmd_runs as _cmd_runs
 from jasco_utils.data.dataset import N_CLIPS
-from jasco_utils.io import TableError
+from jasco_utils.io import StorageError, TableError
 from jasco_utils.paths import DEFAULT_DATASET_DIR, PROCESSED_DIR, RunLayout
+from jasco_utils.redact import redact
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -115,6 +120,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
         print(f"jasco score: {e}", file=sys.stderr)
         return 1
     records = score_records(rows)
+    truncated = sum(r["n_truncated"] or 0 for r in records if r["judge"] != "Average")
+    if truncated:
+        print(f"warning: {truncated} scored answer(s) were cut off at their token limit (status 'truncated', "
+              "counted in n_truncated); they are scored as the original script scored them, from whatever came back; "
+              "raise --max-tokens and re-run to have them whole", file=sys.stderr)
     ci = bootstrap_scores(rows, n_resamples=args.n_resamples, seed=args.seed) if args.ci else None
     if args.json:
         print(json.dumps(records if ci is None else with_intervals(records, ci), indent=2))
@@ -127,6 +137,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from jasco_utils.analysis.bootstrap import format_comparison, paired_comparison
     from jasco_utils.analysis.scoring import read_judged_files
 
+    if args.model_a == args.model_b:
+        print(f"jasco compare: model_a and model_b are both {args.model_a!r}; name two different ALLMs", file=sys.stderr)
+        return 1
     try:
         result = paired_comparison(read_judged_files(args.files), args.model_a, args.model_b, judge=args.judge,
                                    n_resamples=args.n_resamples, seed=args.seed)
@@ -221,15 +234,23 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     except TableError as e:
         print(f"jasco infer: {e}", file=sys.stderr)
         return 1
-    if sum([bool(args.import_file), bool(args.engine), bool(args.cascade)]) != 1:
-        print("jasco infer: choose one of --engine (with --model), --cascade, or --import FILE", file=sys.stderr)
+    if sum([bool(args.import_file), bool(args.engine), bool(args.cascade), bool(args.allm)]) != 1:
+        print("jasco infer: choose one of --allm NAME, --engine (with --model), --cascade, or --import FILE",
+              file=sys.stderr)
         return 2
     if args.engine and not args.model:
         print("jasco infer: --engine needs --model", file=sys.stderr)
         return 2
-    name = args.name or (Path(args.import_file).stem if args.import_file else Path(args.model or "cascade").name)
+    name = args.name or args.allm or (Path(args.import_file).stem if args.import_file
+                                      else Path(args.model or "cascade").name)
     try:
-        if args.import_file:
+        if args.allm:
+            from jasco_utils.config import allm_spec
+
+            named = allm_spec({"allm": args.allm}, "--allm")
+            spec = ModelSpec(key=name, engine=named.engine, model=args.model or named.model, name=args.name or named.name,
+                             options={**named.options, **cli_options(args, [named.engine])[named.engine]})
+        elif args.import_file:
             spec = ModelSpec(key=name, engine="import", path=args.import_file)
         elif args.cascade:
             spec = ModelSpec(key=name, engine="cascade", model=args.llm_model, llm_engine=args.llm_engine,
@@ -291,51 +312,6 @@ def _cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_runs(args: argparse.Namespace) -> int:
-    from jasco_utils.paths import RUNS_DIR
-
-    from jasco_utils.analysis.results import list_runs
-
-    root = Path(args.runs_dir or RUNS_DIR)
-    runs = list_runs(root)
-    if runs.empty:
-        print(f"no runs under {root}: jasco reproduce --config cpu makes one")
-    else:
-        _print_table(list(runs.columns), runs.itertuples(index=False))
-    return 0
-
-
-def _print_table(head: list[str], rows) -> None:
-    """Columns padded to their widest cell, left-aligned."""
-    rows = [tuple(map(str, r)) for r in rows]
-    widths = [max(len(r[i]) for r in [tuple(head), *rows]) for i in range(len(head))]
-    for r in [tuple(head), *rows]:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-
-
-def _cmd_models(args: argparse.Namespace) -> int:
-    from jasco_utils.config import (
-        RUN_CONFIGS_DIR,
-        ConfigError,
-        load_judges,
-        load_run_config,
-    )
-
-    try:
-        if args.command == "judges":
-            rows = [(k, s.name or k, s.engine, s.model or "", s.template or "") for k, s in load_judges(args.judges_file).items()]
-            head = ("key", "name", "engine", "model", "template")
-        else:
-            rows = [(s.key, s.engine, s.model or s.path or f"speech recognition -> {s.llm_engine} LLM", cfg.name) for cfg in
-                    (load_run_config(p) for p in sorted(RUN_CONFIGS_DIR.glob("*.toml"))) for s in cfg.allms]
-            head = ("name", "engine", "model or file", "configuration")
-    except ConfigError as e:
-        print(f"jasco {args.command}: {e}", file=sys.stderr)
-        return 1
-    _print_table(list(head), rows)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``jasco``."""
     parser = argparse.ArgumentParser(prog="jasco", description=__doc__.split("\n\n")[0])
@@ -347,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     dl = data_sub.add_parser("download", help="fetch the dataset (checksums verified; a re-run fetches only missing or damaged files)")
     dl.add_argument("--dest", help=f"target folder (default {DEFAULT_DATASET_DIR})")
     dl.add_argument("--base-url", help="mirror of the repository at the pinned commit")
-    dl.add_argument("--retries", type=int, default=4, help="attempts per file (default 4)")
-    dl.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    dl.add_argument("--retries", type=positive_int, default=4, help="attempts per file (default 4)")
+    dl.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)")
     dl.set_defaults(func=_cmd_download)
     va = data_sub.add_parser("validate", help="check every clip and row; report irregularities")
     data_dir_arg(va)
@@ -380,9 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     subset_flags(inf, "manifest")
     data_dir_arg(inf)
     src = inf.add_argument_group("where the answers come from (one of)")
+    src.add_argument("--allm", help="a named ALLM (jasco allms lists them), with its engine, model and options")
     src.add_argument("--engine", choices=[e for e in ENGINES if backend_class(e).takes_audio],
                      help="an audio LLM on this engine")
-    src.add_argument("--model", help="with --engine: model id, path or served name")
+    src.add_argument("--model", help="with --engine: model id, path or served name (with --allm: instead of its own)")
     src.add_argument("--import", dest="import_file", help="answers made elsewhere: CSV (example.csv layout) or JSONL")
     src.add_argument("--cascade", action="store_true", help="speech recognition -> text LLM baseline (runs on a CPU)")
     cas = inf.add_argument_group("cascade")
@@ -392,11 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen = inf.add_argument_group("generation")
     gen.add_argument("--audio-mode", default="audio", choices=list(AUDIO_MODES),
                      help="audio (default), or an ablation: silence, or the clip with its speech masked (segments from speech recognition)")
-    gen.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
+    gen.add_argument("--temperature", type=non_negative_float, default=0.0, help="default 0 (greedy)")
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    gen.add_argument("--max-tokens", type=int, default=512, help="answer length limit (default 512)")
+    gen.add_argument("--max-tokens", type=positive_int, default=512, help="answer length limit (default 512)")
     gen.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
-    gen.add_argument("--chunk-size", type=int, default=64, help="rows per engine call (default 64)")
+    gen.add_argument("--chunk-size", type=positive_int, default=64, help="rows per engine call (default 64)")
     engine_flags(inf)
     inf.set_defaults(func=_cmd_infer)
 
@@ -425,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--clips", type=parse_clip_list, help="clips of the controls, e.g. 1-10 (default all 80); "
                     "six control answers each")
     ck.add_argument("--json", action="store_true", help="print JSON: one object per judge")
-    ck.add_argument("--n-resamples", type=int, default=2000, help="bootstrap resamples of clips (default 2000)")
+    ck.add_argument("--n-resamples", type=positive_int, default=2000, help="bootstrap resamples of clips (default 2000)")
     data_dir_arg(ck)
     judging_flags(ck).add_argument("--out-dir", default=str(RunLayout(PROCESSED_DIR).check_dir),
                                     help="control tables, judged control tables, the report (default %(default)s)")
@@ -433,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.set_defaults(func=_cmd_check_judge)
 
     rp = sub.add_parser("reproduce", help="run the notebooks headlessly: Table II and Figure 2 for a configuration")
-    rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, or a .toml path")
+    rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, modern (current ALLMs), or a .toml path")
     rp.add_argument("--all-clips", action="store_true", help="all 80 clips, whatever the configuration says")
     rp.add_argument("--clips", type=parse_clip_list, help="these clips, e.g. 1-10,42, whatever the configuration says")
     rp.add_argument("--limit", type=positive_int, metavar="N",
@@ -459,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     jl = sub.add_parser("judges", help="list the named judges (configs/judges.toml, or --judges-file)")
     jl.add_argument("--judges-file", help="a TOML file of named judges (default: the shipped one)")
     jl.set_defaults(func=_cmd_models)
-    al = sub.add_parser("allms", help="list the ALLMs of the shipped run configurations")
+    al = sub.add_parser("allms", help="list the named ALLMs (configs/allms.toml) and those of the shipped run configurations")
     al.set_defaults(func=_cmd_models)
 
     sc = sub.add_parser("score", help="Best-Mean and modality dependence of judged tables")
@@ -469,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--judge", help="judge name for original-layout files (default: from the file name)")
     sc.add_argument("--json", action="store_true", help="print JSON (unrounded, percentages 0-100)")
     sc.add_argument("--ci", action="store_true", help="95%% intervals by resampling clips (bootstrap)")
-    sc.add_argument("--n-resamples", type=int, default=2000, help="with --ci: bootstrap resamples of clips (default 2000)")
+    sc.add_argument("--n-resamples", type=positive_int, default=2000, help="with --ci: bootstrap resamples of clips (default 2000)")
     sc.add_argument("--seed", type=int, default=0, help="with --ci: the bootstrap's seed (default 0)")
     sc.set_defaults(func=_cmd_score)
 
@@ -478,18 +455,34 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("model_b", help="the ALLM to compare it with")
     cp.add_argument("files", nargs="+", help="judged tables holding both models (CSV, Parquet, or folders)")
     cp.add_argument("--judge", help="one judge (default: the average over judges)")
-    cp.add_argument("--n-resamples", type=int, default=9999, help="bootstrap resamples and sign flips (default 9999)")
+    cp.add_argument("--n-resamples", type=positive_int, default=9999, help="bootstrap resamples and sign flips (default 9999)")
     cp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     cp.add_argument("--json", action="store_true", help="print JSON")
     cp.set_defaults(func=_cmd_compare)
     return no_abbreviations(parser)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from jasco_utils.config import ConfigError
+    from jasco_utils.models.base import EngineError
+
+    return (TableError, StorageError, ConfigError, EngineError)
+
+
+_USER_ERRORS = _user_errors()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``jasco`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except _USER_ERRORS as e:  # what the user can fix: said in one message, never a traceback
+        words = [a for a in argv[:2] if not a.startswith("-")]
+        name = " ".join(words[:2] if words[:1] == ["data"] else words[:1])
+        print(f"jasco {name}: {redact(str(e))}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `jasco score ... | head`: the reader left, nothing more to say
         import os
 

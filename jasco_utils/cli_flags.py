@@ -61,6 +61,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A number of 0 or more (``--temperature``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 or more, not {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number above 0 (``--timeout``)."""
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected more than 0, not 0")
+    return value
+
+
 def no_abbreviations(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Turn off prefix matching in a parser and all its subcommands; return it.
 
@@ -184,14 +203,14 @@ def judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     how = parser.add_argument_group("protocol")
     how.add_argument("--template", choices=judge_templates(),
                      help=f"judge prompt (default: a named judge's, else {DEFAULT_JUDGE_TEMPLATE})")
-    how.add_argument("--temperature", type=float, default=0.0, help="default 0 (greedy)")
+    how.add_argument("--temperature", type=non_negative_float, default=0.0, help="default 0 (greedy)")
     how.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    how.add_argument("--max-tokens", type=int, default=1000, help="default 1000, as the original")
+    how.add_argument("--max-tokens", type=positive_int, default=1000, help="default 1000, as the original")
     how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
     how.add_argument("--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding")
-    how.add_argument("--max-explanation-chars", type=int, help="with --structured: bound each explanation")
+    how.add_argument("--max-explanation-chars", type=positive_int, help="with --structured: bound each explanation")
     how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
     run = parser.add_argument_group("run")
     run.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
-    run.add_argument("--chunk-size", type=int, default=256, help="rows per engine call (default 256)")
+    run.add_argument("--chunk-size", type=positive_int, default=256, help="rows per engine call (default 256)")
     return run

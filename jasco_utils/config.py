@@ -17,14 +17,16 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from jasco_utils.paths import PACKAGE_DIR
+from jasco_utils.paths import PACKAGE_DIR, looks_secret
 
 #: The judges shipped with the package.
 JUDGES_FILE = PACKAGE_DIR / "configs" / "judges.toml"
+#: The named ALLMs (``jasco infer --allm KEY``, ``allm = "KEY"`` in a run configuration).
+ALLMS_FILE = PACKAGE_DIR / "configs" / "allms.toml"
 #: Folder of the shipped run configurations.
 RUN_CONFIGS_DIR = PACKAGE_DIR / "configs" / "runs"
 #: ALLM sources besides the model engines: the speech-recognition cascade and imported answers.
@@ -33,7 +35,6 @@ ALLM_SOURCES: tuple[str, ...] = ("cascade", "import")
 CASCADE_LLM_ENGINE = "embedded"
 #: Structured-output modes of the judges' answers.
 STRUCTURED_MODES: tuple[str, ...] = ("regex", "json")
-_SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,11 @@ class ModelSpec:
             bundled Whisper tiny.en).
         path: ``import``: the file of answers made elsewhere.
         optional: ``import``: skip this ALLM, with a message, when the file is absent.
+        family: A named ALLM's architecture (``qwen2_audio``, ``ultravox``, ...).
+        tested: A named ALLM's test here (a tiny model of its family through the same code
+            path), or why none runs here.
+        system: An ALLM's system message, where its model card requires one (``None``: the
+            model's chat template decides).
     """
 
     key: str
@@ -72,6 +78,9 @@ class ModelSpec:
     asr_model: str | None = None
     path: str | None = None
     optional: bool = False
+    family: str | None = None
+    tested: str = ""
+    system: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -119,8 +128,7 @@ class ModelSpec:
         if not self.model and default_model(backend) is None:
             raise ConfigError(f"{at}{self.key}: engine {backend} needs a model")
         for opt in self.options:
-            low = opt.lower()
-            if any(w in low for w in _SECRET_WORDS) and not low.endswith("_env"):
+            if looks_secret(opt):
                 raise ConfigError(
                     f"{at}{self.key}: option {opt!r} looks like a secret; configurations never hold keys: "
                     "name an environment variable with api_key_env instead"
@@ -143,6 +151,8 @@ _JUDGE_FIELDS = {"name", "engine", "model", "template", "options", "max_tokens"}
 def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: {key} must be {what}, not {value!r}")
+    if kind is int and value < 1:  # every whole number of a configuration is a count or a limit
+        raise ConfigError(f"{where}: {key} must be 1 or more, not {value!r}")
     return value
 
 
@@ -154,13 +164,19 @@ def _read_toml(path: Path, what: str) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"{path}: cannot read {what}: {e}") from None
 
 
+def _named_entry(where: str, raw: Any, fields: set[str], what: str) -> dict[str, Any]:
+    """A named model's table (a judge, an ALLM), checked for its shape and its field names."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: {what} is a table with engine and model")
+    unknown = set(raw) - fields
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; fields: {sorted(fields)}")
+    return raw
+
+
 def _judge_spec(key: str, raw: Any, source: str) -> ModelSpec:
     where = f"{source}: [{key}]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: a judge is a table with engine and model")
-    unknown = set(raw) - _JUDGE_FIELDS
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; fields: {sorted(_JUDGE_FIELDS)}")
+    raw = _named_entry(where, raw, _JUDGE_FIELDS, "a judge")
     if "engine" not in raw:
         raise ConfigError(f"{where} lacks 'engine'")
     from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE
@@ -203,7 +219,9 @@ def get_judge(key: str, path: str | os.PathLike[str] | None = None) -> ModelSpec
 
 
 _ALLM_FIELDS = {"name", "engine", "kind", "model", "options", "max_tokens", "llm_engine", "llm_model", "asr_model",
-                "path", "optional"}
+                "path", "optional", "allm", "system"}
+#: The fields of a named ALLM (:data:`ALLMS_FILE`).
+_NAMED_ALLM_FIELDS = {"name", "engine", "model", "options", "max_tokens", "family", "tested", "system"}
 
 
 def allm_spec(raw: Mapping[str, Any], where: str) -> ModelSpec:
@@ -211,10 +229,22 @@ def allm_spec(raw: Mapping[str, Any], where: str) -> ModelSpec:
 
     ``engine`` names the engine (``vllm``, ``openai``, ``cascade`` or ``import``; ``kind`` is
     read as its older name). The cascade's text LLM is ``llm_engine`` / ``llm_model``.
+    ``allm`` names an ALLM of :data:`ALLMS_FILE` instead; the entry's other fields override
+    its own (``options`` are merged).
     """
     unknown = set(raw) - _ALLM_FIELDS
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; fields: {sorted(_ALLM_FIELDS - {'kind'})}")
+    if "allm" in raw:
+        named = load_allms()
+        key = raw["allm"]
+        if key not in named:
+            raise ConfigError(f"{where}: allm: no ALLM named {key!r}; known: {', '.join(named)} (jasco allms)")
+        base = named[key]
+        options = {**base.options, **_typed(where, "options", raw.get("options", {}), dict, "a table")}
+        spec = replace(base, key=raw.get("name", base.key), name=raw.get("name", base.name), options=options,
+                       max_tokens=raw.get("max_tokens", base.max_tokens), system=raw.get("system", base.system))
+        return spec.check(where)
     if "name" not in raw:
         raise ConfigError(f"{where}: an ALLM needs a name")
     engine = raw.get("engine", raw.get("kind"))
@@ -235,8 +265,30 @@ def allm_spec(raw: Mapping[str, Any], where: str) -> ModelSpec:
         asr_model=_typed(where, "asr_model", raw["asr_model"], str, "a string") if "asr_model" in raw else None,
         path=_typed(where, "path", raw["path"], str, "a string") if "path" in raw else None,
         optional=_typed(where, "optional", raw.get("optional", False), bool, "true or false"),
+        system=_typed(where, "system", raw["system"], str, "a string") if "system" in raw else None,
     )
     return spec.check(where)
+
+
+def load_allms(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpec]:
+    """The named ALLMs of a TOML file (the shipped :data:`ALLMS_FILE` when ``path`` is ``None``), by key.
+
+    Raises:
+        ConfigError: The file cannot be read or an entry is malformed (named).
+    """
+    path = Path(path) if path else ALLMS_FILE
+    data, _ = _read_toml(path, "named ALLMs")
+    out = {}
+    for key, raw in data.items():
+        where = f"{path}: [{key}]"
+        raw = _named_entry(where, raw, _NAMED_ALLM_FIELDS, "an ALLM")
+        if raw.get("engine") not in ("vllm", "openai"):
+            raise ConfigError(f"{where}: engine must be vllm or openai, not {raw.get('engine')!r}")
+        base = allm_spec({"name": key, **{k: v for k, v in raw.items() if k not in ("name", "family", "tested")}}, where)
+        out[key] = replace(base, name=_typed(where, "name", raw.get("name", key), str, "a string"),
+                           family=_typed(where, "family", raw.get("family", ""), str, "a string") or None,
+                           tested=_typed(where, "tested", raw.get("tested", ""), str, "a string"))
+    return out
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from jasco_utils.config import ModelSpec, RunConfig, load_run_config
+from jasco_utils.io import make_folder
 from jasco_utils.models import SamplingConfig
 from jasco_utils.paths import (
     DEFAULT_STORE,
@@ -250,7 +251,7 @@ def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
         "clips": format_clip_list(clips) if clips else "",
     }
     layout = RunLayout(run_dir)
-    layout.notebooks_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(layout.notebooks_dir)
     started = time.time()
     for source in notebooks():
         out = layout.notebooks_dir / source.name
@@ -276,6 +277,7 @@ def run_summary(config: RunConfig, run_dir: str | os.PathLike[str],
     figures_dir = Path(figures_dir).resolve() if figures_dir else layout.figures_dir
     table = figures_dir / "table2.md"
     lines = ["", table.read_text(encoding="utf-8")] if table.is_file() else []
+    lines += _answer_warnings(layout)
     lines += [f"Table II:    {table} (.csv, .tex)", f"Figure 2:    {figures_dir / 'figure2.png'} (.pdf)"]
     if (figures_dir / "judge_check.png").is_file():
         lines.append(f"judge check: {figures_dir / 'judge_check.png'} (.json, .csv)")
@@ -284,6 +286,24 @@ def run_summary(config: RunConfig, run_dir: str | os.PathLike[str],
     if not config.paper:
         lines.append(f"(the {config.name} configuration proves the pipeline runs; its numbers are not the paper's results)")
     return "\n".join(lines)
+
+
+def _answer_warnings(layout: RunLayout) -> list[str]:
+    """Warnings about the run's ALLM answers: cut off at the token limit, or the same answer
+    across many clips (the audio may not reach the model)."""
+    import pandas as pd
+
+    from jasco_utils.inference.allm import answer_diversity_warnings
+
+    out = []
+    for path in layout.output_files():
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        status = df["status"] if "status" in df.columns else pd.Series("ok", index=df.index)
+        if status.eq("truncated").any():
+            out.append(f"warning: {path.stem}: {int(status.eq('truncated').sum())} answer(s) cut off at max_tokens "
+                       "(judged as the original did; raise max_tokens to have them whole)")
+        out += [f"warning: {path.stem}: {w}" for w in answer_diversity_warnings(df[status != "failed"])]
+    return out
 
 
 if __name__ == "__main__":

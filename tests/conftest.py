@@ -128,3 +128,23 @@ def tiny_audio_model(tmp_path_factory) -> Path:
     from tiny_models import build_tiny_audio_model
 
     return Path(build_tiny_audio_model(str(tmp_path_factory.mktemp("tiny-qwen2-audio"))))
+
+
+def sent_wave(conversation) -> np.ndarray:
+    """The waveform a conversation's ``input_audio`` part carries, decoded as vLLM does (16 kHz)."""
+    import base64
+    import io
+
+    part = conversation[-1]["content"][0]
+    wave, sr = sf.read(io.BytesIO(base64.b64decode(part["input_audio"]["data"])), dtype="float32")
+    assert sr == 16_000
+    return wave
+
+
+def dataset_and_clips(request, real_clips) -> tuple[Path, list[int]]:
+    """(dataset folder, clip ids): the real dataset with ``real_clips`` when present, else the
+    synthetic 3-clip one (its clip 2 is 48 kHz, as clip 47 of the real one)."""
+    if (REAL_DATA_DIR / "v0.csv").is_file():
+        return request.getfixturevalue("real_data_dir"), list(real_clips)
+    return request.getfixturevalue("synthetic_dataset"), [1, 2, 3]
+

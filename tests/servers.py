@@ -22,8 +22,12 @@ class FaultyChatServer:
     Behaviours: ``ok`` (a valid completion; its text is :data:`ANSWER` or the one set in
     ``answer``), ``429``, ``500``, ``503``, ``stall`` (sleep ``stall_s`` before answering),
     ``drop`` (close without a response), ``malformed`` (200 with a body that is not JSON),
-    ``noshape`` (200 JSON without choices), ``empty`` (a completion with empty content).
-    ``answer`` is a text or a function of the request body.
+    ``noshape`` (200 JSON without choices), ``empty`` (a completion with empty content),
+    ``length`` (a completion cut off at the token limit: finish reason ``length``),
+    ``retry-after:N`` (429 with ``Retry-After: N``), ``echo-key`` (401 whose error message
+    repeats the request's Authorization header, as some providers do). ``answer`` is a text
+    or a function of the request body; ``script`` items may also be functions of the body
+    returning a behaviour.
     """
 
     def __init__(self, script=(), default: str = "ok", answer: str = ANSWER, stall_s: float = 2.0, delay_s: float = 0.0):
@@ -48,6 +52,8 @@ class FaultyChatServer:
                     server.requests.append(body)
                     server.headers.append({k.lower(): v for k, v in self.headers.items()})
                     behaviour = server.script.popleft() if server.script else server.default
+                    if callable(behaviour):
+                        behaviour = behaviour(body)
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
@@ -70,9 +76,15 @@ class FaultyChatServer:
         if behaviour == "stall":
             time.sleep(self.stall_s)
             behaviour = "ok"
-        status, payload = 200, None
+        status, payload, headers = 200, None, {}
         if behaviour in ("429", "500", "503"):
             status, payload = int(behaviour), json.dumps({"error": {"message": f"injected {behaviour}"}})
+        elif behaviour.startswith("retry-after:"):
+            status, headers = 429, {"Retry-After": behaviour.split(":", 1)[1]}
+            payload = json.dumps({"error": {"message": "slow down"}})
+        elif behaviour == "echo-key":
+            key = h.headers.get("Authorization", "")
+            status, payload = 401, json.dumps({"error": {"message": f"Incorrect API key provided: {key}"}})
         elif behaviour == "malformed":
             payload = "{this is not json"
         elif behaviour == "noshape":
@@ -85,7 +97,8 @@ class FaultyChatServer:
                     "object": "chat.completion",
                     "created": 0,
                     "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                 "finish_reason": "length" if behaviour == "length" else "stop"}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 }
             )
@@ -93,6 +106,8 @@ class FaultyChatServer:
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            h.send_header(k, v)
         h.end_headers()
         h.wfile.write(data)
 

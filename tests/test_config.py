@@ -14,6 +14,7 @@ from jasco_utils.config import (
     ConfigError,
     ModelSpec,
     get_judge,
+    load_allms,
     load_judges,
     load_run_config,
 )
@@ -127,3 +128,38 @@ def test_cli_refuses_options_before_loading_a_model(tmp_path, capsys):
     assert "takes no option(s) ['n_ctxx']" in capsys.readouterr().err
     assert main(["judge", str(outputs), "--judge", "smollm2", "--tensor-parallel-size", "2"]) == 1
     assert "do not apply to engine(s) ['embedded']" in capsys.readouterr().err
+
+
+#: The architecture families the named ALLMs must cover.
+FAMILIES_WANTED = {"qwen2_audio", "qwen2_5_omni", "qwen3_omni_moe", "voxtral", "phi4mm", "gemma3n", "granite_speech",
+                   "audioflamingo3", "ultravox", "kimi_audio", "midashenglm", "minicpmo", "hosted"}
+
+
+def test_named_allms_cover_the_families_and_say_what_is_tested():
+    from tiny_families import FAMILIES
+
+    named = load_allms()
+    assert FAMILIES_WANTED <= {s.family for s in named.values()}
+    for key, spec in named.items():
+        assert spec.engine in ("vllm", "openai") and spec.model and spec.tested, key
+        if spec.tested.startswith("tests/inference/test_allm_families.py"):
+            family = spec.tested.split("[", 1)[1].split("]", 1)[0]
+            assert family == spec.family and FAMILIES[family].status == "proven", key
+    proven = {s.family for s in named.values() if s.tested.startswith("tests/")}
+    assert {"qwen2_audio", "audioflamingo3", "ultravox"} <= proven
+
+
+def test_a_named_allm_in_a_run_configuration_and_on_the_command_line(tmp_path, capsys, synthetic_dataset):
+    from jasco_utils.data.manifest import build_manifest, write_manifest
+
+    cfg = load_run_config(write(tmp_path, '[[allms]]\nallm = "qwen2-audio"\noptions = { max_model_len = 2048 }\n'))
+    [spec] = cfg.allms
+    assert spec.model == "Qwen/Qwen2-Audio-7B-Instruct" and spec.options["max_model_len"] == 2048
+    assert spec.options["limit_mm_per_prompt"] == {"audio": 1} and spec.family == "qwen2_audio"
+    with pytest.raises(ConfigError, match="no ALLM named 'qwen-audio'; known: qwen2-audio"):
+        load_run_config(write(tmp_path, '[[allms]]\nallm = "qwen-audio"\n'))
+    manifest = write_manifest(build_manifest(synthetic_dataset), tmp_path / "m.csv")
+    assert main(["infer", str(manifest), "--allm", "qwen-audio", "--store", str(tmp_path / "c.sqlite"),
+                 "--out", str(tmp_path / "o.csv")]) != 0
+    err = capsys.readouterr().err
+    assert "qwen2-audio" in err and "Traceback" not in err

@@ -42,6 +42,9 @@ def test_shipped_configurations_load():
     assert cpu.clips and len(cpu.clips) < 80 and not cpu.paper
     assert paper.clips is None and paper.paper
     assert [j.key for j in paper.judges] == ["llama-3.1-70b", "qwen2.5-72b", "mistral-large-2411"]
+    modern = load_run_config("modern")  # current ALLMs, each a named one, with the paper's judges
+    assert [j.key for j in modern.judges] == [j.key for j in paper.judges] and modern.clips is None
+    assert len(modern.allms) >= 10 and all(s.family and s.engine == "vllm" for s in modern.allms)
     with pytest.raises(ValueError, match="no run configuration"):
         load_run_config("nope")
 
@@ -116,6 +119,9 @@ def test_reproduce_shows_progress_and_ends_with_table2(cpu_run):
     assert proc.stdout.rstrip().splitlines()[-1].startswith("(the cpu configuration")
     assert table.splitlines()[2] in proc.stdout  # Table II's header row, printed
     assert str(RunLayout(run).results) in proc.stdout
+    # the cascade's answers stop at the cpu configuration's 96 tokens: said, with the count
+    truncated = pd.read_csv(RunLayout(run).output_files()[0], keep_default_na=False)["status"].eq("truncated").sum()
+    assert (f"{truncated} answer(s) cut off at max_tokens" in proc.stdout) == (truncated > 0)
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ from jasco_utils.analysis.bootstrap import _interval, _weights, resample_indices
 from jasco_utils.analysis.metrics import in_order
 from jasco_utils.analysis.scoring import parse_rows
 from jasco_utils.config import ModelSpec
-from jasco_utils.io import TableError, atomic_open, line_of, read_table_checked, write_csv
+from jasco_utils.io import TableError, atomic_open, line_of, lines_text, read_table_checked, write_csv
 from jasco_utils.judging.controls import (
     CONTROL_KINDS,
     CONTROLS_STEM,
@@ -80,11 +80,11 @@ def checked_rows(df: pd.DataFrame, source: str = "judged control table") -> pd.D
     df = check_controls(df, source)
     empty = df.index[df["judge"].astype(str).str.strip() == ""]
     if len(empty):
-        raise TableError(f"{source}: line {line_of(empty[0])}, column 'judge': empty")
+        raise TableError(f"{source}: line {line_of(empty[0], source)}, column 'judge': empty")
     if "status" in df.columns and (df["status"] == "failed").any():
         failed = df.index[df["status"] == "failed"]
-        raise TableError(f"{source}: {len(failed)} row(s) whose judge call failed (lines "
-                         f"{', '.join(str(line_of(i)) for i in failed[:10])}, column 'status'); re-run to retry them")
+        raise TableError(f"{source}: {len(failed)} row(s) whose judge call failed ({lines_text(failed, source)}, "
+                         "column 'status'); re-run to retry them")
     parsed = parse_rows(df["judge_output"].astype(str),
                         df["reask_output"].astype(str) if "reask_output" in df.columns else None)
     return pd.DataFrame({
@@ -97,7 +97,7 @@ def checked_rows(df: pd.DataFrame, source: str = "judged control table") -> pd.D
         "rating": parsed["rating"].to_numpy(),
         "orientation": parsed["orientation"].to_numpy(),
         "file": source,
-        "line": [line_of(i) for i in df.index],
+        "line": [line_of(i, source) for i in df.index],
     }, columns=list(CHECK_ROW_COLUMNS))
 
 

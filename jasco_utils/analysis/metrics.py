@@ -50,12 +50,13 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("model", "judge", "id", "instruction", "rat
 #: Per-clip columns of :func:`clip_table` (besides the keys); ``n_clips`` is 1 for every clip.
 CLIP_COLUMNS: tuple[str, ...] = (
     "best_gated", "best_ungated", "n_audio", "n_both", "n_speech", "n_oriented", "n_neither",
-    "n_responses", "n_unparsed", "n_unparsed_rating", "n_unparsed_orientation", "n_clips",
+    "n_responses", "n_unparsed", "n_unparsed_rating", "n_unparsed_orientation", "n_clips", "n_truncated",
 )
 #: Counts of a score record, each the sum of the per-clip column of that name (the Average
 #: sums them over judges, except ``n_clips``: the most any judge has).
 COUNT_KEYS: tuple[str, ...] = (
     "n_responses", "n_unparsed", "n_clips", "n_unparsed_rating", "n_unparsed_orientation", "n_neither",
+    "n_truncated",
 )
 
 
@@ -141,17 +142,20 @@ def clip_table(rows: pd.DataFrame, by: Sequence[str] = ("model", "judge")) -> pd
 
     ``best_gated``/``best_ungated``: the best gated/ungated value of the clip's responses;
     ``n_*``: counts of its responses (``n_oriented``: Audio, Both or Speech; ``n_unparsed``:
-    rating or orientation unreadable); ``n_clips``: 1. Groups in order of first appearance.
+    rating or orientation unreadable; ``n_truncated``: the judge's or the ALLM's answer was cut
+    off at its token limit, from a ``truncated`` column when the rows have one); ``n_clips``: 1.
+    Groups in order of first appearance.
     """
     r = response_values(rows)
     o, rating_missing = r["orientation"], r["rating"].isna().to_numpy()
     no_orientation = o.isna().to_numpy()
+    truncated = r["truncated"].fillna(False).astype(bool).to_numpy() if "truncated" in r else np.zeros(len(r), bool)
     counts = pd.DataFrame(
         {
             "n_audio": o.eq(AUDIO).to_numpy(), "n_both": o.eq(BOTH).to_numpy(), "n_speech": o.eq(SPEECH).to_numpy(),
             "n_oriented": o.isin([AUDIO, BOTH, SPEECH]).to_numpy(), "n_neither": o.eq(NEITHER).to_numpy(),
             "n_responses": np.ones(len(r), dtype=bool), "n_unparsed": rating_missing | no_orientation,
-            "n_unparsed_rating": rating_missing, "n_unparsed_orientation": no_orientation,
+            "n_unparsed_rating": rating_missing, "n_unparsed_orientation": no_orientation, "n_truncated": truncated,
         },
     ).astype(int)
     keys = [r[k].to_numpy() for k in (*by, "id")]

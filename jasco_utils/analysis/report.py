@@ -131,9 +131,25 @@ def dataset_checksum(data_dir: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def _redacted(value: Any, redact) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v, redact) for k, v in value.items()}
+    return value
+
+
 def write_provenance(path: str | os.PathLike[str], **facts: Any) -> Path:
-    """Write a provenance JSON: the given facts plus code version, platform and time."""
+    """Write a provenance JSON: the given facts plus code version, platform and time.
+
+    Every text in it passes through :func:`jasco_utils.redact.redact` (a configuration's
+    text, a base URL with credentials): provenance never holds a secret.
+    """
     import time
+
+    from jasco_utils.redact import redact
 
     record = {
         "code_version": code_version(),
@@ -142,7 +158,8 @@ def write_provenance(path: str | os.PathLike[str], **facts: Any) -> Path:
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **facts,
     }
+    text = json.dumps(record, indent=2, default=str, ensure_ascii=False)
+    clean = json.dumps(_redacted(json.loads(text), redact), indent=2, ensure_ascii=False)
     with atomic_open(path, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=2, default=str, ensure_ascii=False)
-        fh.write("\n")
+        fh.write(clean + "\n")
     return Path(path)

@@ -32,7 +32,7 @@ from jasco_utils.analysis.metrics import (
     score_rows,
 )
 from jasco_utils.data.manifest import check_rows, instruction_index
-from jasco_utils.io import TableError, line_of, read_table_checked
+from jasco_utils.io import TableError, line_of, lines_text, read_table_checked
 from jasco_utils.judging.parsing import read_verdict
 from jasco_utils.paths import JUDGED_SEP, judged_files
 
@@ -44,7 +44,7 @@ PROJECT_REQUIRED: tuple[str, ...] = ("id", "prompt", "model", "judge", "judge_ou
 ORIGINAL_REQUIRED: tuple[str, ...] = ("id", "prompt", ORIGINAL_OUTPUT_COLUMN)
 #: Columns of a scored-rows table.
 SCORED_COLUMNS: tuple[str, ...] = (
-    "model", "judge", "id", "instruction", "rating", "orientation", "orientation_source", "file", "line",
+    "model", "judge", "id", "instruction", "rating", "orientation", "orientation_source", "truncated", "file", "line",
 )
 
 
@@ -129,13 +129,12 @@ def read_judged(
         for col in ("model", "judge"):
             empty = df.index[df[col].str.strip() == ""]
             if len(empty):
-                raise TableError(f"{path}: line {line_of(empty[0])}, column {col!r}: empty")
+                raise TableError(f"{path}: line {line_of(empty[0], path)}, column {col!r}: empty")
         failed_rows = df["status"].eq("failed") if "status" in df.columns else pd.Series(False, index=df.index)
         if failed_rows.any() and not keep_failed:
             failed = df.index[failed_rows]
-            lines = ", ".join(str(line_of(i)) for i in failed[:10])
             raise TableError(
-                f"{path}: {len(failed)} row(s) whose judge call failed (lines {lines}, column 'status'); "
+                f"{path}: {len(failed)} row(s) whose judge call failed ({lines_text(failed, path)}, column 'status'); "
                 "re-run `jasco judge` to retry them: a failed call is never scored"
             )
         outputs = df["judge_output"].where(~failed_rows, "")
@@ -152,11 +151,22 @@ def read_judged(
             "rating": parsed["rating"].to_numpy(),
             "orientation": parsed["orientation"].to_numpy(),
             "orientation_source": parsed["orientation_source"].to_numpy(),
+            "truncated": _truncated(df).to_numpy(),
             "file": str(path),
-            "line": [line_of(i) for i in df.index],
+            "line": [line_of(i, path) for i in df.index],
         },
         columns=list(SCORED_COLUMNS),
     )
+
+
+def _truncated(df: pd.DataFrame) -> pd.Series:
+    """Rows whose judge answer or ALLM answer stopped at the token limit (``status`` or
+    ``allm_status`` is ``truncated``; the original layout records neither)."""
+    out = pd.Series(False, index=df.index)
+    for col in ("status", "allm_status"):
+        if col in df.columns:
+            out |= df[col].astype(str).eq("truncated")
+    return out
 
 
 def expand_judged(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:

@@ -21,7 +21,7 @@ import pandas as pd
 import soundfile as sf
 
 from jasco_utils.data.clips import TARGET_SR, clip_file
-from jasco_utils.io import TableError, read_csv_checked, sha256_file
+from jasco_utils.io import TableError, line_of, read_csv_checked, sha256_file
 from jasco_utils.paths import dataset_dir
 
 #: Number of clips in v0.
@@ -70,21 +70,32 @@ def _require_dir(data_dir: Path) -> Path:
     return data_dir
 
 
-def load_metadata(data_dir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+def load_metadata(data_dir: str | os.PathLike[str] | None = None, allow_repeats: bool = False) -> pd.DataFrame:
     """Read ``v0.csv``: one row per clip, text columns as strings, ``audio_id`` as int.
+
+    ``allow_repeats`` keeps a repeated ``audio_id`` (for :func:`validate_dataset`, which
+    reports every irregularity); otherwise it is an error naming both lines.
 
     Raises:
         FileNotFoundError: The folder has no ``v0.csv``.
-        TableError: A column is missing or an ``audio_id`` is not an integer.
+        TableError: A column is missing, an ``audio_id`` is not written as a whole number, or
+            (unless allowed) repeats.
     """
     path = _require_dir(dataset_dir(data_dir)) / METADATA_FILE
     df = read_csv_checked(path, V0_COLUMNS, what="dataset metadata")
-    ids = pd.to_numeric(df["audio_id"], errors="coerce")
-    bad = ids.isna() | (ids != ids.round())
+    bad = ~df["audio_id"].str.fullmatch(r"\s*\d+\s*")
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise TableError(f"{path}: line {i + 2}, column 'audio_id': {df['audio_id'].iloc[i]!r} is not an integer")
-    df["audio_id"] = ids.astype(int)
+        raise TableError(f"{path}: line {line_of(i, path)}, column 'audio_id': {df['audio_id'].iloc[i]!r} is not "
+                         "a clip id (a whole number written as digits, e.g. 7)")
+    ids = df["audio_id"].astype(int)
+    repeated = ids.duplicated(keep="first")
+    if repeated.any() and not allow_repeats:
+        i = int(np.flatnonzero(repeated.to_numpy())[0])
+        first = int(np.flatnonzero((ids == ids.iloc[i]).to_numpy())[0])
+        raise TableError(f"{path}: line {line_of(i, path)}, column 'audio_id': clip {ids.iloc[i]} again (first on "
+                         f"line {line_of(first, path)}); each clip has one row")
+    df["audio_id"] = ids
     return df
 
 
@@ -182,9 +193,11 @@ def validate_dataset(
         report.findings = findings
         return report
     try:
-        meta = load_metadata(root)
+        meta = load_metadata(root, allow_repeats=True)
     except (FileNotFoundError, TableError) as e:
-        report.findings = [Finding("error", str(root / METADATA_FILE), str(e))]
+        where = str(root / METADATA_FILE)
+        message = str(e)[len(where) + 2:] if str(e).startswith(where + ": ") else str(e)
+        report.findings = [Finding("error", where, message)]
         return report
 
     meta_path = root / METADATA_FILE
@@ -201,7 +214,7 @@ def validate_dataset(
     for i, row in meta.iterrows():
         for col in V0_COLUMNS[1:]:
             text = row[col]
-            where = f"{meta_path.name} line {int(i) + 2} (clip {row['audio_id']}), column {col!r}"
+            where = f"{meta_path.name} line {line_of(int(i), meta_path)} (clip {row['audio_id']}), column {col!r}"
             if not text.strip():
                 findings.append(Finding("error", where, "empty"))
             elif text != text.strip():

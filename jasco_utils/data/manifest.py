@@ -104,7 +104,11 @@ def build_manifest(
         wav = root / clip_file(cid)
         if not wav.is_file():
             raise FileNotFoundError(f"{wav}: clip {cid} is missing; run `jasco data download`")
-        n_frames = sf.info(str(wav)).frames
+        try:
+            n_frames = sf.info(str(wav)).frames
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise TableError(f"{wav}: clip {cid} cannot be decoded as audio ({e}); re-run `jasco data download`, "
+                             "and `jasco data validate` to check the others") from None
         audio = ORIGINAL_AUDIO_PATTERN.format(clip=clip_file(cid)) if original_layout else str(wav)
         for k, instruction in enumerate(INSTRUCTIONS):
             row = {
@@ -137,17 +141,17 @@ def check_rows(df: pd.DataFrame, path: str | os.PathLike[str], what: str = "tabl
     problems: list[str] = []
     ids = pd.to_numeric(df["id"], errors="coerce")
     for i in df.index[ids.isna() | (ids != ids.round()) | (ids < 1) | (ids > N_CLIPS)][:5]:
-        problems.append(f"line {line_of(i)}, column 'id': {df.at[i, 'id']!r} is not a clip id 1..{N_CLIPS}")
+        problems.append(f"line {line_of(i, path)}, column 'id': {df.at[i, 'id']!r} is not a clip id 1..{N_CLIPS}")
     kinds = df["prompt"].map(instruction_index)
     for i in df.index[kinds.isna()][:5]:
         problems.append(
-            f"line {line_of(i)}, column 'prompt': {df.at[i, 'prompt'][:80]!r} is not one of the 8 JASCO instructions"
+            f"line {line_of(i, path)}, column 'prompt': {df.at[i, 'prompt'][:80]!r} is not one of the 8 JASCO instructions"
         )
     if not problems:
         pairs = pd.DataFrame({"id": ids.astype(int), "k": kinds.astype(int)})
         dups = pairs[pairs.duplicated(keep=False)]
         for (cid, k), grp in list(dups.groupby(["id", "k"]))[:5]:
-            lines = ", ".join(str(line_of(i)) for i in grp.index)
+            lines = ", ".join(str(line_of(i, path)) for i in grp.index)
             problems.append(f"lines {lines}: clip {cid} has instruction {k + 1} more than once")
         counts = pairs.groupby("id")["k"].nunique()
         for cid, n in counts[counts < len(INSTRUCTIONS)].head(5).items():

@@ -259,13 +259,28 @@ def import_outputs(
     path = Path(path)
     if path.suffix == ".jsonl":
         records = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not path.is_file():
+            raise TableError(f"{path}: no such answers file")
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise TableError(f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x}); "
+                             "re-save the file as UTF-8") from None
+        for n, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise TableError(f"{path}: line {n}: not JSON ({e.msg})") from None
+                raise TableError(f"{path}: line {n}: not JSON ({e.msg}); each line holds one JSON object") from None
+            if not isinstance(obj, dict):
+                raise TableError(f"{path}: line {n}: a JSON {type(obj).__name__}, not an object; each line holds one "
+                                 'object such as {"id": 1, "instruction": 1, "allm_output": "..."}')
+            for key in ("allm_output", "prompt"):
+                if key in obj and not isinstance(obj[key], str):
+                    raise TableError(f"{path}: line {n}, field {key!r}: a JSON {type(obj[key]).__name__}, not text")
             if "prompt" not in obj and "instruction" in obj:
                 try:
                     obj["prompt"] = INSTRUCTIONS[int(obj["instruction"]) - 1]
@@ -276,7 +291,7 @@ def import_outputs(
         line_no = df.get("_line", pd.Series(dtype=int)).tolist()
     else:
         df = read_csv_checked(path, what="ALLM outputs")
-        line_no = [line_of(i) for i in df.index]
+        line_no = [line_of(i, path) for i in df.index]
     for col in ("id", "prompt", "allm_output"):
         if col not in df.columns:
             raise TableError(f"{path}: lacks {col!r} (need id, prompt or instruction, allm_output)")

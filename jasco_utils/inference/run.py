@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jasco_utils.config import ModelSpec
 from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows, select_clips
-from jasco_utils.io import read_csv_checked, write_table
+from jasco_utils.io import prepare_target, read_csv_checked, write_pair
 from jasco_utils.models import SamplingConfig, make_backend
 from jasco_utils.models.runner import CallStats
 from jasco_utils.models.store import Store
@@ -50,8 +50,10 @@ class InferRun:
         if self.stats is None:
             return f"imported {self.rows} answers of {self.spec.name}; wrote {self.path}"
         s = self.stats
-        return (f"{self.spec.name}: {s.total} rows: {s.from_cache} from cache, {s.called} model calls, "
-                f"{s.failed} failed\nwrote {self.path} and .parquet")
+        text = (f"{self.spec.name}: {s.total} rows: {s.from_cache} from cache, {s.called} model calls, "
+                f"{s.failed} failed, {s.truncated} truncated (cut off at max_tokens; judged as the original did)"
+                f"\nwrote {self.path} and .parquet")
+        return text
 
 
 def read_manifest(path: str | os.PathLike[str]):
@@ -108,7 +110,7 @@ def answer_manifest(
     spec.check()
     full = read_manifest(manifest)
     rows = select_clips(full, clips, limit, str(manifest))
-    out = Path(out) if out else RunLayout(PROCESSED_DIR).output_path(spec.key)
+    out = prepare_target(Path(out) if out else RunLayout(PROCESSED_DIR).output_path(spec.key))
     sampling = sampling or SamplingConfig(max_tokens=spec.max_tokens or 512)
     run = InferRun(spec, out)
     if spec.engine == "import":
@@ -137,11 +139,10 @@ def answer_manifest(
             with make_backend(spec.engine, spec.model, **spec.options) as backend:
                 df, run.stats = infer_table(
                     rows, backend, st, model=spec.name, data_dir=data_dir, sampling=sampling, audio_mode=audio_mode,
-                    speech_segments=segments, chunk_size=chunk_size, progress=progress,
+                    speech_segments=segments, chunk_size=chunk_size, progress=progress, system=spec.system,
                 )
-    write_table(df, out)
-    write_table(df, out.with_suffix(".parquet"))
+    write_pair(df, out)
     run.rows = len(df)
     if run.stats is not None:
-        run.warnings = answer_diversity_warnings(df[df["status"] == "ok"])
+        run.warnings = answer_diversity_warnings(df[df["status"] != "failed"])
     return run

@@ -43,7 +43,7 @@ from jasco_utils.data.manifest import (
     build_manifest,
     instruction_index,
 )
-from jasco_utils.io import TableError, line_of, read_table_checked, write_table
+from jasco_utils.io import TableError, line_of, make_folder, read_table_checked, write_pair
 from jasco_utils.judging.judge import judge_table
 from jasco_utils.judging.parsing import (
     AUDIO,
@@ -55,7 +55,7 @@ from jasco_utils.judging.parsing import (
 )
 from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, structured_output
 from jasco_utils.judging.run import JudgeRun
-from jasco_utils.models import SamplingConfig, make_backend
+from jasco_utils.models import SamplingConfig, check_structured, make_backend
 from jasco_utils.models.store import Store
 from jasco_utils.paths import judged_name
 
@@ -206,7 +206,7 @@ def check_controls(df: pd.DataFrame, source: str = "control table") -> pd.DataFr
     for col, bad, what in checks:
         if bad.any():
             i = bad.idxmax()
-            raise TableError(f"{source}: line {line_of(i)}, column {col!r}: {out.at[i, col]!r} {what}")
+            raise TableError(f"{source}: line {line_of(i, source)}, column {col!r}: {out.at[i, col]!r} {what}")
     out["id"] = ids.astype(int)
     out["control_kind"] = kind
     out["expected_rating"] = pd.array([int(float(r)) if r else None for r in rating], dtype="Int64")
@@ -260,7 +260,9 @@ def judge_controls(
     table_in = read_controls(controls)
     bad = table_in.index[table_in["prompt"].map(instruction_index).isna()] if "prompt" in table_in else []
     if len(bad):
-        raise TableError(f"{controls}: line {line_of(bad[0])}, column 'prompt': not one of the 8 JASCO instructions")
+        raise TableError(f"{controls}: line {line_of(bad[0], controls)}, column 'prompt': not one of the 8 JASCO instructions")
+    check_structured(spec.engine, structured, spec.key)
+    make_folder(out_dir)
     constraint = structured_output(structured, template, max_explanation_chars)
     with Store(store) as st, make_backend(spec.engine, spec.model, **spec.options) as backend:
         table, stats = judge_table(
@@ -270,6 +272,5 @@ def judge_controls(
     for col in CONTROL_COLUMNS:
         table[col] = table_in[col].to_numpy()
     run = JudgeRun(spec, stats=stats)
-    for suffix in (".csv", ".parquet"):
-        run.paths.append(write_table(table, Path(out_dir) / judged_name(Path(controls).stem, spec.key, suffix)))
+    run.paths.extend(write_pair(table, Path(out_dir) / judged_name(Path(controls).stem, spec.key, ".csv")))
     return run

@@ -13,8 +13,14 @@ in a :class:`~jasco_utils.models.store.Store`, so a re-run makes no call for wha
 killed run resumes; the judge's answer goes to ``judge_output`` (the original wrote
 ``llama3_extract`` whichever judge ran; :func:`to_original_layout` writes that too).
 
-A row whose call failed (after the backend's retries) has ``status == "failed"`` and no
-rating: it is never scored; re-running retries it.
+The failure model: a row is ``ok`` only when every call it needed (the judgement, and the
+re-ask when there was one) succeeded and was complete. A row whose judgement or re-ask failed
+(after the backend's retries) has ``status == "failed"``, the reason in ``error`` and no
+rating: it is never scored, and re-running retries it (what succeeded comes from the store).
+A row whose judgement or re-ask stopped at the token limit has ``status == "truncated"``: it
+is kept and parsed as the original script parsed whatever came back, and counted wherever
+it is scored. ``allm_status`` carries the answer's own status from the outputs table (an
+ALLM answer cut off at its limit is ``truncated`` there).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from tqdm.auto import tqdm
 
 from jasco_utils.analysis.scoring import ORIGINAL_OUTPUT_COLUMN
 from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
-from jasco_utils.io import TableError, line_of, write_table
+from jasco_utils.io import TableError, lines_text, write_table
 from jasco_utils.judging.parsing import parse_judgement, read_verdict
 from jasco_utils.judging.prompts import (
     DEFAULT_JUDGE_TEMPLATE,
@@ -45,6 +51,7 @@ from jasco_utils.models.store import Store
 #: Columns a judged table has, after the manifest's.
 JUDGE_COLUMNS: tuple[str, ...] = (
     "model",
+    "allm_status",
     "judge",
     "judge_model",
     "engine",
@@ -80,6 +87,7 @@ class JudgeStats:
     from_cache: int = 0
     called: int = 0
     failed: int = 0
+    truncated: int = 0
     reasked: int = 0
     reask_from_cache: int = 0
     reask_called: int = 0
@@ -89,7 +97,8 @@ class JudgeStats:
     def summary(self) -> str:
         s = (
             f"{self.rows} rows: {self.from_cache} from cache, {self.called} model calls, "
-            f"{self.failed} failed; {self.reasked} re-asked ({self.reask_from_cache} from cache); "
+            f"{self.failed} failed, {self.truncated} truncated (cut off at --max-tokens; scored as the original did); "
+            f"{self.reasked} re-asked ({self.reask_from_cache} from cache); "
             f"{self.unparsed} with a rating or orientation that could not be read"
         )
         if self.failures:
@@ -118,10 +127,16 @@ def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: s
     elif "model" not in df.columns:
         raise TableError(f"{source}: no 'model' column: say which ALLM produced the answers (--model)")
     df = df.reset_index(drop=True)
+    if "status" in df.columns:
+        failed = df.index[df["status"].astype(str) == "failed"]
+        if len(failed):
+            raise TableError(f"{source}: {len(failed)} row(s) whose ALLM call failed ({lines_text(failed, source)}, "
+                             "column 'status'); "
+                             "re-run `jasco infer` to retry them: a failed answer is never judged")
     empty = df.index[df["allm_output"].fillna("").astype(str).str.strip() == ""]
     if len(empty):
-        lines = ", ".join(str(line_of(i)) for i in empty[:20])
-        raise TableError(f"{source}: {len(empty)} row(s) with an empty allm_output (lines {lines}); fill them first")
+        raise TableError(f"{source}: {len(empty)} row(s) with an empty allm_output ({lines_text(empty, source)}, "
+                         "column 'allm_output'); fill them first")
     if whole_clips:
         for _, group in df.groupby("model", sort=False):
             check_rows(group, source, what="outputs table")
@@ -186,23 +201,34 @@ def judge_table(
         bar.close()
     stats = JudgeStats(
         rows=len(df), from_cache=main.from_cache, called=main.called, failed=main.failed,
-        reasked=len(need), reask_from_cache=second.from_cache, reask_called=second.called, failures=main.failures,
+        reasked=len(need), reask_from_cache=second.from_cache, reask_called=second.called,
+        failures=main.failures + [f"re-ask: {e}" for e in second.failures],
     )
 
     rows = []
     for k, (row, conv, res) in enumerate(zip(df.to_dict(orient="records"), conversations, results)):
-        reask_text = reasks[k].text if k in reasks else ""
-        verdict = read_verdict("" if res.error else res.text, reask_text)
+        again = reasks.get(k)
+        reask_text = again.text if again is not None else ""
+        provenance = res.provenance(backend, sampling)
+        if again is not None and again.error:  # the re-ask failed: the row has no verdict
+            provenance.update(status="failed", error=f"re-ask failed: {again.error}")
+            stats.failed += 1
+        elif again is not None and again.truncated and provenance["status"] == "ok":
+            provenance["status"] = "truncated"
+        failed = provenance["status"] == "failed"
+        stats.truncated += provenance["status"] == "truncated"
+        verdict = read_verdict("" if failed else res.text, "" if failed else reask_text)
         rating, orientation, source_kind = verdict.rating, verdict.orientation, verdict.source
-        if not res.error and (rating is None or orientation is None):
+        if not failed and (rating is None or orientation is None):
             stats.unparsed += 1
         rows.append(
             {
                 **{c: row.get(c, "") for c in MANIFEST_COLUMNS},
                 "model": row["model"],
+                "allm_status": str(row.get("status") or "ok"),
                 "judge": judge or backend.model,
                 "judge_model": backend.model,
-                **res.provenance(backend, sampling),
+                **provenance,
                 "template": tpl.id,
                 "template_sha256": tpl.sha256,
                 "structured": json.dumps(structured.as_dict()) if structured else "",

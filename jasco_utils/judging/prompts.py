@@ -267,6 +267,9 @@ def structured_output(
     JSON).
     """
     if kind in (None, "", "none"):
+        if max_explanation_chars:
+            raise ValueError("--max-explanation-chars (max_explanation_chars) bounds a structured answer: "
+                             "give --structured regex or json with it")
         return None
     if not load_template(template).labels:
         raise ValueError(f"template {template!r} is not a judge prompt (no Orientation line)")

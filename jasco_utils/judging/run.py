@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jasco_utils.config import ModelSpec
 from jasco_utils.data.manifest import select_clips
+from jasco_utils.io import make_folder, write_pair
 from jasco_utils.judging.judge import (
     JudgeStats,
     judge_table,
@@ -20,7 +21,7 @@ from jasco_utils.judging.judge import (
     write_judged,
 )
 from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, structured_output
-from jasco_utils.models import SamplingConfig, make_backend
+from jasco_utils.models import SamplingConfig, check_structured, make_backend
 from jasco_utils.models.store import Store
 from jasco_utils.paths import DEFAULT_STORE, ORIGINAL_SUFFIX, PROCESSED_DIR, judged_name
 
@@ -78,6 +79,8 @@ def judge_outputs(
         ValueError: A clip asked for is not in the table.
     """
     spec.check()
+    check_structured(spec.engine, structured, spec.key)
+    make_folder(out_dir)
     template = spec.template or DEFAULT_JUDGE_TEMPLATE
     sampling = sampling or SamplingConfig(max_tokens=spec.max_tokens or 1000)
     table_in = select_clips(read_outputs(outputs, model=allm), clips, limit, str(outputs))
@@ -89,8 +92,7 @@ def judge_outputs(
         )
     stem, out_dir = Path(outputs).stem, Path(out_dir)
     run = JudgeRun(spec, stats=stats)
-    for suffix in (".csv", ".parquet"):
-        run.paths.append(write_judged(table, out_dir / judged_name(stem, spec.key, suffix)))
+    run.paths.extend(write_pair(table, out_dir / judged_name(stem, spec.key, ".csv")))
     if original_layout:
         run.paths.append(write_judged(table, out_dir / judged_name(stem, spec.key, ORIGINAL_SUFFIX), original_layout=True))
     return run

@@ -131,6 +131,19 @@ def check_options(engine: str, options: dict[str, Any]) -> None:
         raise ValueError(f"engine {engine} takes no option(s) {unknown}; it takes {named}{more}")
 
 
+def check_structured(engine: str, kind: str | None, who: str = "") -> None:
+    """Refuse, before any model loads, a decoding constraint (``regex``, ``json``) the engine
+    cannot apply.
+
+    Raises:
+        EngineError: Naming the model, the engine and the kinds it takes.
+    """
+    kinds = backend_class(engine).structured_kinds
+    if kind not in (None, "", "none") and kind not in kinds:
+        raise EngineError(f"{who + ': ' if who else ''}--structured {kind}: the {engine} engine constrains answers "
+                          f"with {' or '.join(kinds)} only; give --structured {kinds[0]}")
+
+
 def make_backend(engine: str, model: str | None = None, **options: Any) -> Backend:
     """Build a backend.
 
@@ -152,6 +165,6 @@ def make_backend(engine: str, model: str | None = None, **options: Any) -> Backe
 
 
 __all__ = [
-    "ENGINES", "Backend", "EngineError", "EngineOption", "Response", "SamplingConfig", "StructuredOutput",
+    "ENGINES", "Backend", "check_structured", "EngineError", "EngineOption", "Response", "SamplingConfig", "StructuredOutput",
     "backend_class", "check_options", "default_model", "engine_options", "make_backend", "request_key",
 ]

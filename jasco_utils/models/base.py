@@ -166,6 +166,8 @@ class Backend(abc.ABC):
     engine: ClassVar[str] = ""
     #: Whether the engine takes ``input_audio`` parts (an ALLM can run on it).
     takes_audio: ClassVar[bool] = True
+    #: The kinds of :class:`StructuredOutput` the engine can apply (``regex``, ``json``).
+    structured_kinds: ClassVar[tuple[str, ...]] = ("regex", "json")
 
     def __init__(self, model: str, revision: str | None = None) -> None:
         self.model = model

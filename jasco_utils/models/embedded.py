@@ -12,6 +12,7 @@ Requests go through llama.cpp's own OpenAI-style chat handler (the model's chat 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
@@ -70,6 +71,7 @@ class EmbeddedBackend(Backend):
     """
 
     engine = "embedded"
+    structured_kinds = ("json",)
     takes_audio = False
 
     def __init__(
@@ -104,6 +106,7 @@ class EmbeddedBackend(Backend):
         except Exception as e:  # noqa: BLE001
             raise EngineError(f"llama.cpp could not load {path}: {e}") from e
         self.load_s = round(time.perf_counter() - t0, 2)
+        self._served = False
 
     @property
     def engine_version(self) -> str:
@@ -126,7 +129,8 @@ class EmbeddedBackend(Backend):
         }
         if structured is not None:
             if structured.json_schema is None:
-                raise EngineError("the embedded engine constrains answers with a JSON schema only (--structured json)")
+                raise EngineError("the embedded engine constrains answers with a JSON schema only: "
+                                  "--structured json, not --structured regex")
             body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": structured.json_schema}}
         return body
 
@@ -138,6 +142,7 @@ class EmbeddedBackend(Backend):
         on_result: ResultCallback | None,
     ) -> list[Response]:
         responses = []
+        self._served = True
         for k, conv in enumerate(conversations):
             body = self._body(conv, sampling, structured)
             started, t0 = now_iso(), time.perf_counter()
@@ -165,4 +170,13 @@ class EmbeddedBackend(Backend):
         return responses
 
     def close(self) -> None:
+        """Release the model.
+
+        A server closed before it has served anything can wait forever in its destructor
+        (its task loop may start after the stop request), so one tiny request goes through
+        it first: once it is answered, the loop is running and stops when asked.
+        """
+        if self._server is not None and not self._served:
+            with contextlib.suppress(Exception):
+                self._server.handle_completions({"prompt": "a", "max_tokens": 1, "n_predict": 1})
         self._server = None

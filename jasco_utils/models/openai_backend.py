@@ -2,7 +2,8 @@
 
 Requests are spread round-robin over one or more base URLs (how users scale past one
 machine), with bounded concurrency, a timeout per request, and bounded retries with
-exponential backoff on HTTP 429, 5xx, timeouts and connection errors; then the response
+exponential backoff on HTTP 429, 5xx, timeouts and connection errors (a server's
+``Retry-After`` is honoured, up to :data:`MAX_RETRY_AFTER_S`); then the response
 carries a clear error (never a score). A body that is not a valid chat completion, or an
 empty answer, is an error too. The API key is read from the environment variable named in
 the configuration, never taken as a literal, and never logged or stored.
@@ -28,9 +29,48 @@ from jasco_utils.models.base import (
     StructuredOutput,
     now_iso,
 )
+from jasco_utils.redact import has_url_credentials, redact, register
 
 #: Key used when no key variable is configured (local servers accept any key).
 NO_KEY = "EMPTY"
+#: The ways an audio clip can be sent (:class:`OpenAIBackend`'s ``audio_part``).
+AUDIO_PARTS: tuple[str, ...] = ("input_audio", "audio_url")
+#: The longest ``Retry-After`` waited for; a server asking for more fails the request.
+MAX_RETRY_AFTER_S = 300.0
+
+
+def retry_after(err: Exception) -> float | None:
+    """Seconds a server asked to wait before retrying (``Retry-After``: seconds or an HTTP
+    date; or ``retry-after-ms``), from an error's response; ``None`` when it did not say.
+
+    >>> import httpx
+    >>> class E(Exception):
+    ...     response = httpx.Response(429, headers={"Retry-After": "10"})
+    >>> retry_after(E())
+    10.0
+    """
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
 
 
 class OpenAIBackend(Backend):
@@ -46,6 +86,13 @@ class OpenAIBackend(Backend):
         max_attempts: Attempts per request (1 = no retry).
         backoff: First retry delay in seconds; doubled each retry, with jitter, capped at 30 s.
         revision: Model revision when known (recorded and part of the cache key).
+        audio_part: How a clip is sent: ``input_audio`` (base64 WAV, OpenAI's audio chat and
+            vLLM's server) or ``audio_url`` (a ``data:audio/wav;base64,...`` URL, for servers
+            that take audio as a URL).
+        audio_sample_rate: The sampling rate the server expects; a clip at another rate is
+            refused before sending.
+        max_audio_mb: The largest WAV sent, in MB (a hosted API's limit); larger is refused
+            before sending.
 
     A regex constraint is sent as ``structured_outputs`` in the body (as vLLM's server reads
     it); a JSON schema as ``response_format``.
@@ -63,6 +110,9 @@ class OpenAIBackend(Backend):
         max_attempts: int = 5,
         backoff: float = 1.0,
         revision: str | None = None,
+        audio_part: str = "input_audio",
+        audio_sample_rate: int = 16_000,
+        max_audio_mb: float = 20.0,
     ) -> None:
         super().__init__(model, revision)
         try:
@@ -80,10 +130,24 @@ class OpenAIBackend(Backend):
                     f"openai backend: the API key variable {api_key_env} is not set; export it "
                     "(keys are read from the environment only)"
                 )
+            register(key)
         else:
             key = NO_KEY
-        if max_attempts < 1 or concurrency < 1 or timeout <= 0:
-            raise EngineError("openai backend: max_attempts and concurrency must be >= 1, timeout > 0")
+        for url in urls:
+            if has_url_credentials(url):
+                raise EngineError(f"openai backend: base_url {redact(url)} holds a user or password; give the URL "
+                                  "without them and the key through api_key_env (keys are read from the environment only)")
+        for name, value, low in (("max_attempts", max_attempts, 1), ("concurrency", concurrency, 1)):
+            if not isinstance(value, int) or value < low:
+                raise EngineError(f"openai backend: {name} (--{name.replace('_', '-')}) must be a whole number of "
+                                  f"{low} or more, not {value!r}")
+        if not timeout > 0 or not backoff >= 0:
+            raise EngineError(f"openai backend: timeout (--timeout) must be above 0 and backoff (--backoff) 0 or more, "
+                              f"not {timeout!r} and {backoff!r}")
+        if audio_part not in AUDIO_PARTS:
+            raise EngineError(f"openai backend: audio_part (--engine-arg audio_part=...) must be one of {list(AUDIO_PARTS)}, "
+                              f"not {audio_part!r}")
+        self.audio_part, self.audio_sample_rate, self.max_audio_mb = audio_part, audio_sample_rate, max_audio_mb
         self.base_urls = urls
         self.concurrency = concurrency
         self.timeout = timeout
@@ -121,22 +185,66 @@ class OpenAIBackend(Backend):
             return True
         return isinstance(err, o.APIStatusError) and (err.status_code == 429 or err.status_code >= 500)
 
+    def output_settings(self) -> dict[str, Any]:
+        return {"audio_part": self.audio_part} if self.audio_part != "input_audio" else {}
+
+    def _audio_parts(self, conversation: Conversation) -> Conversation:
+        """The conversation as sent: each ``input_audio`` part checked (sampling rate, size)
+        and, with ``audio_part="audio_url"``, turned into a data URL.
+
+        Raises:
+            ValueError: A clip at another sampling rate, or larger than ``max_audio_mb``.
+        """
+        import base64
+        import io
+
+        import soundfile as sf
+
+        out = []
+        for message in conversation:
+            content = message.get("content")
+            if isinstance(content, list):
+                parts = []
+                for part in content:
+                    if part.get("type") == "input_audio":
+                        data = part["input_audio"]["data"]
+                        raw = base64.b64decode(data)
+                        mb = len(raw) / 1e6
+                        if mb > self.max_audio_mb:
+                            raise ValueError(f"the audio is {mb:.1f} MB, above max_audio_mb={self.max_audio_mb} for "
+                                             f"{self.model}; raise --engine-arg max_audio_mb=... if the server takes more")
+                        rate = sf.info(io.BytesIO(raw)).samplerate
+                        if rate != self.audio_sample_rate:
+                            raise ValueError(f"the audio is {rate} Hz, and {self.model} takes {self.audio_sample_rate} Hz "
+                                             "(audio_sample_rate)")
+                        if self.audio_part == "audio_url":
+                            part = {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{data}"}}
+                    parts.append(part)
+                message = {**message, "content": parts}
+            out.append(message)
+        return out
+
     def _one(self, conversation: Conversation, args: dict[str, Any]) -> Response:
         started, t0 = now_iso(), time.perf_counter()
+        try:
+            sent = self._audio_parts(conversation)
+        except ValueError as e:  # refused before sending: one failed row, with the reason
+            return Response("", conversation, self._metadata(started_at=started, finished_at=now_iso()),
+                            error=f"not sent: {e}")
         errors: list[str] = []
         for attempt in range(1, self.max_attempts + 1):
             with self._next_lock:
                 i = next(self._next)
             client = self._clients[i]
             try:
-                completion = client.chat.completions.create(model=self.model, messages=conversation, **args)
+                completion = client.chat.completions.create(model=self.model, messages=sent, **args)
                 choice = completion.choices[0]
                 text = choice.message.content
                 if not isinstance(text, str):
                     raise ValueError(f"no message content in the completion (finish_reason {choice.finish_reason!r})")
                 usage = completion.usage
                 meta = self._metadata(
-                    base_url=self.base_urls[i],
+                    base_url=redact(self.base_urls[i]),
                     served_model=completion.model,
                     finish_reason=choice.finish_reason,
                     prompt_tokens=getattr(usage, "prompt_tokens", None),
@@ -150,11 +258,17 @@ class OpenAIBackend(Backend):
                     return Response("", conversation, meta, error="empty output")
                 return Response(text, conversation, meta)
             except Exception as err:  # noqa: BLE001 - every failure becomes an error response
-                errors.append(f"{self.base_urls[i]}: {type(err).__name__}: {str(err)[:200]}")
+                errors.append(redact(f"{self.base_urls[i]}: {type(err).__name__}: {str(err)[:200]}"))
                 malformed = isinstance(err, (ValueError, TypeError, AttributeError, IndexError, self._openai.APIResponseValidationError))
                 if attempt == self.max_attempts or not (self._retryable(err) or malformed):
                     break
                 delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+                asked = retry_after(err)
+                if asked is not None:
+                    if asked > MAX_RETRY_AFTER_S:
+                        errors.append(f"the server asked to wait {asked:.0f} s (more than {MAX_RETRY_AFTER_S:.0f} s)")
+                        break
+                    delay = max(delay, asked)
                 time.sleep(delay)
         meta = self._metadata(attempts=len(errors), started_at=started, finished_at=now_iso())
         return Response("", conversation, meta, error=f"failed after {len(errors)} attempt(s): " + " | ".join(errors[-3:]))

@@ -24,6 +24,7 @@ from jasco_utils.models.base import (
     request_key,
 )
 from jasco_utils.models.store import Store
+from jasco_utils.redact import redact
 
 
 @dataclass
@@ -35,6 +36,7 @@ class CallStats:
     called: int = 0  # distinct requests sent to the model
     shared: int = 0  # rows answered by an identical request sent for another row
     failed: int = 0  # rows without an answer
+    truncated: int = 0  # rows whose answer stopped at the token limit (kept, marked, counted)
     failures: list[str] = field(default_factory=list)
 
 
@@ -55,13 +57,27 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class CallResult:
-    """One conversation's outcome: ``text`` is "" when ``error`` is set."""
+    """One conversation's outcome: ``text`` is "" when ``error`` is set.
+
+    Its :attr:`status` is ``failed`` (no answer: never scored, retried by the next run),
+    ``truncated`` (the answer stopped at the token limit: kept and scored as the original
+    script did, but marked and counted) or ``ok``.
+    """
 
     key: str
     text: str
     metadata: dict[str, Any]
     from_cache: bool
     error: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """The engine stopped at the token limit (finish reason ``length``)."""
+        return self.error is None and (self.metadata or {}).get("finish_reason") == "length"
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.error else "truncated" if self.truncated else "ok"
 
     def provenance(self, backend: Backend, sampling: SamplingConfig) -> dict[str, Any]:
         """The :data:`PROVENANCE_COLUMNS` of a row made from this result.
@@ -80,19 +96,21 @@ class CallResult:
         >>> row = CallResult("k1", "", {"latency_s": 0.5}, False, "timeout").provenance(Echo("m"), SamplingConfig())
         >>> row["status"], row["error"], row["engine_version"], row["latency_s"], row["started_at"]
         ('failed', 'timeout', 'unknown', 0.5, '')
+        >>> CallResult("k2", "Rating: 2", {"finish_reason": "length"}, True).provenance(Echo("m"), SamplingConfig())["status"]
+        'truncated'
         """
         meta = self.metadata or {}
         return {
             "engine": backend.engine,
             "engine_version": meta.get("engine_version", backend.engine_version),
             "sampling": json.dumps(sampling.as_dict(), sort_keys=True),
-            "status": "failed" if self.error else "ok",
-            "error": self.error or "",
+            "status": self.status,
+            "error": redact(self.error or ""),
             "from_cache": self.from_cache,
             "cache_key": self.key,
             "started_at": meta.get("started_at", ""),
             "finished_at": meta.get("finished_at", ""),
-            "latency_s": meta.get("latency_s", ""),
+            "latency_s": meta.get("latency_s"),
         }
 
 
@@ -133,6 +151,7 @@ class CachedRunner:
                 rec = stored[key]
                 results[k] = CallResult(key, rec["text"], rec["metadata"], True)
                 stats.from_cache += 1
+                stats.truncated += results[k].truncated
             else:
                 same.setdefault(key, []).append(k)
         self._advance(len(conversations) - sum(map(len, same.values())), stats)
@@ -143,6 +162,7 @@ class CachedRunner:
             "extra": extra,
         }
         unique = [ks[0] for ks in same.values()]
+        self.store.require_writable(len(unique))
         for start in range(0, len(unique), self.chunk_size):
             chunk = unique[start : start + self.chunk_size]
 
@@ -156,9 +176,10 @@ class CachedRunner:
                     results[k] = CallResult(key, response.text if response.ok else "", response.metadata, False, error)
                 stats.called += 1
                 stats.shared += len(same[key]) - 1
+                stats.truncated += len(same[key]) * results[same[key][0]].truncated
                 if error:
                     stats.failed += len(same[key])
-                    stats.failures.append(error)
+                    stats.failures.append(redact(error))
                 self._advance(len(same[key]), stats)
 
             responses = self.backend.generate([conversations[k] for k in chunk], self.sampling, self.structured, on_result)

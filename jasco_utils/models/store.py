@@ -6,20 +6,31 @@ audio hashed by content, prompt template id and hash). A re-run finds what is st
 makes no call for it. Each result is committed as it arrives, in its own transaction, so a
 run killed at any moment (even ``kill -9``) loses at most the calls in flight and never
 stores half a result; the primary key makes a duplicate impossible. Errors and empty
-outputs are never stored as results: they go to the ``failures`` table, for audit only.
+outputs are never stored as results: they go to the ``failures`` table, for audit only, with
+secrets redacted (:mod:`jasco_utils.redact`).
+
+Several processes may open the same store, a new one included (creating the schema waits
+for the others). A store the user cannot write (a read-only file or folder) is opened
+read-only: a run that finds every call stored works from it, and one that needs new calls
+is told so before any model is called. Storage problems (a full disk, a file that is not a
+store, a folder in the way) raise :class:`~jasco_utils.io.StorageError` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jasco_utils.io import StorageError
 from jasco_utils.models.base import Response, canonical_messages, now_iso
+from jasco_utils.redact import redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -52,20 +63,86 @@ class Store:
     processes (SQLite's locking; WAL journal).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], wait_s: float = 60.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        if self.path.is_dir():
+            raise StorageError(f"{self.path}: is a folder; the call store is a file (e.g. {self.path / 'calls.sqlite'})")
+        for parent in [self.path.parent, *self.path.parent.parents]:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise StorageError(f"{parent}: is a file, so the call store {self.path} cannot be made there")
+                break
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"{self.path.parent}: cannot create the call store's folder ({e.strerror})") from None
+        writable = os.access(self.path, os.W_OK) if self.path.exists() else os.access(self.path.parent, os.W_OK)
+        folder_writable = os.access(self.path.parent, os.W_OK)
+        #: Opened read-only: the store's file or folder cannot be written.
+        self.read_only = not (writable and folder_writable)
+        if self.read_only and not self.path.is_file():
+            raise StorageError(f"{self.path}: cannot create the call store: {self.path.parent} is not writable; "
+                               "give --store a path in a writable folder")
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._db = self._connect()
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                    raise self._error(e) from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as e:
+                raise self._error(e) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+            db = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False, isolation_level=None)
+            db.execute("SELECT count(*) FROM calls").fetchone()
+            return db
+        db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _error(self, err: sqlite3.Error) -> StorageError:
+        """A storage error naming the store and what to do."""
+        text = str(err)
+        if "not a database" in text or "malformed" in text:
+            return StorageError(f"{self.path}: is not a call store (SQLite) or is damaged ({text}); "
+                                "give --store another path, or move this file away")
+        if "full" in text:
+            return StorageError(f"{self.path}: cannot write the call store: the disk is full; free some space")
+        if "readonly" in text or "read-only" in text:
+            return StorageError(f"{self.path}: the call store is read-only; make it writable, or give --store "
+                                "a writable copy")
+        if "no such table" in text:
+            return StorageError(f"{self.path}: is not a call store (it has no calls table); give --store another path")
+        return StorageError(f"{self.path}: call store error: {text}")
+
+    def require_writable(self, n_new: int) -> None:
+        """Raise when ``n_new`` results would have to be stored in a read-only store.
+
+        Raises:
+            StorageError: Naming the store and how many calls the run needs.
+        """
+        if self.read_only and n_new:
+            raise StorageError(f"{self.path}: the call store is read-only and {n_new} call(s) are not in it; "
+                               "make it writable or give --store a writable copy (a run whose calls are all "
+                               "stored works from a read-only store)")
 
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored records for the given keys (absent keys are left out)."""
         keys = list(dict.fromkeys(keys))
         out: dict[str, dict[str, Any]] = {}
-        with self._lock:
+        with self._lock, self._storage_errors():
             for i in range(0, len(keys), 500):
                 chunk = keys[i : i + 500]
                 rows = self._db.execute(
@@ -90,9 +167,10 @@ class Store:
         """
         engine = str(response.metadata.get("engine", ""))
         model = str(response.metadata.get("model", ""))
-        with self._lock:
+        self.require_writable(1)
+        with self._lock, self._storage_errors():
             if not response.ok:
-                error = response.error or "empty output"
+                error = redact(response.error or "empty output")
                 self._db.execute(
                     "INSERT INTO failures (key, created_at, engine, model, error) VALUES (?, ?, ?, ?, ?)",
                     (key, now_iso(), engine, model, error),
@@ -113,6 +191,13 @@ class Store:
                 ),
             )
             return True
+
+    @contextlib.contextmanager
+    def _storage_errors(self):
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise self._error(e) from None
 
     def count(self) -> int:
         """Number of stored results."""

@@ -182,7 +182,10 @@ def test_json_shape_of_check_judge(hand_file, tmp_path, capsys):
 def test_bad_tables_are_refused_with_the_file_and_line(hand_file, tmp_path, capsys):
     failed = control_table(HAND).assign(status=lambda d: ["ok"] * 3 + ["failed"] + ["ok"] * 8)
     failed.to_csv(tmp_path / "f.csv", index=False)
-    with pytest.raises(TableError, match=r"f.csv: 1 row\(s\) whose judge call failed \(lines 5"):
+    # the line an editor shows: the judge answers before row 3 span several lines each
+    line = 2 + 3 + sum(str(v).count("\n") for v in failed.iloc[:3].to_numpy().ravel())
+    assert line > 5
+    with pytest.raises(TableError, match=rf"f.csv: 1 row\(s\) whose judge call failed \(line {line}, column 'status'"):
         read_checked([tmp_path / "f.csv"])
     with pytest.raises(TableError, match="judge 'J' is also in"):
         read_checked([hand_file, _write(tmp_path / "again.csv", HAND)])
@@ -272,7 +275,7 @@ def test_check_judge_with_the_embedded_judge_on_the_cpu(tmp_path, real_data_dir)
     assert len(judged) == 12
     for col in ("id", "allm_output", "control_kind", "expected_rating", "expected_orientation"):
         assert judged[col].tolist() == controls[col].tolist(), col  # carried over row by row
-    assert (judged["judge"] == "SmolLM2-135M-Instruct").all() and (judged["status"] == "ok").all()
+    assert (judged["judge"] == "SmolLM2-135M-Instruct").all() and judged["status"].isin(["ok", "truncated"]).all()
     assert pd.read_parquet(out_dir / "judge-check__smollm2.parquet").shape == judged.shape
     assert (out_dir / "judge_check.png").stat().st_size > 20_000
     # measuring the written table gives the same numbers; a re-run makes no call

@@ -29,7 +29,7 @@ from jasco_utils.analysis.scoring import format_scores, score_records
 def test_score_keys_are_stable():
     assert SCORE_KEYS == (
         "model", "judge", "best_mean", "best_mean_ungated", "audio_pct", "both_pct", "speech_pct", "n_responses",
-        "n_unparsed", "n_clips", "n_unparsed_rating", "n_unparsed_orientation", "n_neither",
+        "n_unparsed", "n_clips", "n_unparsed_rating", "n_unparsed_orientation", "n_neither", "n_truncated",
     )
 
 

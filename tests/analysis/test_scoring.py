@@ -123,15 +123,21 @@ def test_cli_model_judge_override(tmp_path, capsys):
     assert (rec["model"], rec["judge"]) == ("SALMONN", "Qwen2.5-72B")
 
 
+def _line(df: pd.DataFrame, row: int) -> int:
+    """The line an editor shows for data row ``row`` (the judge answers before it span several lines)."""
+    return 2 + row + sum(str(v).count("\n") for v in df.iloc[:row].to_numpy().ravel())
+
+
 @pytest.mark.parametrize(
     "mutate,needle",
     [
         (lambda df: df.drop(columns=["llama3_extract"]), "not a judged table"),
         (lambda df: df.drop(columns=["prompt"]), "lacks column(s) ['prompt']"),
         (lambda df: df.drop(index=5), "clip 1 lacks instruction(s) [6]"),
-        (lambda df: df.assign(id=df["id"].replace({"2": "81"})), "line 10, column 'id': '81'"),
+        (lambda df: df.assign(id=df["id"].replace({"2": "81"})), lambda df: f"line {_line(df, 8)}, column 'id': '81'"),
         (lambda df: df.assign(id=df["id"].replace({"1": "0"})), "line 2, column 'id': '0'"),
-        (lambda df: df.assign(prompt=df["prompt"].where(df.index != 3, "What is happening?")), "line 5, column 'prompt'"),
+        (lambda df: df.assign(prompt=df["prompt"].where(df.index != 3, "What is happening?")),
+         lambda df: f"line {_line(df, 3)}, column 'prompt'"),
         (lambda df: pd.concat([df, df.iloc[[0]]]), "clip 1 has instruction 1 more than once"),
     ],
 )
@@ -140,6 +146,7 @@ def test_bad_input_names_file_line_column(tmp_path, capsys, mutate, needle):
     path = original_layout_file(tmp_path / "bad.csv", ids, outputs)
     df = mutate(pd.read_csv(path, dtype=str, keep_default_na=False))
     df.to_csv(path, index=False)
+    needle = needle(df) if callable(needle) else needle
     with pytest.raises(TableError) as err:
         score_files([path])
     assert needle in str(err.value) and str(path) in str(err.value)

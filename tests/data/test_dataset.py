@@ -381,7 +381,7 @@ def test_non_integer_id(real_data_copy):
     _edit_v0(real_data_copy, 3, "audio_id", "four")
     errors = _errors(validate_dataset(real_data_copy))
     assert len(errors) == 1
-    assert "line 5, column 'audio_id': 'four' is not an integer" in errors[0]
+    assert "v0.csv: line 5, column 'audio_id': 'four' is not a clip id" in errors[0]
 
 
 def test_missing_metadata(real_data_copy):

@@ -89,7 +89,7 @@ def first_run(manifest, recognizer, embedded, store, real_data_dir):
 def test_cascade_answers_every_instruction(first_run, recognizer):
     out, stats, transcripts = first_run
     assert len(out) == 8 and out["prompt"].tolist() == list(INSTRUCTIONS)
-    assert (out["status"] == "ok").all() and all(a.strip() for a in out["allm_output"])
+    assert out["status"].isin(["ok", "truncated"]).all() and all(a.strip() for a in out["allm_output"])
     assert stats.called == 8 and stats.from_cache == 0 and stats.failed == 0
     assert set(out["model"]) == {"cascade"} and set(out["engine"]) == {"embedded"}
     assert [c for c in out.columns if c in PROVENANCE_COLUMNS] == list(PROVENANCE_COLUMNS)
@@ -127,7 +127,7 @@ def test_the_tagger_slot_puts_the_sounds_in_the_prompt(manifest, recognizer, emb
     out, stats, _ = cascade_table(manifest, recognizer, embedded, store, data_dir=real_data_dir,
                                   sampling=SamplingConfig(max_tokens=8), tagger=tagger, progress=False)
     assert tagger.calls == 1  # once per clip, not per row
-    assert stats.called == 8 and (out["status"] == "ok").all()
+    assert stats.called == 8 and out["status"].isin(["ok", "truncated"]).all()
     assert not set(out["cache_key"]) & set(first_run[0]["cache_key"])
     rec = store.get_many([out["cache_key"].iloc[3]])[out["cache_key"].iloc[3]]
     user = rec["request"]["messages"][-1]["content"]

@@ -123,3 +123,43 @@ def test_reask_is_stored_with_the_row(tmp_path):
     assert table["orientation_source"].tolist() == ["reask"] * 8
     assert table["reask_output"].tolist() == ["Good."] * 8
     assert table["rating"].tolist() == [1] * 8
+
+
+def _wav_b64(rate: int, seconds: float = 0.5) -> str:
+    import base64
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(int(rate * seconds), dtype=np.float32), rate, format="WAV", subtype="PCM_16")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _audio_conv(data: str):
+    return [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": data, "format": "wav"}},
+                                         {"type": "text", "text": "What are they doing?"}]}]
+
+
+def test_audio_is_sent_as_input_audio_or_as_a_data_url():
+    data = _wav_b64(16_000)
+    with FaultyChatServer() as s:
+        [a] = backend(s.url).generate([_audio_conv(data)], SamplingConfig())
+        [b] = backend(s.url, audio_part="audio_url").generate([_audio_conv(data)], SamplingConfig())
+    assert a.ok and b.ok
+    first, second = s.requests[0]["messages"][0]["content"][0], s.requests[1]["messages"][0]["content"][0]
+    assert first == {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}
+    assert second == {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{data}"}}
+    assert backend(s.url).identity != backend(s.url, audio_part="audio_url").identity  # part of the cache key
+    with pytest.raises(EngineError, match="audio_part .* must be one of \\['input_audio', 'audio_url'\\]"):
+        backend(s.url, audio_part="url")
+
+
+def test_audio_over_the_limits_is_refused_before_sending():
+    with FaultyChatServer() as s:
+        [rate] = backend(s.url).generate([_audio_conv(_wav_b64(48_000))], SamplingConfig())
+        [size] = backend(s.url, max_audio_mb=0.001).generate([_audio_conv(_wav_b64(16_000))], SamplingConfig())
+        assert not s.requests
+    assert not rate.ok and "not sent: the audio is 48000 Hz, and judge-model takes 16000 Hz" in rate.error
+    assert not size.ok and "above max_audio_mb=0.001" in size.error

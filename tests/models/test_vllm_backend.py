@@ -39,7 +39,7 @@ def test_judges_640_rows_then_reruns_from_cache(vllm_judge, tmp_path):
     with Store(tmp_path / "calls.sqlite") as store:
         table, stats = judge_table(outputs, vllm_judge, store, judge="tiny", sampling=FAST, progress=False)
         assert stats.rows == 640 and stats.called == 640 and stats.failed == 0
-        assert (table["status"] == "ok").all() and table["judge_output"].str.len().gt(0).all()
+        assert table["status"].isin(["ok", "truncated"]).all() and table["judge_output"].str.len().gt(0).all()
         assert table["engine"].eq("vllm").all() and table["engine_version"].str.startswith("vllm ").all()
         assert store.count() == stats.called + stats.reask_called  # every answer stored once, failures never
         calls_before = store.count()
@@ -95,7 +95,7 @@ def test_jasco_judge_cli_640_rows_against_vllm_server(vllm_server, vllm_judge, t
            "--store", str(tmp_path / "calls.sqlite"), "--out-dir", str(tmp_path / "judged")]
     assert main(cmd) == 0
     table = pd.read_csv(tmp_path / "judged" / "allm__tiny-server.csv", keep_default_na=False)
-    assert len(table) == 640 and (table["status"] == "ok").all() and table["engine"].eq("openai").all()
+    assert len(table) == 640 and table["status"].isin(["ok", "truncated"]).all() and table["engine"].eq("openai").all()
     with Store(tmp_path / "calls.sqlite") as store:
         n_calls = store.count()
         backend = make_backend("openai", "tiny", base_url=vllm_server)
