@@ -261,7 +261,7 @@ def judge_controls(
     bad = table_in.index[table_in["prompt"].map(instruction_index).isna()] if "prompt" in table_in else []
     if len(bad):
         raise TableError(f"{controls}: line {line_of(bad[0], controls)}, column 'prompt': not one of the 8 JASCO instructions")
-    check_structured(spec.engine, structured, spec.key)
+    check_structured(spec.engine, structured)
     make_folder(out_dir)
     constraint = structured_output(structured, template, max_explanation_chars)
     with Store(store) as st, make_backend(spec.engine, spec.model, **spec.options) as backend:

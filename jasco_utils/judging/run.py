@@ -79,7 +79,7 @@ def judge_outputs(
         ValueError: A clip asked for is not in the table.
     """
     spec.check()
-    check_structured(spec.engine, structured, spec.key)
+    check_structured(spec.engine, structured)
     make_folder(out_dir)
     template = spec.template or DEFAULT_JUDGE_TEMPLATE
     sampling = sampling or SamplingConfig(max_tokens=spec.max_tokens or 1000)
