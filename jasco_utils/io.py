@@ -80,16 +80,7 @@ def prepare_target(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.is_dir():
         raise StorageError(f"{path}: is a folder; give a file name (e.g. {path / 'table.csv'})")
-    for parent in [path.parent, *path.parent.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise StorageError(f"{parent}: is a file, not a folder, so {path} cannot be written there; "
-                                   "give another path")
-            break
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise storage_error(path.parent, e, "cannot create the folder") from None
+    make_folder(path.parent)
     return path
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jasco_utils.io import StorageError
+from jasco_utils.io import StorageError, prepare_target
 from jasco_utils.models.base import Response, canonical_messages, now_iso
 from jasco_utils.redact import redact
 
@@ -66,17 +66,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], wait_s: float = 60.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        if self.path.is_dir():
-            raise StorageError(f"{self.path}: is a folder; the call store is a file (e.g. {self.path / 'calls.sqlite'})")
-        for parent in [self.path.parent, *self.path.parent.parents]:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise StorageError(f"{parent}: is a file, so the call store {self.path} cannot be made there")
-                break
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StorageError(f"{self.path.parent}: cannot create the call store's folder ({e.strerror})") from None
+        prepare_target(self.path)
         writable = os.access(self.path, os.W_OK) if self.path.exists() else os.access(self.path.parent, os.W_OK)
         folder_writable = os.access(self.path.parent, os.W_OK)
         #: Opened read-only: the store's file or folder cannot be written.
