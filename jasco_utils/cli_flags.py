@@ -5,7 +5,9 @@
 KEY=VALUE``; :func:`cli_options` turns what was set into each engine's options, refusing a
 flag that applies to none of the engines used. :func:`judging_flags` is the protocol and run
 flags of ``judge`` and ``check-judge``; :func:`judge_specs` applies them to named judges;
-:func:`sampling_from` reads the sampling flags.
+:func:`generate_from` reads the generation flags: the command line's level of
+:class:`~jasco_utils.config.GenerateConfig`, the highest (a flag left out leaves the level
+below in force).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from jasco_utils.data.dataset import N_CLIPS
 from jasco_utils.paths import DATA_DIR_ENV, DEFAULT_DATASET_DIR
 
 __all__ = ["cli_options", "data_dir_arg", "engine_arg", "engine_flags", "judge_specs", "judging_flags",
-           "no_abbreviations", "parse_clip_list", "positive_int", "sampling_from", "subset_flags"]
+           "no_abbreviations", "parse_clip_list", "positive_int", "generate_from", "subset_flags"]
 
 
 def parse_clip_list(spec: str) -> list[int]:
@@ -109,11 +111,6 @@ def data_dir_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-#: Backend keywords that get no flag of their own (the engine seed: ``--seed`` is the sampling
-#: seed); they, and options that are not numbers, text or lists, go through ``--engine-arg``.
-_NO_FLAG = {"seed"}
-
-
 def engine_arg(text: str) -> tuple[str, object]:
     """``KEY=VALUE``; VALUE is read as JSON when it parses (``4``, ``true``, ``{"audio": 1}``), else as text."""
     key, sep, value = text.partition("=")
@@ -126,7 +123,12 @@ def engine_arg(text: str) -> tuple[str, object]:
 
 
 def engine_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per backend keyword of every registered engine, from the registry, plus ``--engine-arg``."""
+    """One flag per backend keyword of every registered engine, from the registry, plus ``--engine-arg``.
+
+    Call it after the command's own flags: a keyword whose flag the command already has (vLLM's
+    engine ``seed`` beside the sampling ``--seed``) gets none and goes through ``--engine-arg``,
+    as do options that are not numbers, text or lists. So no backend keyword can take a flag.
+    """
     from jasco_utils.models import ENGINES, engine_options
 
     group = parser.add_argument_group(
@@ -135,9 +137,10 @@ def engine_flags(parser: argparse.ArgumentParser) -> None:
     options = {}
     for engine in ENGINES:
         for name, opt in engine_options(engine).items():
-            if name not in _NO_FLAG and opt.type is not object:
+            if "--" + name.replace("_", "-") not in parser._option_string_actions and opt.type is not object:
                 seen.setdefault(name, []).append(engine)
                 options.setdefault(name, opt)
+    parser.set_defaults(_engine_flags=sorted(options))
     for name, opt in options.items():
         default = "" if opt.default is None else f"; default {opt.default}"
         help_text = f"{opt.help.rstrip('.')} [{', '.join(seen[name])}{default}]".replace("``", "").replace("%", "%%")
@@ -162,7 +165,8 @@ def cli_options(args: argparse.Namespace, engines: list[str]) -> dict[str, dict]
     """
     from jasco_utils.models import engine_options
 
-    per = {e: {n: getattr(args, n) for n in engine_options(e) if n not in _NO_FLAG and getattr(args, n, None) is not None}
+    flags = set(getattr(args, "_engine_flags", ()))
+    per = {e: {n: getattr(args, n) for n in engine_options(e) if n in flags and getattr(args, n, None) is not None}
            for e in dict.fromkeys(engines)}
     for e in per:
         per[e].update(dict(args.engine_arg))
@@ -170,28 +174,33 @@ def cli_options(args: argparse.Namespace, engines: list[str]) -> dict[str, dict]
     from jasco_utils.models import ENGINES
 
     stray = sorted(n for e in ENGINES for n in engine_options(e)
-                   if n not in _NO_FLAG and getattr(args, n, None) is not None and n not in used)
+                   if n in flags and getattr(args, n, None) is not None and n not in used)
     if stray:
         raise ValueError(f"option(s) {['--' + n.replace('_', '-') for n in stray]} do not apply to "
                          f"engine(s) {sorted(per)}")
     return per
 
 
-def sampling_from(args: argparse.Namespace):
-    from jasco_utils.models import SamplingConfig
+def generate_from(args: argparse.Namespace):
+    """The command line's generation level: ``--original-sampling`` (a preset), then each flag given.
 
-    if getattr(args, "original_sampling", False):
-        return SamplingConfig.original()
-    return SamplingConfig(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
+    A flag not given sets nothing, so a named judge's or a run configuration's value stays.
+    """
+    from jasco_utils.config import ORIGINAL_SAMPLING, GenerateConfig
+
+    given = {f: getattr(args, f, None) for f in ("max_tokens", "temperature", "seed", "structured", "max_explanation_chars")}
+    level = GenerateConfig(**{k: v for k, v in given.items() if v is not None})
+    return ORIGINAL_SAMPLING.over(level) if getattr(args, "original_sampling", False) else level
 
 
 def judge_specs(args: argparse.Namespace, specs: list):
-    """The judges with the command line's engine options and ``--template`` applied, checked."""
-    from dataclasses import replace
+    """The judges with the command line's engine options, ``--template`` and generation flags applied,
+    their generation settings resolved (default < the judge's entry < the command line), checked."""
+    from jasco_utils.config import resolve_generate
 
     overrides = cli_options(args, [s.engine for s in specs])
-    return [replace(s, options={**s.options, **overrides[s.engine]}, template=args.template or s.template).check()
-            for s in specs]
+    return [resolve_generate(s.replace(options={**s.options, **overrides[s.engine]}, template=args.template or s.template),
+                             generate_from(args)).check() for s in specs]
 
 
 def judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -203,10 +212,11 @@ def judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     how = parser.add_argument_group("protocol")
     how.add_argument("--template", choices=judge_templates(),
                      help=f"judge prompt (default: a named judge's, else {DEFAULT_JUDGE_TEMPLATE})")
-    how.add_argument("--temperature", type=non_negative_float, default=0.0, help="default 0 (greedy)")
-    how.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    how.add_argument("--max-tokens", type=positive_int, default=1000, help="default 1000, as the original")
-    how.add_argument("--original-sampling", action="store_true", help="the original script's sampling: temperature 1.0, no seed")
+    how.add_argument("--temperature", type=non_negative_float, help="default: the judge's, else 0 (greedy)")
+    how.add_argument("--seed", type=int, help="sampling seed (default: the judge's, else 0)")
+    how.add_argument("--max-tokens", type=positive_int, help="default: the judge's, else 1000, as the original")
+    how.add_argument("--original-sampling", action="store_true",
+                     help="the original script's sampling: temperature 1.0, no seed (flags given beside it win)")
     how.add_argument("--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding")
     how.add_argument("--max-explanation-chars", type=positive_int, help="with --structured: bound each explanation")
     how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")

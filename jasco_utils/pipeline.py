@@ -9,7 +9,9 @@ in a notebook kernel. All calls go through the same call store
 (``data/processed/calls.sqlite`` by default), so a re-run is fast and an interrupted one resumes.
 
 Run configurations (:func:`jasco_utils.config.load_run_config`) say which clips, which ALLMs,
-which judges and which sampling settings.
+which judges and how each generates; a run writes its configuration, resolved, to
+``RUN_DIR/config.json`` when it starts (:func:`start_run`), and every stage of the run reads
+that (:func:`run_config`).
 """
 
 from __future__ import annotations
@@ -20,22 +22,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from jasco_utils.config import ModelSpec, RunConfig, load_run_config
 from jasco_utils.io import make_folder
-from jasco_utils.models import SamplingConfig
 from jasco_utils.paths import (
     DEFAULT_STORE,
+    PROCESSED_DIR,
     PROJECT_ROOT,
     RunLayout,
     dataset_dir,
 )
+from jasco_utils.run import Run
 
-__all__ = ["RunConfig", "load_run_config", "prepare_manifest", "reproduce", "run_inference", "run_judge_check",
-           "run_judging", "run_stage", "run_summary"]
+__all__ = ["RunConfig", "check_judges", "load_run_config", "prepare_manifest", "reproduce", "run_config",
+           "run_inference", "run_judge_check", "run_judging", "run_stage", "run_summary", "start_run"]
 
 
 def _stage_function(stage: str):
@@ -48,7 +51,7 @@ def _stage_function(stage: str):
 
         return judge_outputs
     if stage == "check":
-        from jasco_utils.judging.controls import judge_controls
+        from jasco_utils.judging.run import judge_controls
 
         return judge_controls
     raise ValueError(f"unknown stage {stage!r}: infer, judge or check")
@@ -58,8 +61,6 @@ def _stage_main(payload: Mapping[str, Any]) -> int:
     """Run one stage for one model in this process, from :func:`run_stage`'s payload; print its summary."""
     spec = ModelSpec.from_dict(payload["spec"])
     kwargs = dict(payload["kwargs"])
-    if kwargs.get("sampling") is not None:
-        kwargs["sampling"] = SamplingConfig(**kwargs["sampling"])
     result = _stage_function(payload["stage"])(spec, **kwargs)
     if payload["stage"] == "infer":
         print(result.summary())
@@ -159,10 +160,8 @@ def run_inference(config: RunConfig, run_dir: str | os.PathLike[str], data_dir: 
                     print(f"{spec.name}: no answers at {src}; skipped (run the model elsewhere and put them there)")
                     continue
                 raise FileNotFoundError(f"{spec.name}: no answers at {src}")
-            spec = ModelSpec(**{**asdict(spec), "path": str(src)})
-        sampling = SamplingConfig(max_tokens=spec.max_tokens or config.allm_max_tokens)
-        run_stage("infer", spec, manifest=manifest, out=out, data_dir=str(dataset_dir(data_dir)), store=str(store),
-                  sampling=sampling.as_dict())
+            spec = spec.replace(path=str(src))
+        run_stage("infer", spec, manifest=manifest, out=out, data_dir=str(dataset_dir(data_dir)), store=str(store))
         outputs.append(out)
     return outputs
 
@@ -175,10 +174,7 @@ def run_judging(config: RunConfig, run_dir: str | os.PathLike[str], outputs: lis
     judged = []
     for out in outputs:
         for spec in config.judges:
-            sampling = SamplingConfig(max_tokens=spec.max_tokens or config.judge_max_tokens)
-            run_stage("judge", spec, outputs=out, out_dir=layout.judged_dir, store=str(store),
-                      sampling=sampling.as_dict(), structured=config.judge_structured,
-                      max_explanation_chars=config.judge_explanation_chars)
+            run_stage("judge", spec, outputs=out, out_dir=layout.judged_dir, store=str(store))
             judged.append(layout.judged_path(Path(out).stem, spec.key))
     return judged
 
@@ -196,18 +192,88 @@ def run_judge_check(config: RunConfig, run_dir: str | os.PathLike[str], data_dir
     """
     if not config.judge_check:
         return []
-    from jasco_utils.analysis.judge_check import write_controls
+    from jasco_utils.judging.controls import write_controls
     from jasco_utils.paths import judged_name
 
     out_dir = RunLayout(run_dir).check_dir
     controls = write_controls(config.judge_check_clips, dataset_dir(data_dir), out_dir)
     judged = []
     for spec in config.judges:
-        sampling = SamplingConfig(max_tokens=spec.max_tokens or config.judge_max_tokens)
-        run_stage("check", spec, controls=controls, out_dir=out_dir, store=str(store), sampling=sampling.as_dict(),
-                  structured=config.judge_structured, max_explanation_chars=config.judge_explanation_chars)
+        run_stage("check", spec, controls=controls, out_dir=out_dir, store=str(store))
         judged.append(out_dir / judged_name(controls.stem, spec.key))
     return judged
+
+
+def check_judges(
+    specs: Sequence[ModelSpec],
+    clips: list[int] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    store: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] = RunLayout(PROCESSED_DIR).check_dir,
+    reask: bool = True,
+    chunk_size: int = 256,
+    progress: bool = True,
+    n_resamples: int = 2000,
+    seed: int | None = 0,
+) -> dict[str, Any]:
+    """The judge check with some judges, in this process: build, judge, measure, report (``jasco check-judge``).
+
+    Writes the control table (``judge-check.csv``), each judge's judged control table
+    (``judge-check__KEY.csv`` and ``.parquet``) and the report
+    (:func:`jasco_utils.analysis.judge_check.write_check_report`) in ``out_dir``. A run
+    configuration's check runs each judge in its own process instead (:func:`run_judge_check`).
+
+    Args:
+        specs: The judges (their generation settings as they are, over the built-in default).
+        clips: Clip ids (all 80 when ``None``); each gets one instruction and its control answers.
+        data_dir: The dataset folder.
+        store: The call store (default ``data/processed/calls.sqlite``).
+        out_dir: Where the tables and the report go (default ``data/processed/judge_check``).
+        reask, chunk_size, progress: As :func:`jasco_utils.judging.run.judge_outputs`.
+        n_resamples, seed: The intervals' bootstrap (:func:`jasco_utils.analysis.judge_check.measure`).
+
+    Returns:
+        ``records`` (the measures), ``runs`` (each judge's counts) and the written ``paths``.
+    """
+    from jasco_utils.analysis.judge_check import measure, read_checked, write_check_report
+    from jasco_utils.judging.controls import write_controls
+    from jasco_utils.judging.run import judge_controls
+
+    controls = write_controls(clips, data_dir, out_dir)
+    runs = [judge_controls(spec, controls, out_dir, store or DEFAULT_STORE, reask=reask, chunk_size=chunk_size,
+                           progress=progress) for spec in specs]
+    records = measure(read_checked([r.paths[0] for r in runs]), n_resamples=n_resamples, seed=seed)
+    paths = [controls, *(p for r in runs for p in r.paths), *write_check_report(records, out_dir)]
+    return {"records": records, "runs": runs, "paths": paths}
+
+
+def start_run(config: RunConfig | str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> RunConfig:
+    """Start a run: its configuration (a loaded one, or a name or path to load), resolved, to ``RUN_DIR/config.json``."""
+    cfg = config if isinstance(config, RunConfig) else load_run_config(config)
+    Run(run_dir).write_config(cfg)
+    return cfg
+
+
+def run_config(run_dir: str | os.PathLike[str], config: str | os.PathLike[str] = "") -> RunConfig:
+    """The configuration a run was started with (``RUN_DIR/config.json``, written by :func:`start_run`).
+
+    With ``config`` (a notebook's parameter), the run's ``config.json`` is used when it was
+    written from that file as it is now; otherwise (a notebook opened on its own, another
+    configuration, or the file edited since) the run is started anew with ``config``.
+
+    Raises:
+        ConfigError: No ``config.json`` and no ``config``, or a configuration that cannot be used.
+    """
+    from jasco_utils.config import run_config_file
+
+    run = Run(run_dir)
+    if not config:
+        return run.config()
+    if run.config_path.is_file():
+        cfg, path = run.config(), run_config_file(config)
+        if cfg.path.resolve() == path.resolve() and cfg.text == path.read_text(encoding="utf-8"):
+            return cfg
+    return start_run(config, run_dir)
 
 
 def notebooks() -> list[Path]:
@@ -252,6 +318,7 @@ def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
     }
     layout = RunLayout(run_dir)
     make_folder(layout.notebooks_dir)
+    start_run(config, run_dir)
     started = time.time()
     for source in notebooks():
         out = layout.notebooks_dir / source.name
@@ -291,14 +358,13 @@ def run_summary(config: RunConfig, run_dir: str | os.PathLike[str],
 def _answer_warnings(layout: RunLayout) -> list[str]:
     """Warnings about the run's ALLM answers: cut off at the token limit, or the same answer
     across many clips (the audio may not reach the model)."""
-    import pandas as pd
-
     from jasco_utils.inference.allm import answer_diversity_warnings
 
     out = []
+    run = Run(layout.root)
     for path in layout.output_files():
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        status = df["status"] if "status" in df.columns else pd.Series("ok", index=df.index)
+        df = run.outputs(path.stem)
+        status = df["status"]
         if status.eq("truncated").any():
             out.append(f"warning: {path.stem}: {int(status.eq('truncated').sum())} answer(s) cut off at max_tokens "
                        "(judged as the original did; raise max_tokens to have them whole)")

@@ -213,6 +213,8 @@ CASES = [
     Case("infer-jsonl-answer-object", ["infer", "{manifest}", "--import", "{ws}/a.jsonl"],
          write_file("a.jsonl", '{"id": 1, "prompt": "x", "allm_output": {"text": "walking"}}\n'),
          ("a.jsonl", "line 1", "allm_output")),
+    Case("infer-import-answer-too-long", ["infer", "{manifest}", "--import", "{outputs}", "--name", "X"],
+         set_cell("outputs.csv", 2, "allm_output", "walking " * 25_000), ("outputs.csv", "line 4", "200 kB", "100 kB")),
     Case("infer-import-csv-no-answers", ["infer", "{manifest}", "--import", "{ws}/a.csv"],
          write_file("a.csv", "id,prompt\n1,x\n"), ("a.csv", "allm_output")),
     Case("infer-concurrency-zero", ["infer", "{manifest}", "--engine", "openai", "--model", "m", "--concurrency", "0"],

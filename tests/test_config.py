@@ -51,7 +51,7 @@ def test_unknown_option_is_refused_with_the_accepted_ones():
     with pytest.raises(ValueError, match=r"takes no option\(s\) \['n_ctxx'\]; it takes \['n_ctx', 'revision', 'threads'\]"):
         check_options("embedded", {"n_ctxx": 2048})
     with pytest.raises(ConfigError, match="n_ctxx"):
-        ModelSpec("j", "embedded", options={"n_ctxx": 1}).check()
+        ModelSpec(key="j", engine="embedded", options={"n_ctxx": 1}).check()
 
 
 def test_vllm_takes_any_engine_argument_but_not_typos():
@@ -70,8 +70,8 @@ def test_options_reach_the_backend_constructor_unchanged():
 
 def test_secret_options_are_refused():
     with pytest.raises(ConfigError, match="looks like a secret"):
-        ModelSpec("j", "openai", model="m", options={"api_key": "sk-123"}).check()
-    ModelSpec("j", "openai", model="m", options={"api_key_env": "MY_KEY"}).check()
+        ModelSpec(key="j", engine="openai", model="m", options={"api_key": "sk-123"}).check()
+    ModelSpec(key="j", engine="openai", model="m", options={"api_key_env": "MY_KEY"}).check()
 
 
 def test_judges_file_errors_name_the_entry(tmp_path):
@@ -103,9 +103,9 @@ def test_run_configurations_are_checked_when_loaded(tmp_path, text, message):
         load_run_config(write(tmp_path, text))
 
 
-def test_older_kind_field_still_names_the_engine(tmp_path):
-    cfg = load_run_config(write(tmp_path, '[[allms]]\nname = "C"\nkind = "cascade"\nllm_engine = "embedded"\n'))
-    assert cfg.allms[0].engine == "cascade" and cfg.allms[0].backend_engine == "embedded"
+def test_the_removed_kind_field_is_refused_by_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"allms\[0\]\]? has unknown field\(s\) \['kind'\]"):
+        load_run_config(write(tmp_path, '[[allms]]\nname = "C"\nkind = "cascade"\nllm_engine = "embedded"\n'))
 
 
 def test_cli_choices_and_flags_come_from_the_registries():

@@ -12,7 +12,8 @@ transformers' layout and Mistral's). Where the hub model ships its config or pro
 (Ultravox, MOSS-Audio), a small one written here goes beside the weights.
 
 :data:`FAMILIES` lists every family considered, with the engine options it needs and what
-is known about it (proven, or the error that stops it).
+is known about it (proven, or the error that stops it). Only the families a test runs keep a
+builder; the others keep the error that stopped them here.
 """
 
 from __future__ import annotations
@@ -108,83 +109,6 @@ def _audio_part_test(var: str = "content") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Qwen2.5-Omni (thinker only)
-# ---------------------------------------------------------------------------------------------
-
-OMNI_TOKENS = {
-    "audio_token": "<|AUDIO|>",
-    "audio_bos_token": "<|audio_bos|>",
-    "audio_eos_token": "<|audio_eos|>",
-    "image_token": "<|IMAGE|>",
-    "video_token": "<|VIDEO|>",
-    "vision_bos_token": "<|vision_bos|>",
-    "vision_eos_token": "<|vision_eos|>",
-}
-
-# Qwen2.5-Omni's template: the default system message is the model's own ("You are Qwen, a
-# virtual human ..."), an audio part renders as "<|audio_bos|><|AUDIO|><|audio_eos|>".
-QWEN2_5_OMNI_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of "
-    "perceiving auditory and visual inputs, as well as generating text and speech.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}"
-    "{% for content in message['content'] %}"
-    "{% if " + _audio_part_test() + " %}<|audio_bos|><|AUDIO|><|audio_eos|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}<|im_end|>\n"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def build_tiny_qwen2_5_omni(out_dir: str, seed: int = SEED) -> str:
-    """Qwen2.5-Omni's thinker (Whisper-style audio encoder, tiny vision tower, Qwen2 text model
-    with multimodal rotary positions); no talker, no token2wav."""
-    import torch
-    from transformers import (
-        Qwen2_5OmniConfig,
-        Qwen2_5OmniForConditionalGeneration,
-        Qwen2_5OmniProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-        WhisperFeatureExtractor,
-    )
-
-    os.makedirs(out_dir, exist_ok=True)
-    tok = _tokenizer(named=OMNI_TOKENS, chat_template=QWEN2_5_OMNI_TEMPLATE)
-    eos_id, pad_id = _ids(tok, "<|im_end|>", "<|endoftext|>")
-    audio_id, image_id, video_id, bos_a, eos_a, bos_v, eos_v = _ids(tok, *OMNI_TOKENS.values())
-    thinker = dict(
-        audio_config=dict(d_model=64, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=128,
-                          num_mel_bins=128, output_dim=64, n_window=100, max_source_positions=1500),
-        vision_config=dict(depth=1, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=64,
-                           fullatt_block_indexes=[0], spatial_merge_size=2, patch_size=14, temporal_patch_size=2),
-        text_config=dict(**TEXT, vocab_size=len(tok), tie_word_embeddings=False,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
-                         eos_token_id=eos_id, pad_token_id=pad_id),
-        audio_token_index=audio_id, image_token_index=image_id, video_token_index=video_id,
-        audio_start_token_id=bos_a, audio_end_token_id=eos_a, vision_start_token_id=bos_v, vision_end_token_id=eos_v,
-        user_token_id=tok.convert_tokens_to_ids("user"),
-    )
-    config = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
-    model = Qwen2_5OmniForConditionalGeneration(config).to(torch.float32)
-    _save(model, out_dir, eos_id, pad_id, seed)
-    processor = Qwen2_5OmniProcessor(
-        image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
-        feature_extractor=WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160,
-                                                  chunk_length=300, n_fft=400, return_attention_mask=True),
-        tokenizer=tok, chat_template=QWEN2_5_OMNI_TEMPLATE,
-    )
-    processor.save_pretrained(out_dir)
-    return out_dir
-
-
-
-# ---------------------------------------------------------------------------------------------
 # Audio Flamingo 3
 # ---------------------------------------------------------------------------------------------
 
@@ -233,117 +157,6 @@ def build_tiny_audioflamingo3(out_dir: str, seed: int = SEED) -> str:
     features = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
                                        n_fft=400, return_attention_mask=True)
     AudioFlamingo3Processor(features, tok, chat_template=AF3_TEMPLATE).save_pretrained(out_dir)
-    return out_dir
-
-
-# ---------------------------------------------------------------------------------------------
-# Gemma 3n
-# ---------------------------------------------------------------------------------------------
-
-GEMMA3N_TOKENS = {
-    "boi_token": "<start_of_image>",
-    "boa_token": "<start_of_audio>",
-}
-# Gemma 3n's template: "<bos>", turns as "<start_of_turn>role\n...<end_of_turn>\n" (the assistant
-# is "model"), an audio part renders as "<audio_soft_token>" (the processor expands it to
-# "\n\n<start_of_audio>" + 188 audio tokens + "<end_of_audio>\n\n").
-GEMMA3N_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
-    "<start_of_turn>{{ role }}\n"
-    "{% if message['content'] is string %}{{ message['content'] | trim }}"
-    "{% else %}"
-    "{% for content in message['content'] %}"
-    "{% if " + _audio_part_test() + " %}<audio_soft_token>"
-    "{% elif content['type'] == 'text' %}{{ content['text'] | trim }}{% endif %}"
-    "{% endfor %}"
-    "{% endif %}<end_of_turn>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
-#: the image and audio soft-token ranges that follow the text vocabulary (the real model: 128 each)
-GEMMA3N_MM_VOCAB = 8
-
-
-def build_tiny_gemma3n(out_dir: str, seed: int = SEED) -> str:
-    """Gemma 3n: the USM-style conformer audio encoder (1 layer, width 64), the audio embedder
-    and the Gemma 3n text model (AltUp, LAuReL, per-layer inputs; 2 layers, head size 32).
-
-    The MobileNet vision tower needs timm, which is not installed: its weights are left out
-    (the engine runs with images turned off, which skips the vision tower).
-    """
-    import torch
-    from safetensors.torch import save_file
-    from torch import nn
-    from transformers import GenerationConfig, Gemma3nAudioFeatureExtractor, Gemma3nConfig, SiglipImageProcessor
-    from transformers.models.gemma3n.modeling_gemma3n import (
-        Gemma3nAudioEncoder,
-        Gemma3nMultimodalEmbedder,
-        Gemma3nTextModel,
-    )
-    from transformers.models.gemma3n.processing_gemma3n import Gemma3nProcessor
-
-    os.makedirs(out_dir, exist_ok=True)
-    base = _tokenizer(named=GEMMA3N_TOKENS, eos="<end_of_turn>", bos="<bos>",
-                      extra_tokens=["<start_of_turn>", "<end_of_turn>", "<eos>"])
-    # Gemma's vocabulary holds runs of newlines as tokens (vLLM merges the ones around the audio)
-    base.add_tokens(["\n", "\n\n", "\n\n\n", "\n\n\n\n"])
-    text_vocab = len(base)
-    # image range: <end_of_image> (its first id), <image_soft_token>, reserved; then the audio range
-    image_range = ["<end_of_image>", "<image_soft_token>"] + [f"<image_reserved_{i}>" for i in range(GEMMA3N_MM_VOCAB - 2)]
-    audio_range = ["<end_of_audio>", "<audio_soft_token>"] + [f"<audio_reserved_{i}>" for i in range(GEMMA3N_MM_VOCAB - 2)]
-    base.add_special_tokens({"extra_special_tokens": image_range + audio_range}, replace_extra_special_tokens=False)
-    from transformers import PreTrainedTokenizerFast
-
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=base.backend_tokenizer, bos_token="<bos>", eos_token="<end_of_turn>", pad_token="<|endoftext|>",
-        extra_special_tokens=list(base.extra_special_tokens), model_max_length=4096, clean_up_tokenization_spaces=False,
-        image_token="<image_soft_token>", eoi_token="<end_of_image>", audio_token="<audio_soft_token>",
-        eoa_token="<end_of_audio>", **GEMMA3N_TOKENS,
-    )
-    tok.chat_template = GEMMA3N_TEMPLATE
-    assert tok.convert_tokens_to_ids("<end_of_image>") == text_vocab
-    eos_id, pad_id, bos_id = _ids(tok, "<end_of_turn>", "<|endoftext|>", "<bos>")
-    config = Gemma3nConfig(
-        text_config=dict(
-            vocab_size=text_vocab + 2 * GEMMA3N_MM_VOCAB, vocab_size_per_layer_input=text_vocab,
-            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-            head_dim=32, max_position_embeddings=4096, layer_types=["sliding_attention", "full_attention"],
-            sliding_window=512, num_kv_shared_layers=0, laurel_rank=8, altup_num_inputs=4,
-            hidden_size_per_layer_input=16, activation_sparsity_pattern=[0.0, 0.0],
-            eos_token_id=eos_id, pad_token_id=pad_id, bos_token_id=bos_id,
-        ),
-        audio_config=dict(
-            vocab_size=GEMMA3N_MM_VOCAB, vocab_offset=text_vocab + GEMMA3N_MM_VOCAB, input_feat_size=128,
-            hidden_size=64, conf_num_attention_heads=2, conf_num_hidden_layers=1, sscp_conv_channel_size=[16, 8],
-        ),
-        vision_config=dict(vocab_size=GEMMA3N_MM_VOCAB, vocab_offset=text_vocab, hidden_size=64),
-        audio_soft_tokens_per_image=188,
-        boi_token_id=tok.convert_tokens_to_ids("<start_of_image>"), eoi_token_id=text_vocab,
-        image_token_id=text_vocab + 1, boa_token_id=tok.convert_tokens_to_ids("<start_of_audio>"),
-        eoa_token_id=text_vocab + GEMMA3N_MM_VOCAB, audio_token_id=text_vocab + GEMMA3N_MM_VOCAB + 1,
-        tie_word_embeddings=True,
-    )
-    config.architectures = ["Gemma3nForConditionalGeneration"]
-    # the model without its vision tower, under the checkpoint's names
-    root = nn.Module()
-    root.model = nn.Module()
-    root.model.language_model = Gemma3nTextModel(config.text_config)
-    root.model.audio_tower = Gemma3nAudioEncoder(config.audio_config)
-    root.model.embed_audio = Gemma3nMultimodalEmbedder(config.audio_config, config.text_config)
-    root.model.embed_vision = Gemma3nMultimodalEmbedder(config.vision_config, config.text_config)
-    root = root.to(torch.float32)
-    _fill_weights(root, seed)
-    state = {k: v.detach().contiguous() for k, v in root.state_dict().items()}
-    save_file(state, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-    config.save_pretrained(out_dir)
-    GenerationConfig(eos_token_id=[eos_id], pad_token_id=pad_id, bos_token_id=bos_id, do_sample=False).save_pretrained(out_dir)
-    processor = Gemma3nProcessor(
-        feature_extractor=Gemma3nAudioFeatureExtractor(), image_processor=SiglipImageProcessor(), tokenizer=tok,
-        chat_template=GEMMA3N_TEMPLATE, audio_seq_length=188, image_seq_length=256,
-    )
-    processor.save_pretrained(out_dir)
     return out_dir
 
 
@@ -552,65 +365,6 @@ def build_tiny_glmasr(out_dir: str, seed: int = SEED) -> str:
     features = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
                                        n_fft=400, return_attention_mask=True)
     GlmAsrProcessor(features, tok, chat_template=GLMASR_TEMPLATE, audio_token="<|pad|>").save_pretrained(out_dir)
-    return out_dir
-
-
-# ---------------------------------------------------------------------------------------------
-# Qwen3-ASR
-# ---------------------------------------------------------------------------------------------
-
-QWEN3_ASR_TOKENS = {
-    "audio_token": "<|audio_pad|>",
-    "audio_bos_token": "<|audio_start|>",
-    "audio_eos_token": "<|audio_end|>",
-}
-# Qwen3-ASR's template: ChatML with a system turn always written (empty unless given, it holds
-# the context), an audio part renders as "<|audio_start|><|audio_pad|><|audio_end|>".
-QWEN3_ASR_TEMPLATE = (
-    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\n<|im_end|>\n{% endif %}"
-    "{% for message in messages %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}"
-    "{% for content in message['content'] %}"
-    "{% if " + _audio_part_test() + " %}<|audio_start|><|audio_pad|><|audio_end|>"
-    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}"
-    "{% endif %}<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def build_tiny_qwen3_asr(out_dir: str, seed: int = SEED) -> str:
-    """Qwen3-ASR in transformers' layout (vLLM reads it too): the Qwen3-Omni audio encoder (three
-    strided 2-D convolutions over 100-frame windows, 1 layer, width 64), a two-layer projector
-    and a Qwen3 text model (head size 32, tied embeddings)."""
-    import torch
-    from transformers import (
-        Qwen3ASRConfig,
-        Qwen3ASRFeatureExtractor,
-        Qwen3ASRForConditionalGeneration,
-        Qwen3ASRProcessor,
-    )
-
-    os.makedirs(out_dir, exist_ok=True)
-    tok = _tokenizer(named=QWEN3_ASR_TOKENS, chat_template=QWEN3_ASR_TEMPLATE)
-    eos_ids = _ids(tok, "<|endoftext|>", "<|im_end|>")
-    pad_id = eos_ids[1]
-    config = Qwen3ASRConfig(
-        audio_config=dict(d_model=64, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=128,
-                          num_mel_bins=128, downsample_hidden_size=16, output_dim=64, n_window=50,
-                          n_window_infer=800, max_position_embeddings=13),
-        text_config=dict(**TEXT, head_dim=32, vocab_size=len(tok), tie_word_embeddings=True,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                         eos_token_id=eos_ids, pad_token_id=pad_id),
-        audio_token_id=tok.convert_tokens_to_ids("<|audio_pad|>"),
-        eos_token_id=eos_ids, pad_token_id=pad_id, tie_word_embeddings=True,
-    )
-    model = Qwen3ASRForConditionalGeneration(config).to(torch.float32)
-    _save(model, out_dir, eos_ids, pad_id, seed)
-    Qwen3ASRProcessor(Qwen3ASRFeatureExtractor(), tok, chat_template=QWEN3_ASR_TEMPLATE).save_pretrained(out_dir)
     return out_dir
 
 
@@ -1069,7 +823,7 @@ FAMILIES: dict[str, Family] = {
     ),
     # -- not running here: the builder or the engine stops, with the error recorded -------------
     "qwen2_5_omni": Family(
-        "qwen2_5_omni", build_tiny_qwen2_5_omni, "Qwen2_5OmniForConditionalGeneration",
+        "qwen2_5_omni", None, "Qwen2_5OmniForConditionalGeneration",
         engine_args={"limit_mm_per_prompt": {"audio": 1, "image": 0, "video": 0}},
         hf_generate_attr="thinker",
         status="blocked: Qwen2_5OmniProcessor needs a video processor: building it raises 'ImportError: "
@@ -1078,9 +832,9 @@ FAMILIES: dict[str, Family] = {
                "(vLLM loads the same processor). " + TORCHVISION,
     ),
     "qwen3_asr": Family(
-        "qwen3_asr", build_tiny_qwen3_asr, "Qwen3ASRForConditionalGeneration",
+        "qwen3_asr", None, "Qwen3ASRForConditionalGeneration",
         engine_args={"limit_mm_per_prompt": {"audio": 1}},
-        status="blocked: the builder works and transformers generates from it, but vLLM cannot import its model: "
+        status="blocked: a tiny model of it ran in transformers, but vLLM cannot import its model: "
                "qwen3_asr.py imports qwen2_5_omni_thinker -> qwen2_5_vl -> qwen2_vl, which imports transformers' "
                "image_processing_qwen2_vl: 'ModuleNotFoundError: No module named 'torchvision'' (the engine "
                "reports 'Model architectures ['Qwen3ASRForConditionalGeneration'] failed to be inspected'). "
@@ -1092,11 +846,11 @@ FAMILIES: dict[str, Family] = {
                "(VIDEO_PROCESSOR_MAPPING_NAMES['qwen3_omni_moe'] == {'torchvision': None}). " + TORCHVISION,
     ),
     "gemma3n": Family(
-        "gemma3n", build_tiny_gemma3n, None,
+        "gemma3n", None, None,
         engine_args={"limit_mm_per_prompt": {"audio": 1, "image": 0}},
         hf_note="transformers builds Gemma 3n's vision tower with timm (not installed; timm needs torchvision)",
-        status="blocked: the builder works, but vLLM's engine fails to start: gemma3n_mm.py:617 builds the vision "
-               "tower with AutoModel.from_config even with image limit 0, and TimmWrapperModel raises 'ImportError: "
+        status="blocked: a tiny model of it was built, but vLLM's engine fails to start: gemma3n_mm.py:617 "
+               "builds the vision tower with AutoModel.from_config even with image limit 0, and TimmWrapperModel raises 'ImportError: "
                "TimmWrapperModel requires the timm library but it was not found in your environment.' "
                "(transformers' Gemma3nForConditionalGeneration too). timm needs torchvision: " + TORCHVISION,
     ),

@@ -53,15 +53,15 @@ def resample_indices(n_clips: int, n_resamples: int, seed: int | None) -> np.nda
     return np.random.default_rng(seed).integers(0, n_clips, size=(n_resamples, n_clips))
 
 
-def _weights(idx: np.ndarray, n: int) -> np.ndarray:
+def resample_weights(idx: np.ndarray, n: int) -> np.ndarray:
     """How many times each clip is drawn in each replicate: (n_resamples, n_clips)."""
     w = np.zeros((idx.shape[0], n))
     np.add.at(w, (np.arange(idx.shape[0])[:, None], idx), 1.0)
     return w
 
 
-def _interval(reps: np.ndarray, point: np.ndarray, jack: np.ndarray | None, confidence: float,
-              method: str) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_interval(reps: np.ndarray, point: np.ndarray, jack: np.ndarray | None, confidence: float,
+                       method: str) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided bootstrap interval per column of ``reps`` (replicates x statistics)."""
     alpha = (1 - confidence) / 2
     lo = np.full(point.shape, np.nan)
@@ -167,10 +167,10 @@ def bootstrap_scores(
             return _with_judge_mean(out) if with_avg else out
 
         point = statistic(np.ones((1, n)))[0]
-        reps = statistic(_weights(resample_indices(n, n_resamples, seed), n))
+        reps = statistic(resample_weights(resample_indices(n, n_resamples, seed), n))
         jack = statistic(1.0 - np.eye(n)) if method == "bca" and n > 1 else None
         shape = point.shape
-        lo, hi = _interval(reps.reshape(n_resamples, -1), point.ravel(),
+        lo, hi = bootstrap_interval(reps.reshape(n_resamples, -1), point.ravel(),
                            None if jack is None else jack.reshape(n, -1), confidence, method)
         lo, hi = lo.reshape(shape), hi.reshape(shape)
         n_clips = values.arrays["n_clips"].sum(axis=1)

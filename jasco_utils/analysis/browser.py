@@ -45,12 +45,13 @@ from tqdm.auto import tqdm
 
 from jasco_utils.analysis import explorer
 from jasco_utils.analysis.metrics import gate
-from jasco_utils.analysis.scoring import detect_layout, read_judged
+from jasco_utils.analysis.scoring import SCORED_COLUMNS as _SCORED
 from jasco_utils.data.clips import TARGET_SR, clip_path, load_audio
 from jasco_utils.data.dataset import load_metadata
-from jasco_utils.data.manifest import INSTRUCTIONS, check_rows, instruction_index
-from jasco_utils.io import TableError, atomic_open, read_csv_checked
-from jasco_utils.paths import RunLayout, judged_files
+from jasco_utils.data.manifest import INSTRUCTIONS, clip_ids, instruction_index
+from jasco_utils.io import TableError, atomic_open
+from jasco_utils.paths import RunLayout
+from jasco_utils.run import Run
 
 #: The page's file name in the run folder.
 PAGE_NAME = "browse.html"
@@ -104,39 +105,31 @@ def _instructions(df: pd.DataFrame) -> pd.Series:
     return df["prompt"].map(instruction_index).astype(int) + 1
 
 
-def _read_outputs(layout: RunLayout) -> pd.DataFrame:
+def _read_outputs(run: Run) -> pd.DataFrame:
     """The run's ALLM outputs tables, one row per answer (model, id, instruction, answer, status)."""
-    frames = []
-    for path in layout.output_files():
-        df = read_csv_checked(path, ("id", "prompt", "allm_output"), what="outputs table")
-        check_rows(df, path, what="outputs table")
-        design = {col: df[col] for _, _, col in DESIGN if col in df.columns}
-        frames.append(pd.DataFrame({
-            "model": df["model"] if "model" in df.columns else path.stem, "id": df["id"].astype(int),
-            "instruction": _instructions(df), "allm_output": df["allm_output"],
-            "status": df["status"].replace("", "ok") if "status" in df.columns else "ok",
-            "error": df.get("error", ""), **design}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    df = run.outputs()
+    if df.empty:
+        return df
+    design = {col: df[col] for _, _, col in DESIGN if col in df.columns}
+    return pd.DataFrame({"model": df["model"], "id": clip_ids(df["id"]), "instruction": _instructions(df),
+                         "allm_output": df["allm_output"], "status": df["status"], "error": df.get("error", ""),
+                         **design})
 
 
-def _read_verdicts(path: Path) -> pd.DataFrame:
-    """One judged table: :func:`read_judged`'s columns, the texts, ``status`` and ``error``.
+def _read_verdicts(run: Run) -> pd.DataFrame:
+    """The judged tables: the scored columns, the texts, ``status`` and ``error``.
 
-    A row whose judge call failed is kept (``read_judged(keep_failed=True)``: no rating, no
-    orientation): scoring refuses such a table, the page shows the row.
+    A row whose judge call failed is kept (``keep_failed=True``: no rating, no orientation):
+    scoring refuses such a table, the page shows the row.
 
     Raises:
-        TableError: As :func:`read_judged` (except for failed rows).
+        TableError: As :func:`jasco_utils.analysis.scoring.read_judged` (except for failed rows).
     """
-    scored = read_judged(path, keep_failed=True).drop(columns=["file", "line"])
-    raw = read_csv_checked(path, what="judged table")
-    if detect_layout(raw) != "project":
-        raw = raw.assign(judge_output=raw.get("llama3_extract", ""))
-    keep = [c for c in _TEXTS if c in raw.columns]
-    out = pd.concat([scored.reset_index(drop=True), raw[keep].reset_index(drop=True)], axis=1)
-    out["status"] = raw["status"].replace("", "ok").to_numpy() if "status" in raw.columns else "ok"
-    out["error"] = raw["error"].to_numpy() if "error" in raw.columns else ""
-    return out
+    df = run.judged(keep_failed=True)
+    if df.empty:
+        return df
+    keep = [c for c in df.columns if c not in ("file", "line")]
+    return df[[c for c in keep if c in _SCORED or c in (*_TEXTS, "status", "error")]]
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -149,10 +142,9 @@ def read_run(run_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFram
         FileNotFoundError: The run has neither outputs nor judged tables.
         TableError: A table is malformed (named file, line and column).
     """
-    layout = RunLayout(run_dir)
+    layout = Run(run_dir)
     outputs = _read_outputs(layout)
-    files = layout.judged_files()
-    verdicts = pd.concat([_read_verdicts(p) for p in files], ignore_index=True) if files else pd.DataFrame()
+    verdicts = _read_verdicts(layout)
     if outputs.empty and verdicts.empty:
         where = "does not exist" if not layout.root.is_dir() else "has no outputs/*.csv and no judged/*__*.csv"
         raise FileNotFoundError(
@@ -235,13 +227,14 @@ def _design(clips: list[int], data_dir, tables: pd.DataFrame) -> tuple[dict[int,
 
 def _judge_check(layout: RunLayout) -> dict[str, Any] | None:
     """The judge check's records (no intervals), an ``error``, or ``None`` when the run has none."""
-    from jasco_utils.analysis.judge_check import measure, read_checked
+    from jasco_utils.analysis.judge_check import measure
 
-    files = judged_files(layout.check_dir)
+    run = Run(layout.root)
+    files = run.judge_check_files()
     if not files:
         return None
     try:
-        return {"records": measure(read_checked(files), n_resamples=0), "files": [p.name for p in files]}
+        return {"records": measure(run.judge_check(), n_resamples=0), "files": [p.name for p in files]}
     except TableError as e:
         return {"error": str(e), "files": [p.name for p in files]}
 
@@ -312,7 +305,7 @@ def page_data(run_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str] 
     models = list(dict.fromkeys([*outputs.get("model", []), *verdicts.get("model", [])]))
     judges = list(dict.fromkeys(verdicts.get("judge", [])))
     design, design_source = _design(clips, data_dir, pd.concat([verdicts, outputs], ignore_index=True))
-    given = dict(zip(tables["id"].astype(int), tables["audio"])) if "audio" in tables.columns else {}
+    given = dict(zip(clip_ids(tables["id"]), tables["audio"])) if "audio" in tables.columns else {}
     page_dir = Path(page_dir or layout.root)
     flagged = {t: set(filters[t]) for t in ("all_fail", "disagree")}
     flagged["one_modality"] = {c for c, *_ in filters["one_modality"]}

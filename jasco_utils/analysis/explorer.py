@@ -15,8 +15,8 @@ import os
 import pandas as pd
 
 from jasco_utils.analysis.metrics import gate
-from jasco_utils.analysis.scoring import read_judged
-from jasco_utils.paths import RunLayout
+from jasco_utils.analysis.scoring import SCORED_COLUMNS as _SCORED
+from jasco_utils.run import Run
 
 _KEEP = ["id", "prompt", "audio", "audio_sound", "spoken_text", "tgt_text", "audio_only_target",
          "speech_only_target", "target_keywords", "allm_output", "judge_output", "reask_output"]
@@ -29,15 +29,11 @@ def load_run(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     Best-Mean, :func:`jasco_utils.analysis.metrics.gate`), the designed texts, the answer and
     the judge's raw text.
     """
-    files = RunLayout(run_dir).judged_files()
-    if not files:
+    run = Run(run_dir)
+    if not run.judged_files():
         raise FileNotFoundError(f"{run_dir}: no judged tables under judged/; run the judging step first")
-    frames = []
-    for path in files:
-        scored = read_judged(path)
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-        frames.append(pd.concat([scored.reset_index(drop=True), raw[[c for c in _KEEP if c in raw and c != "id"]]], axis=1))
-    df = pd.concat(frames, ignore_index=True)
+    df = run.judged()
+    df = df[[c for c in df.columns if c in _SCORED or c in _KEEP]].copy()
     df["gated"] = gate(df["rating"], df["orientation"]).astype(int)
     return df
 

@@ -22,8 +22,9 @@ judge prompt's own rules. Per judge this module reports:
 Judged control tables are read as scoring reads judged tables: the rating and orientation
 are recomputed from ``judge_output`` and ``reask_output``
 (:func:`jasco_utils.analysis.scoring.parse_rows`, i.e. :func:`jasco_utils.judging.parsing.read_verdict`).
-:func:`check_judges` is the stage behind ``jasco check-judge``; :func:`run_check_report`
-is the analysis notebook's.
+:func:`measure` is what ``jasco check-judge`` reports (its judges run in
+:func:`jasco_utils.pipeline.check_judges`); :func:`run_check_report` is the analysis notebook's.
+This module only measures: it runs no judge.
 """
 
 from __future__ import annotations
@@ -40,20 +41,16 @@ import numpy as np
 import pandas as pd
 
 from jasco_utils.analysis.agreement import ORIENTATION_ORDER, RATING_ORDER, UNPARSED
-from jasco_utils.analysis.bootstrap import _interval, _weights, resample_indices
+from jasco_utils.analysis.bootstrap import bootstrap_interval, resample_indices, resample_weights
 from jasco_utils.analysis.metrics import in_order
 from jasco_utils.analysis.scoring import parse_rows
-from jasco_utils.config import ModelSpec
 from jasco_utils.io import TableError, atomic_open, line_of, lines_text, read_table_checked, write_csv
 from jasco_utils.judging.controls import (
     CONTROL_KINDS,
-    CONTROLS_STEM,
-    build_controls,
+    KIND_GROUPS,
     check_controls,
-    judge_controls,
 )
-from jasco_utils.models import SamplingConfig
-from jasco_utils.paths import DEFAULT_STORE, PROCESSED_DIR, RunLayout, judged_files
+from jasco_utils.run import Run
 
 #: Columns of the rows :func:`read_checked` returns.
 CHECK_ROW_COLUMNS: tuple[str, ...] = (
@@ -62,6 +59,10 @@ CHECK_ROW_COLUMNS: tuple[str, ...] = (
 )
 #: The accuracies, each reported overall and per kind.
 ACCURACIES: tuple[str, ...] = ("rating_accuracy", "orientation_accuracy")
+#: A judge is called usable when its orientation kappa on the paraphrased controls reaches this
+#: (0.4: "moderate" agreement on the common reading of kappa; the verbatim kinds are not used,
+#: since a judge that matches text against the designed answers gets them right trivially).
+USABLE_ORIENTATION_KAPPA = 0.4
 
 
 def checked_rows(df: pd.DataFrame, source: str = "judged control table") -> pd.DataFrame:
@@ -152,13 +153,9 @@ def _confusion(expected: pd.Series, given: pd.Series, rows: list[str], cols: lis
     return {r: {c: int(counts.loc[r, c]) for c in cols} for r in present}
 
 
-def _judge_record(rows: pd.DataFrame, n_resamples: int, confidence: float, seed: int | None) -> dict[str, Any]:
-    labels = _labels(rows)
-    correct = {f: (mask & (exp == giv)) for f, (mask, exp, giv) in labels.items()}
-    kinds = [k for k in CONTROL_KINDS if (rows["control_kind"] == k).any()]
-    kinds += [k for k in in_order(rows["control_kind"]) if k not in kinds]
-    # statistics: overall then per kind, for each field; each a ratio of per-clip counts
-    scopes = [("all", pd.Series(True, index=rows.index))] + [(k, rows["control_kind"] == k) for k in kinds]
+def _scope_stats(rows: pd.DataFrame, labels: dict, correct: dict, scopes: list[tuple[str, pd.Series]],
+                 n_resamples: int, confidence: float, seed: int | None) -> list[dict[str, Any]]:
+    """Per scope: rating and orientation accuracy with their intervals, every scope resampling the same clips."""
     ids = np.array(sorted(rows["id"].unique()))
     pos = pd.Series(np.arange(len(ids)), index=ids).loc[rows["id"]].to_numpy()
     num, den = [], []
@@ -172,8 +169,8 @@ def _judge_record(rows: pd.DataFrame, n_resamples: int, confidence: float, seed:
     with np.errstate(invalid="ignore", divide="ignore"):
         point = num.sum(axis=1) / den.sum(axis=1)
         if n_resamples > 0:
-            w = _weights(resample_indices(len(ids), n_resamples, seed), len(ids))
-            lo, hi = _interval((w @ num.T) / (w @ den.T), point, None, confidence, "percentile")
+            w = resample_weights(resample_indices(len(ids), n_resamples, seed), len(ids))
+            lo, hi = bootstrap_interval((w @ num.T) / (w @ den.T), point, None, confidence, "percentile")
         else:
             lo = hi = np.full(point.shape, np.nan)
 
@@ -181,33 +178,68 @@ def _judge_record(rows: pd.DataFrame, n_resamples: int, confidence: float, seed:
         value = _none(point[s])
         return value, (None if value is None or n_resamples <= 0 else [_none(lo[s]), _none(hi[s])])
 
-    per_kind = {}
-    for i, (kind, in_scope) in enumerate(scopes[1:], start=1):
+    out = []
+    for i, (_, in_scope) in enumerate(scopes):
         (ra, ra_ci), (oa, oa_ci) = stat(2 * i), stat(2 * i + 1)
-        per_kind[kind] = {"n": int(in_scope.sum()), "rating_accuracy": ra, "orientation_accuracy": oa,
-                          "rating_accuracy_ci": ra_ci, "orientation_accuracy_ci": oa_ci}
-    (ra, ra_ci), (oa, oa_ci) = stat(0), stat(1)
-    rating_cats, orient_cats = [*RATING_ORDER, UNPARSED], [*ORIENTATION_ORDER, UNPARSED]
+        out.append({"n": int(in_scope.sum()), "rating_accuracy": ra, "orientation_accuracy": oa,
+                    "rating_accuracy_ci": ra_ci, "orientation_accuracy_ci": oa_ci})
+    return out
+
+
+def _agreement(labels: dict, in_scope: pd.Series) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Cohen's kappa against the expected labels, and the commonest label's share, on one scope."""
+    cats = {"rating": [*RATING_ORDER, UNPARSED], "orientation": [*ORIENTATION_ORDER, UNPARSED]}
+    kappa, majority = {}, {}
+    for field, (mask, exp, giv) in labels.items():
+        m = mask & in_scope
+        kappa[field] = _kappa(exp[m], giv[m], cats[field])
+        majority[field] = _none(float(exp[m].value_counts(normalize=True).max())) if m.any() else None
+    return kappa, majority
+
+
+def _judge_record(rows: pd.DataFrame, n_resamples: int, confidence: float, seed: int | None) -> dict[str, Any]:
+    labels = _labels(rows)
+    correct = {f: (mask & (exp == giv)) for f, (mask, exp, giv) in labels.items()}
+    kinds = [k for k in CONTROL_KINDS if (rows["control_kind"] == k).any()]
+    kinds += [k for k in in_order(rows["control_kind"]) if k not in kinds]
+    groups = {g: [k for k in members if k in kinds] for g, members in KIND_GROUPS.items()}
+    groups = {g: members for g, members in groups.items() if members}
+    # statistics: overall, per kind, per group; each field a ratio of per-clip counts
+    everything = pd.Series(True, index=rows.index)
+    scopes = [("all", everything)] + [(k, rows["control_kind"] == k) for k in kinds] \
+        + [(g, rows["control_kind"].isin(members)) for g, members in groups.items()]
+    stats = _scope_stats(rows, labels, correct, scopes, n_resamples, confidence, seed)
+    per_kind = dict(zip(kinds, stats[1:1 + len(kinds)]))
+    by_group = {}
+    for (group, in_scope), st in zip(scopes[1 + len(kinds):], stats[1 + len(kinds):]):
+        kappa, majority = _agreement(labels, in_scope)
+        by_group[group] = {"kinds": groups[group], **st, "kappa": kappa, "majority_baseline": majority}
+    overall = stats[0]
+    kappa, majority = _agreement(labels, everything)
     mask_r, exp_r, giv_r = labels["rating"]
     mask_o, exp_o, giv_o = labels["orientation"]
+    orient_cats, rating_cats = [*ORIENTATION_ORDER, UNPARSED], [*RATING_ORDER, UNPARSED]
+    paraphrased = by_group.get("paraphrased", {}).get("kappa", {}).get("orientation")
     return {
         "judge": rows["judge"].iloc[0],
         "template": next((t for t in rows["template"] if t), None),
         "n_rows": len(rows),
-        "n_clips": len(ids),
+        "n_clips": len(set(rows["id"])),
         "n_unparsed": int((rows["rating"].isna() | rows["orientation"].isna()).sum()),
-        "rating_accuracy": ra,
-        "orientation_accuracy": oa,
+        "rating_accuracy": overall["rating_accuracy"],
+        "orientation_accuracy": overall["orientation_accuracy"],
         "per_kind": per_kind,
-        "kappa": {"rating": _kappa(exp_r[mask_r], giv_r[mask_r], rating_cats),
-                  "orientation": _kappa(exp_o[mask_o], giv_o[mask_o], orient_cats)},
-        "majority_baseline": {f: _none(float(exp[mask].value_counts(normalize=True).max())) if mask.any() else None
-                              for f, (mask, exp, _) in labels.items()},
-        "intervals": {"rating_accuracy": ra_ci, "orientation_accuracy": oa_ci, "confidence": confidence,
+        "kappa": kappa,
+        "majority_baseline": majority,
+        "intervals": {"rating_accuracy": overall["rating_accuracy_ci"],
+                      "orientation_accuracy": overall["orientation_accuracy_ci"], "confidence": confidence,
                       "n_resamples": n_resamples, "seed": seed, "unit": "clip"},
         "confusion": {"orientation": _confusion(exp_o[mask_o], giv_o[mask_o], list(ORIENTATION_ORDER), orient_cats),
                       "rating": _confusion(exp_r[mask_r], giv_r[mask_r], list(RATING_ORDER), rating_cats)},
         "files": in_order(rows["file"]),
+        "groups": by_group,
+        "usable": paraphrased is not None and paraphrased >= USABLE_ORIENTATION_KAPPA,
+        "usable_threshold": USABLE_ORIENTATION_KAPPA,
     }
 
 
@@ -228,7 +260,11 @@ def measure(rows: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.9
         and their ``_ci``), ``kappa`` (``rating``, ``orientation``), ``majority_baseline``
         (the accuracy of always giving the most common expected value), ``intervals``
         (``[low, high]`` per accuracy, the level, resamples, seed and unit), ``confusion``
-        (``orientation`` and ``rating``: expected -> given -> count) and ``files``.
+        (``orientation`` and ``rating``: expected -> given -> count) and ``files``; then
+        ``groups`` (``verbatim`` and ``paraphrased``, those present: ``kinds``, ``n``, the two
+        accuracies and their ``_ci``, ``kappa``, ``majority_baseline``), ``usable`` (the
+        paraphrased kinds' orientation kappa reaches ``usable_threshold``,
+        :data:`USABLE_ORIENTATION_KAPPA`; false when they were not judged).
     """
     return [_judge_record(group, n_resamples, confidence, seed)
             for _, group in rows.groupby("judge", sort=False)]
@@ -244,12 +280,17 @@ def _fmt(value: float | None, ci: list | None = None) -> str:
 
 
 def check_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The records as one table: per judge a row ``all``, then one per kind (accuracies, kappa on ``all``)."""
+    """The records as one table: per judge a row ``all``, one per group of kinds (``verbatim``,
+    ``paraphrased``; with their kappas), then one per kind."""
     out = []
     for rec in records:
         out.append({"judge": rec["judge"], "kind": "all", "n": rec["n_rows"], "unparsed": rec["n_unparsed"],
                     "rating_accuracy": rec["rating_accuracy"], "orientation_accuracy": rec["orientation_accuracy"],
                     "rating_kappa": rec["kappa"]["rating"], "orientation_kappa": rec["kappa"]["orientation"]})
+        for group, g in rec.get("groups", {}).items():
+            out.append({"judge": rec["judge"], "kind": group, "n": g["n"], "rating_accuracy": g["rating_accuracy"],
+                        "orientation_accuracy": g["orientation_accuracy"], "rating_kappa": g["kappa"]["rating"],
+                        "orientation_kappa": g["kappa"]["orientation"]})
         for kind, k in rec["per_kind"].items():
             out.append({"judge": rec["judge"], "kind": kind, "n": k["n"], "rating_accuracy": k["rating_accuracy"],
                         "orientation_accuracy": k["orientation_accuracy"]})
@@ -272,14 +313,62 @@ def format_check(records: list[dict[str, Any]]) -> str:
                 f"kappa {_fmt(rec['kappa']['orientation'])}  (always the commonest label: "
                 f"{_fmt(rec['majority_baseline']['orientation'])})",
                 f"  [{level}s, clips resampled]"]
+        head += _group_lines(rec)
         kinds = pd.DataFrame([{"kind": k, "n": v["n"], "rating": _fmt(v["rating_accuracy"]),
                                "orientation": _fmt(v["orientation_accuracy"])} for k, v in rec["per_kind"].items()])
         conf = pd.DataFrame(rec["confusion"]["orientation"]).T
         blocks.append("\n".join(head) + "\n\n" + _indent(kinds.to_string(index=False))
                       + "\n\n  orientation, expected (rows) x given (columns):\n" + _indent(conf.to_string()))
     note = ("Accuracy counts an unreadable rating or orientation as wrong; '-': not checked for that kind. "
-            "Kappa 0 is chance agreement with the expected labels.")
-    return "\n\n".join(blocks) + "\n\n" + note
+            "Kappa 0 is chance agreement with the expected labels. A judge is usable only when its orientation "
+            f"kappa on the paraphrased kinds is {USABLE_ORIENTATION_KAPPA} or more (the verbatim kinds are the "
+            "designed answers word for word: a text matcher gets them right).")
+    warned = judge_check_warnings(records)
+    return "\n\n".join(blocks) + "\n\n" + note + ("\n\n" + "\n".join(warned) if warned else "")
+
+
+def _group_lines(rec: dict[str, Any]) -> list[str]:
+    """The verbatim and paraphrased groups' lines of :func:`format_check`, and the verdict on usability."""
+    lines = []
+    for group, g in rec.get("groups", {}).items():
+        lines.append(f"  {group} kinds ({len(g['kinds'])}, {g['n']} rows): "
+                     f"rating {_fmt(g['rating_accuracy'], g['rating_accuracy_ci'])} "
+                     f"kappa {_fmt(g['kappa']['rating'])}; "
+                     f"orientation {_fmt(g['orientation_accuracy'], g['orientation_accuracy_ci'])} "
+                     f"kappa {_fmt(g['kappa']['orientation'])}")
+    if "usable" in rec:
+        lines.append(f"  usable (paraphrased orientation kappa >= {rec['usable_threshold']}): "
+                     f"{'yes' if rec['usable'] else 'no'}")
+    return lines
+
+
+def judge_check_warnings(records: list[dict[str, Any]], threshold: float = USABLE_ORIENTATION_KAPPA) -> list[str]:
+    """One warning per judge whose orientation kappa on the paraphrased controls is below ``threshold``.
+
+    A judge whose check had no paraphrased controls is named too: nothing shows it usable.
+
+    Args:
+        records: :func:`measure`'s records (or those of ``judge_check.json``).
+        threshold: The least orientation kappa on the paraphrased kinds.
+
+    Returns:
+        Sentences naming the judge and its kappa; empty when every judge reaches the threshold.
+
+    >>> judge_check_warnings([{"judge": "J", "groups": {"paraphrased": {"kappa": {"orientation": 0.12}}}},
+    ...                       {"judge": "K", "groups": {"paraphrased": {"kappa": {"orientation": 0.8}}}}])
+    ['Warning: judge J is not usable: its orientation kappa on the paraphrased controls is 0.12, below 0.4; its Table II and Figure 2 numbers say little about the ALLMs.']
+    """
+    out = []
+    for rec in records:
+        kappa = rec.get("groups", {}).get("paraphrased", {}).get("kappa", {}).get("orientation")
+        if kappa is None:
+            out.append(f"Warning: judge {rec['judge']} has no orientation kappa on the paraphrased controls "
+                       "(none were judged, or they cannot be scored), so nothing shows it usable.")
+        elif kappa < threshold:
+            out.append(f"Warning: judge {rec['judge']} is not usable: its orientation kappa on the paraphrased "
+                       f"controls is {kappa:.2f}, below {threshold}; its Table II and Figure 2 numbers say little "
+                       "about the ALLMs.")
+    return out
 
 
 def _indent(text: str) -> str:
@@ -301,56 +390,6 @@ def write_check_report(records: list[dict[str, Any]], out_dir: str | os.PathLike
     return paths
 
 
-def write_controls(clips: list[int] | None, data_dir: str | os.PathLike[str] | None,
-                   out_dir: str | os.PathLike[str]) -> Path:
-    """Build the control table of ``clips`` (all 80 when ``None``) and write ``OUT_DIR/judge-check.csv``."""
-    return write_csv(build_controls(data_dir, clips), Path(out_dir) / f"{CONTROLS_STEM}.csv")
-
-
-def check_judges(
-    specs: Sequence[ModelSpec],
-    clips: list[int] | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
-    store: str | os.PathLike[str] | None = None,
-    out_dir: str | os.PathLike[str] = RunLayout(PROCESSED_DIR).check_dir,
-    sampling: SamplingConfig | None = None,
-    structured: str | None = None,
-    max_explanation_chars: int | None = None,
-    reask: bool = True,
-    chunk_size: int = 256,
-    progress: bool = True,
-    n_resamples: int = 2000,
-    seed: int | None = 0,
-) -> dict[str, Any]:
-    """The judge check with some judges, in this process: build, judge, measure, report.
-
-    Writes the control table (``judge-check.csv``), each judge's judged control table
-    (``judge-check__KEY.csv`` and ``.parquet``) and the report (:func:`write_check_report`)
-    in ``out_dir``. A run configuration's check runs each judge in its own process instead
-    (:func:`jasco_utils.pipeline.run_judge_check`).
-
-    Args:
-        specs: The judges.
-        clips: Clip ids (all 80 when ``None``); each gets one instruction and six controls.
-        data_dir: The dataset folder.
-        store: The call store (default ``data/processed/calls.sqlite``).
-        out_dir: Where the tables and the report go (default ``data/processed/judge_check``).
-        sampling, structured, max_explanation_chars, reask, chunk_size, progress: As
-            :func:`jasco_utils.judging.run.judge_outputs`.
-        n_resamples, seed: The intervals' bootstrap (:func:`measure`).
-
-    Returns:
-        ``records`` (:func:`measure`), ``runs`` (each judge's counts) and the written ``paths``.
-    """
-    controls = write_controls(clips, data_dir, out_dir)
-    runs = [judge_controls(spec, controls, out_dir, store or DEFAULT_STORE, sampling=sampling, structured=structured,
-                           max_explanation_chars=max_explanation_chars, reask=reask, chunk_size=chunk_size,
-                           progress=progress) for spec in specs]
-    records = measure(read_checked([r.paths[0] for r in runs]), n_resamples=n_resamples, seed=seed)
-    paths = [controls, *(p for r in runs for p in r.paths), *write_check_report(records, out_dir)]
-    return {"records": records, "runs": runs, "paths": paths}
-
-
 def run_check_report(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str],
                      n_resamples: int = 2000, seed: int | None = 0, title: str | None = None) -> dict[str, Any] | None:
     """The analysis notebook's judge check: measure ``RUN_DIR/judge_check``'s judged tables, write the report.
@@ -359,22 +398,34 @@ def run_check_report(run_dir: str | os.PathLike[str], figures_dir: str | os.Path
         ``records``, ``table`` (:func:`check_table`) and the written ``paths`` (in
         ``figures_dir``); ``None`` when the run has no judged control tables.
     """
-    files = judged_files(RunLayout(run_dir).check_dir)
-    if not files:
+    run = Run(run_dir)
+    if not run.judge_check_files():
         return None
-    records = measure(read_checked(files), n_resamples=n_resamples, seed=seed)
+    records = measure(run.judge_check(), n_resamples=n_resamples, seed=seed)
     return {"records": records, "table": check_table(records),
             "paths": write_check_report(records, figures_dir, title=title)}
 
 
 def check_footnote(run_dir: str | os.PathLike[str]) -> str:
     """One sentence for Table II: each judge's accuracies on the run's judge check ("" when none ran)."""
-    files = judged_files(RunLayout(run_dir).check_dir)
-    if not files:
+    run = Run(run_dir)
+    if not run.judge_check_files():
         return ""
-    records = measure(read_checked(files), n_resamples=0)
+    records = measure(run.judge_check(), n_resamples=0)
     parts = [f"{r['judge']} rating {_fmt(r['rating_accuracy'])}, orientation {_fmt(r['orientation_accuracy'])}"
-             f" (kappa {_fmt(r['kappa']['rating'])}, {_fmt(r['kappa']['orientation'])})" for r in records]
+             f" (kappa {_fmt(r['kappa']['rating'])}, {_fmt(r['kappa']['orientation'])})" + _paraphrased_note(r)
+             for r in records]
     n = max(r["n_clips"] for r in records)
+    warned = judge_check_warnings(records)
     return (f"Judge check (control answers with known labels, {n} clips; accuracy, Cohen's kappa): "
-            + "; ".join(parts) + ".")
+            + "; ".join(parts) + "." + ("".join(" " + w for w in warned)))
+
+
+def _paraphrased_note(rec: dict[str, Any]) -> str:
+    """``, paraphrased kinds: rating ..., orientation ... (kappa ..., ...), usable`` for a footnote."""
+    g = rec.get("groups", {}).get("paraphrased")
+    if not g:
+        return ""
+    return (f"; paraphrased kinds: rating {_fmt(g['rating_accuracy'])}, orientation {_fmt(g['orientation_accuracy'])}"
+            f" (kappa {_fmt(g['kappa']['rating'])}, {_fmt(g['kappa']['orientation'])}), "
+            + ("usable" if rec.get("usable") else "not usable"))

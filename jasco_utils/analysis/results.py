@@ -38,9 +38,10 @@ from jasco_utils.analysis.report import (
     write_provenance,
     write_table2,
 )
-from jasco_utils.analysis.scoring import read_judged_files, scores_from_rows
+from jasco_utils.analysis.scoring import scores_from_rows
 from jasco_utils.io import atomic_open, write_csv
 from jasco_utils.paths import ORIGINAL_SUFFIX, RunLayout, dataset_dir
+from jasco_utils.run import Run
 
 
 class RunDescription(Protocol):
@@ -73,7 +74,8 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
     layout = RunLayout(run_dir)
     figures_dir = Path(figures_dir or layout.figures_dir)
     judged = layout.judged_files() if judged is None else [p for p in judged if not p.name.endswith(ORIGINAL_SUFFIX)]
-    rows = read_judged_files(judged)
+    run = Run(run_dir)
+    rows = run.scored(judged)
     scores = scores_from_rows(rows)
     table = table2(scores)
     footnote = judge_check.check_footnote(run_dir)
@@ -82,9 +84,8 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
     with atomic_open(figures_dir / "scores.json", "w", encoding="utf-8") as fh:
         json.dump(json.loads(scores.to_json(orient="records")), fh, indent=2)
     paths.append(figures_dir / "scores.json")
-    frames = [pd.read_csv(p, keep_default_na=False) for p in judged]
-    judged_all = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    outputs = [pd.read_csv(p, keep_default_na=False) for p in layout.output_files()]
+    judged_all = run.judged(files=judged) if judged else pd.DataFrame()
+    outputs = [g for _, g in run.outputs().groupby("model", sort=False)] if layout.output_files() else []
     facts = {
         "configuration": config.name,
         "configuration_file": str(config.path),
@@ -125,7 +126,7 @@ def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLi
         ``best_of_k``, ``mean_vs_best``, ``wording``, ``unsolved``.
     """
     figures_dir = Path(figures_dir or RunLayout(run_dir).figures_dir)
-    rows = read_judged_files(RunLayout(run_dir).judged_files())
+    rows = Run(run_dir).scored()
     out: dict[str, Any] = {"paths": []}
 
     def save(fig, name: str) -> None:

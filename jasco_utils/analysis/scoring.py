@@ -31,13 +31,11 @@ from jasco_utils.analysis.metrics import (
     score_keys,
     score_rows,
 )
-from jasco_utils.data.manifest import check_rows, instruction_index
+from jasco_utils.data.manifest import check_rows, clip_ids, instruction_index
 from jasco_utils.io import TableError, line_of, lines_text, read_table_checked
-from jasco_utils.judging.parsing import read_verdict
+from jasco_utils.judging.parsing import ORIGINAL_OUTPUT_COLUMN, read_verdict
 from jasco_utils.paths import JUDGED_SEP, judged_files
 
-#: The column holding the judge's raw answer in the original layout.
-ORIGINAL_OUTPUT_COLUMN = "llama3_extract"
 #: Columns that identify this project's layout.
 PROJECT_REQUIRED: tuple[str, ...] = ("id", "prompt", "model", "judge", "judge_output")
 #: Columns the original layout must have.
@@ -146,7 +144,7 @@ def read_judged(
         {
             "model": df["model"].to_numpy(),
             "judge": df["judge"].to_numpy(),
-            "id": df["id"].astype(int).to_numpy(),
+            "id": clip_ids(df["id"]).to_numpy(),
             "instruction": df["prompt"].map(instruction_index).astype(int).to_numpy() + 1,
             "rating": parsed["rating"].to_numpy(),
             "orientation": parsed["orientation"].to_numpy(),

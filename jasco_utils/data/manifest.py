@@ -162,6 +162,15 @@ def check_rows(df: pd.DataFrame, path: str | os.PathLike[str], what: str = "tabl
         raise TableError(f"{path}: {what} is malformed:\n  " + "\n  ".join(problems))
 
 
+def clip_ids(ids: pd.Series) -> pd.Series:
+    """A checked table's ``id`` column as whole numbers (:func:`check_rows` accepts ``1.0`` for clip 1).
+
+    >>> clip_ids(pd.Series(["1", "2.0", 3])).tolist()
+    [1, 2, 3]
+    """
+    return pd.to_numeric(ids).astype(int)
+
+
 def format_clip_list(clips: list[int]) -> str:
     """Clip ids as the ``--clips`` flag takes them, runs joined.
 

@@ -241,6 +241,52 @@ def infer_table(
     )
 
 
+def _read_jsonl_answers(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """A JSONL file of answers as a table, with each row's line number.
+
+    Raises:
+        TableError: Naming the line: not UTF-8, not JSON, not an object, a field that is not text,
+            an instruction that is not 1..8.
+    """
+    records = []
+    if not path.is_file():
+        raise TableError(f"{path}: no such answers file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise TableError(f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x}); "
+                         "re-save the file as UTF-8") from None
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TableError(f"{path}: line {n}: not JSON ({e.msg}); each line holds one JSON object") from None
+        if not isinstance(obj, dict):
+            raise TableError(f"{path}: line {n}: a JSON {type(obj).__name__}, not an object; each line holds one "
+                             'object such as {"id": 1, "instruction": 1, "allm_output": "..."}')
+        for key in ("allm_output", "prompt"):
+            if key in obj and not isinstance(obj[key], str):
+                raise TableError(f"{path}: line {n}, field {key!r}: a JSON {type(obj[key]).__name__}, not text")
+        if "prompt" not in obj and "instruction" in obj:
+            try:
+                obj["prompt"] = INSTRUCTIONS[int(obj["instruction"]) - 1]
+            except (ValueError, IndexError):
+                raise TableError(f"{path}: line {n}: instruction {obj['instruction']!r} is not 1..8") from None
+        records.append({**obj, "_line": n})
+    df = pd.DataFrame(records)
+    line_no = df.get("_line", pd.Series(dtype=int)).tolist()
+    return df, line_no
+
+
+#: The longest imported answer accepted, in bytes of UTF-8 (an ALLM's answer is a few sentences;
+#: the judge prompt carries it whole, so a runaway one would fill the judge's context).
+MAX_IMPORTED_ANSWER_BYTES = 100_000
+
+
 def import_outputs(
     manifest: pd.DataFrame, path: str | os.PathLike[str], model: str | None = None, skip_clips: set[int] = frozenset(),
 ) -> pd.DataFrame:
@@ -249,46 +295,16 @@ def import_outputs(
     Reads a CSV (the original ``example.csv`` layout, or any table with ``id``, ``prompt``
     and ``allm_output``) or JSONL (one object per line with ``id``, ``allm_output`` and
     either ``prompt`` or ``instruction``, 1-8). Every manifest row must get exactly one
-    non-empty answer. Answers for ``skip_clips`` (clips of a larger manifest left out by
+    non-empty answer of at most :data:`MAX_IMPORTED_ANSWER_BYTES`. Answers for ``skip_clips`` (clips of a larger manifest left out by
     ``--clips``/``--limit``) are passed over.
 
     Raises:
         TableError: Listing the offending rows: missing or duplicated (clip, instruction)
-            pairs, ids or instructions that are not in the manifest, empty answers.
+            pairs, ids or instructions that are not in the manifest, empty or oversized answers.
     """
     path = Path(path)
     if path.suffix == ".jsonl":
-        records = []
-        if not path.is_file():
-            raise TableError(f"{path}: no such answers file")
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = raw[: e.start].count(b"\n") + 1
-            raise TableError(f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x}); "
-                             "re-save the file as UTF-8") from None
-        for n, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TableError(f"{path}: line {n}: not JSON ({e.msg}); each line holds one JSON object") from None
-            if not isinstance(obj, dict):
-                raise TableError(f"{path}: line {n}: a JSON {type(obj).__name__}, not an object; each line holds one "
-                                 'object such as {"id": 1, "instruction": 1, "allm_output": "..."}')
-            for key in ("allm_output", "prompt"):
-                if key in obj and not isinstance(obj[key], str):
-                    raise TableError(f"{path}: line {n}, field {key!r}: a JSON {type(obj[key]).__name__}, not text")
-            if "prompt" not in obj and "instruction" in obj:
-                try:
-                    obj["prompt"] = INSTRUCTIONS[int(obj["instruction"]) - 1]
-                except (ValueError, IndexError):
-                    raise TableError(f"{path}: line {n}: instruction {obj['instruction']!r} is not 1..8") from None
-            records.append({**obj, "_line": n})
-        df = pd.DataFrame(records)
-        line_no = df.get("_line", pd.Series(dtype=int)).tolist()
+        df, line_no = _read_jsonl_answers(path)
     else:
         df = read_csv_checked(path, what="ALLM outputs")
         line_no = [line_of(i, path) for i in df.index]
@@ -317,6 +333,10 @@ def import_outputs(
             seen[pair] = line_no[i]
         if answer is None or (isinstance(answer, float) and pd.isna(answer)) or not str(answer).strip():
             problems.append(f"{where}: empty allm_output")
+        elif len(str(answer).encode("utf-8")) > MAX_IMPORTED_ANSWER_BYTES:
+            problems.append(f"{where}: allm_output is {len(str(answer).encode('utf-8')) / 1e3:.0f} kB, over the "
+                            f"{MAX_IMPORTED_ANSWER_BYTES // 1000} kB an answer may hold (an answer to one instruction "
+                            "is a few sentences: is the column shifted, or a transcript or log pasted in?)")
     unanswered = want - set(seen)
     answered_clips = {c for c, _ in seen}
     absent = sorted({c for c, _ in unanswered} - answered_clips)

@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jasco_utils.config import ModelSpec
-from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows, select_clips
+from jasco_utils.config import ModelSpec, resolve_generate
+from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows, clip_ids, select_clips
 from jasco_utils.io import prepare_target, read_csv_checked, write_pair
-from jasco_utils.models import SamplingConfig, make_backend
+from jasco_utils.models import make_backend
 from jasco_utils.models.runner import CallStats
 from jasco_utils.models.store import Store
 from jasco_utils.paths import DEFAULT_STORE, PROCESSED_DIR, RunLayout
@@ -73,7 +73,6 @@ def answer_manifest(
     out: str | os.PathLike[str] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     store: str | os.PathLike[str] = DEFAULT_STORE,
-    sampling: SamplingConfig | None = None,
     audio_mode: str = "audio",
     chunk_size: int = 64,
     progress: bool = True,
@@ -83,12 +82,12 @@ def answer_manifest(
     """Answer every row of a manifest with one ALLM and write its outputs table (CSV and Parquet).
 
     Args:
-        spec: The ALLM (``engine`` a model engine, ``cascade`` or ``import``).
+        spec: The ALLM (``engine`` a model engine, ``cascade`` or ``import``; ``generate``
+            how it answers: default greedy, seed 0, 512 tokens).
         manifest: The manifest CSV (``jasco manifest``).
         out: The outputs table (default ``data/processed/outputs/KEY.csv``).
         data_dir: Where clips are found when a row's ``audio`` is not a file.
         store: The call store (cache and resume).
-        sampling: Sampling settings (default greedy, seed 0, the spec's ``max_tokens`` or 512).
         audio_mode: ``audio``, ``silence`` or ``speech_masked`` (ablations; model engines only).
         chunk_size: Rows per engine call.
         progress: Show progress bars.
@@ -107,14 +106,14 @@ def answer_manifest(
         infer_table,
     )
 
-    spec.check()
+    spec = resolve_generate(spec.check())
+    sampling = spec.generate.sampling()
     full = read_manifest(manifest)
     rows = select_clips(full, clips, limit, str(manifest))
     out = prepare_target(Path(out) if out else RunLayout(PROCESSED_DIR).output_path(spec.key))
-    sampling = sampling or SamplingConfig(max_tokens=spec.max_tokens or 512)
     run = InferRun(spec, out)
     if spec.engine == "import":
-        skipped = set(full["id"].astype(int)) - set(rows["id"].astype(int))
+        skipped = set(clip_ids(full["id"])) - set(clip_ids(rows["id"]))
         df = import_outputs(rows, spec.path, model=spec.name, skip_clips=skipped)
     elif spec.engine == "cascade":
         from jasco_utils.inference.cascade import cascade_table, transcript_wer

@@ -5,7 +5,8 @@ and Figure 2 are only as good as its ratings and orientations. The dataset makes
 check possible: every clip ships a designed correct answer, an audio-oriented answer and a
 speech-oriented answer, and the judge prompt states rules for answers that describe
 without inferring and for answers that are too general. :func:`build_controls` turns a set
-of clips into six control answers per clip, each with the label the prompt's rules give it:
+of clips into ten control answers per clip, each with the label the prompt's rules give it.
+Six are *verbatim* (:data:`VERBATIM_KINDS`: the dataset's own texts, or fixed ones):
 
 - ``reference``: the clip's correct answer (``tgt_text``); rating 2, orientation Both;
 - ``audio_only``: the clip's audio-oriented answer; rating 0, Audio;
@@ -22,29 +23,45 @@ general such as 'talking to someone'" scores 0; another clip's answer is "comple
 misaligned". Clip ``k`` is asked instruction ``((k - 1) mod 8) + 1``, so a set of clips uses
 all eight instructions.
 
+Four are *paraphrased* (:data:`PARAPHRASED_KINDS`), written for the project and shipped in
+``judging/data/paraphrases.csv`` (derived from the dataset, CC BY-NC 4.0; its README gives
+each label's reasons): a judge that matches text against the designed answers gets the
+verbatim kinds right trivially, so only these say whether it reads meaning:
+
+- ``reference_paraphrase``: the correct answer reworded, keyword meaning kept; 2, Both;
+- ``audio_only_paraphrase``: the audio-oriented answer reworded; 0, Audio;
+- ``speech_only_paraphrase``: the speech-oriented answer reworded; 0, Speech;
+- ``both_separate``: one inference from the sound and one from the speech, side by side,
+  without the joint one; 1, Both (Score1: "based on both ... not the most possible").
+
+Each paraphrase row records the SHA-256 of the designed answers it rewords
+(:func:`design_digest`), so a manifest whose answers differ is refused rather than checked
+against the wrong labels; ``kinds=VERBATIM_KINDS`` builds the verbatim kinds alone.
+
 A control table is an outputs table (:data:`~jasco_utils.data.manifest.MANIFEST_COLUMNS`
 with ``allm_output`` filled, ``model`` = :data:`CONTROL_MODEL`) plus :data:`CONTROL_COLUMNS`.
-:func:`judge_controls` rates one with one judge through the normal judging path
-(:func:`jasco_utils.judging.judge.judge_table`: same prompts, store, cache and progress)
+:func:`jasco_utils.judging.run.judge_controls` rates one with one judge through the normal judging path
+(:func:`jasco_utils.judging.run.judge_rows`: same prompts, settings, store, cache and progress)
 and writes the judged control table; :mod:`jasco_utils.analysis.judge_check` measures it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from jasco_utils.config import ModelSpec
 from jasco_utils.data.manifest import (
     INSTRUCTIONS,
     MANIFEST_COLUMNS,
     build_manifest,
+    clip_ids,
     instruction_index,
 )
-from jasco_utils.io import TableError, line_of, make_folder, read_table_checked, write_pair
-from jasco_utils.judging.judge import judge_table
+from jasco_utils.io import TableError, line_of, read_table_checked
 from jasco_utils.judging.parsing import (
     AUDIO,
     BOTH,
@@ -53,11 +70,7 @@ from jasco_utils.judging.parsing import (
     RATINGS,
     SPEECH,
 )
-from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, structured_output
-from jasco_utils.judging.run import JudgeRun
-from jasco_utils.models import SamplingConfig, check_structured, make_backend
-from jasco_utils.models.store import Store
-from jasco_utils.paths import judged_name
+from jasco_utils.paths import PACKAGE_DIR
 
 #: The ALLM name of a control table's rows.
 CONTROL_MODEL = "judge-check"
@@ -67,8 +80,8 @@ CONTROL_COLUMNS: tuple[str, ...] = ("control_kind", "expected_rating", "expected
 GENERIC_ANSWER = "They are talking to someone."
 #: The description-only answer: the judge prompt's own example, filled with the clip's sound and speech.
 DESCRIPTION_TEMPLATE = 'The audio clip contains the sound of {audio_sound}. The speaker says "{spoken_text}".'
-#: Control kind -> (expected rating, expected orientation or ``None`` where not checked).
-CONTROL_KINDS: dict[str, tuple[int, str | None]] = {
+#: Verbatim control kind -> (expected rating, expected orientation or ``None`` where not checked).
+VERBATIM_KINDS: dict[str, tuple[int, str | None]] = {
     "reference": (2, BOTH),
     "audio_only": (0, AUDIO),
     "speech_only": (0, SPEECH),
@@ -76,6 +89,22 @@ CONTROL_KINDS: dict[str, tuple[int, str | None]] = {
     "generic": (0, None),
     "other_clip": (0, None),
 }
+#: Paraphrased control kind -> (expected rating, expected orientation); texts in :data:`PARAPHRASES_PATH`.
+PARAPHRASED_KINDS: dict[str, tuple[int, str | None]] = {
+    "reference_paraphrase": (2, BOTH),
+    "audio_only_paraphrase": (0, AUDIO),
+    "speech_only_paraphrase": (0, SPEECH),
+    "both_separate": (1, BOTH),
+}
+#: Every control kind, in the order a control table lists a clip's rows.
+CONTROL_KINDS: dict[str, tuple[int, str | None]] = {**VERBATIM_KINDS, **PARAPHRASED_KINDS}
+#: The groups the judge check reports apart; a judge is called usable on ``paraphrased`` only.
+KIND_GROUPS: dict[str, tuple[str, ...]] = {"verbatim": tuple(VERBATIM_KINDS), "paraphrased": tuple(PARAPHRASED_KINDS)}
+#: The paraphrased controls (one row per clip and kind), shipped in the package.
+PARAPHRASES_PATH = PACKAGE_DIR / "judging" / "data" / "paraphrases.csv"
+#: Its columns.
+PARAPHRASE_COLUMNS: tuple[str, ...] = ("id", "control_kind", "answer", "expected_rating", "expected_orientation",
+                                       "design_sha256")
 #: File name of the control table in a judge-check folder (judged tables are ``CONTROLS_STEM__KEY.csv``).
 CONTROLS_STEM = CONTROL_MODEL
 
@@ -124,21 +153,94 @@ def other_clip_map(answers: dict[int, str]) -> dict[int, int]:
     return {order[i]: order[(i + m) % n] for i in range(n)}
 
 
-def controls_from_manifest(manifest: pd.DataFrame, clips: list[int] | None = None) -> pd.DataFrame:
+def design_digest(row: Mapping[str, object]) -> str:
+    """SHA-256 (16 hex digits) of a clip's designed answers and keywords, as a manifest row holds them.
+
+    >>> design_digest({"tgt_text": "a", "audio_only_target": "b", "speech_only_target": "c", "target_keywords": "k"})
+    'd4a329d04bd6c63b'
+    """
+    blob = "\x1f".join(str(row[c]) for c in ("tgt_text", "audio_only_target", "speech_only_target", "target_keywords"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def read_paraphrases(path: str | os.PathLike[str] = PARAPHRASES_PATH) -> pd.DataFrame:
+    """Read and check the paraphrased controls: :data:`PARAPHRASE_COLUMNS`, one row per clip and kind.
+
+    Each row's kind is one of :data:`PARAPHRASED_KINDS` with that kind's labels, its answer is
+    not empty, and no (clip, kind) appears twice.
+
+    Raises:
+        TableError: Naming the file, line and column at fault.
+    """
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in PARAPHRASE_COLUMNS if c not in df.columns]
+    if missing:
+        raise TableError(f"{path}: lacks column(s) {missing}; a paraphrase file has {list(PARAPHRASE_COLUMNS)}")
+    for i, row in df.iterrows():
+        where = f"{path}: line {line_of(i, path)}"
+        if not (row["id"].isdigit() and 1 <= int(row["id"]) <= 80):
+            raise TableError(f"{where}, column 'id': {row['id']!r} is not a clip id 1..80")
+        if row["control_kind"] not in PARAPHRASED_KINDS:
+            raise TableError(f"{where}, column 'control_kind': {row['control_kind']!r} is not one of "
+                             f"{list(PARAPHRASED_KINDS)}")
+        rating, orientation = PARAPHRASED_KINDS[row["control_kind"]]
+        for col, want in (("expected_rating", str(rating)), ("expected_orientation", orientation or "")):
+            if row[col] != want:
+                raise TableError(f"{where}, column {col!r}: {row[col]!r}; kind {row['control_kind']} expects {want!r}")
+        if not row["answer"].strip():
+            raise TableError(f"{where}, column 'answer': empty")
+    dup = df.duplicated(["id", "control_kind"])
+    if dup.any():
+        i = int(dup.idxmax())
+        raise TableError(f"{path}: line {line_of(i, path)}: clip {df.at[i, 'id']} has kind {df.at[i, 'control_kind']} "
+                         "twice")
+    return df.assign(id=clip_ids(df["id"]))
+
+
+def _paraphrases_for(rows: Mapping[int, pd.Series], kinds: Iterable[str]) -> dict[tuple[int, str], str]:
+    """(clip, kind) -> answer for the paraphrased kinds asked, checked against the clips' designed answers."""
+    kinds = [k for k in kinds if k in PARAPHRASED_KINDS]
+    if not kinds:
+        return {}
+    table = read_paraphrases().set_index(["id", "control_kind"])
+    out = {}
+    for clip, row in rows.items():
+        for kind in kinds:
+            if (clip, kind) not in table.index:
+                raise ValueError(f"{PARAPHRASES_PATH}: no {kind} row for clip {clip}")
+            entry = table.loc[(clip, kind)]
+            if entry["design_sha256"] != design_digest(row):
+                raise ValueError(
+                    f"{PARAPHRASES_PATH}: clip {clip}'s {kind} rewords other designed answers than this manifest's "
+                    f"(design_sha256 {entry['design_sha256']}, the manifest's {design_digest(row)}); the paraphrases "
+                    "are of JASCO v0: build the verbatim kinds alone (kinds=VERBATIM_KINDS)")
+            out[(clip, kind)] = entry["answer"]
+    return out
+
+
+def controls_from_manifest(manifest: pd.DataFrame, clips: list[int] | None = None,
+                           kinds: Iterable[str] | None = None) -> pd.DataFrame:
     """The control table of some clips of a manifest (:func:`jasco_utils.data.manifest.build_manifest`).
 
     Args:
         manifest: Manifest rows (all 8 instructions of each clip used).
         clips: Clip ids (default: every clip of the manifest).
+        kinds: The control kinds (default :data:`CONTROL_KINDS`, all ten).
 
     Returns:
-        Six rows per clip (ascending id), in :data:`CONTROL_KINDS`' order: the manifest's
-        columns with ``allm_output`` filled, ``model`` = :data:`CONTROL_MODEL`, then
+        One row per clip and kind (ascending id; kinds in :data:`CONTROL_KINDS`' order): the
+        manifest's columns with ``allm_output`` filled, ``model`` = :data:`CONTROL_MODEL`, then
         :data:`CONTROL_COLUMNS` (``expected_orientation`` empty where not checked).
 
     Raises:
-        ValueError: A clip is not in the manifest, or :func:`other_clip_map` has no map.
+        ValueError: A clip is not in the manifest, an unknown kind, :func:`other_clip_map` has
+            no map, or a paraphrase is missing or rewords other answers than the manifest's.
     """
+    asked = list(CONTROL_KINDS) if kinds is None else list(kinds)
+    unknown = sorted(set(asked) - set(CONTROL_KINDS))
+    if unknown or not asked:
+        raise ValueError(f"control kinds must be some of {list(CONTROL_KINDS)}, not {unknown or 'none'}")
+    kinds = [k for k in CONTROL_KINDS if k in set(asked)]
     man = manifest.assign(_id=pd.to_numeric(manifest["id"]).astype(int),
                           _k=manifest["prompt"].map(instruction_index))
     have = set(man["_id"])
@@ -147,7 +249,8 @@ def controls_from_manifest(manifest: pd.DataFrame, clips: list[int] | None = Non
     if missing:
         raise ValueError(f"clip(s) {missing} are not in the manifest")
     row_of = {c: man[(man["_id"] == c) & (man["_k"] == instruction_for_clip(c) - 1)].iloc[0] for c in clips}
-    other = other_clip_map({c: row_of[c]["tgt_text"] for c in clips})
+    other = other_clip_map({c: row_of[c]["tgt_text"] for c in clips}) if "other_clip" in kinds else {}
+    paraphrased = _paraphrases_for(row_of, kinds)
     rows = []
     for clip in clips:
         base = {col: row_of[clip][col] for col in MANIFEST_COLUMNS}
@@ -155,22 +258,26 @@ def controls_from_manifest(manifest: pd.DataFrame, clips: list[int] | None = Non
             "reference": base["tgt_text"],
             "audio_only": base["audio_only_target"],
             "speech_only": base["speech_only_target"],
-            "description": DESCRIPTION_TEMPLATE.format(audio_sound=base["audio_sound"], spoken_text=base["spoken_text"]),
+            "description": DESCRIPTION_TEMPLATE.format(audio_sound=base["audio_sound"],
+                                                       spoken_text=base["spoken_text"]),
             "generic": GENERIC_ANSWER,
-            "other_clip": row_of[other[clip]]["tgt_text"],
+            "other_clip": row_of[other[clip]]["tgt_text"] if other else "",
+            **{kind: text for (c, kind), text in paraphrased.items() if c == clip},
         }
-        for kind, (rating, orientation) in CONTROL_KINDS.items():
+        for kind in kinds:
+            rating, orientation = CONTROL_KINDS[kind]
             rows.append({**base, "allm_output": answers[kind], "model": CONTROL_MODEL, "control_kind": kind,
                          "expected_rating": rating, "expected_orientation": orientation or ""})
     return pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, "model", *CONTROL_COLUMNS])
 
 
-def build_controls(data_dir: str | os.PathLike[str] | None = None, clips: list[int] | None = None) -> pd.DataFrame:
+def build_controls(data_dir: str | os.PathLike[str] | None = None, clips: list[int] | None = None,
+                   kinds: Iterable[str] | None = None) -> pd.DataFrame:
     """The control table of some clips (all 80 when ``None``), from the dataset folder.
 
     See :func:`controls_from_manifest`.
     """
-    return controls_from_manifest(build_manifest(data_dir, clips=clips))
+    return controls_from_manifest(build_manifest(data_dir, clips=clips), kinds=kinds)
 
 
 def check_controls(df: pd.DataFrame, source: str = "control table") -> pd.DataFrame:
@@ -221,56 +328,9 @@ def read_controls(path: str | os.PathLike[str]) -> pd.DataFrame:
     return check_controls(df, str(path))
 
 
-def judge_controls(
-    spec: ModelSpec,
-    controls: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    store: str | os.PathLike[str],
-    sampling: SamplingConfig | None = None,
-    structured: str | None = None,
-    max_explanation_chars: int | None = None,
-    reask: bool = True,
-    chunk_size: int = 256,
-    progress: bool = True,
-) -> JudgeRun:
-    """Rate a control table with one judge; write ``CONTROLS__KEY.csv`` and ``.parquet`` in ``out_dir``.
+def write_controls(clips: list[int] | None, data_dir: str | os.PathLike[str] | None,
+                   out_dir: str | os.PathLike[str]) -> Path:
+    """Build the control table of ``clips`` (all 80 when ``None``) and write ``OUT_DIR/judge-check.csv``."""
+    from jasco_utils.io import write_csv
 
-    The rows go through :func:`jasco_utils.judging.judge.judge_table` as any outputs table
-    does (the judge's prompt, the call store, re-ask, progress); the control columns are
-    carried over by row order.
-
-    Args:
-        spec: The judge (its ``template`` picks the prompt).
-        controls: The control table (:func:`build_controls`, written as CSV or Parquet).
-        out_dir: Folder of the judged control tables.
-        store: The call store (cache and resume).
-        sampling: Sampling settings (default greedy, seed 0, the spec's ``max_tokens`` or 1000).
-        structured: ``regex``, ``json`` or ``None``.
-        max_explanation_chars: With ``structured``: bound on each explanation.
-        reask: Re-ask once where the orientation cannot be read.
-        chunk_size: Rows per engine call.
-        progress: Show a progress bar.
-
-    Returns:
-        The paths written and the run's counts.
-    """
-    spec.check()
-    template = spec.template or DEFAULT_JUDGE_TEMPLATE
-    sampling = sampling or SamplingConfig(max_tokens=spec.max_tokens or 1000)
-    table_in = read_controls(controls)
-    bad = table_in.index[table_in["prompt"].map(instruction_index).isna()] if "prompt" in table_in else []
-    if len(bad):
-        raise TableError(f"{controls}: line {line_of(bad[0], controls)}, column 'prompt': not one of the 8 JASCO instructions")
-    check_structured(spec.engine, structured)
-    make_folder(out_dir)
-    constraint = structured_output(structured, template, max_explanation_chars)
-    with Store(store) as st, make_backend(spec.engine, spec.model, **spec.options) as backend:
-        table, stats = judge_table(
-            table_in, backend, st, judge=spec.name, template=template, sampling=sampling, structured=constraint,
-            reask=reask, chunk_size=chunk_size, progress=progress, source=str(controls), whole_clips=False,
-        )
-    for col in CONTROL_COLUMNS:
-        table[col] = table_in[col].to_numpy()
-    run = JudgeRun(spec, stats=stats)
-    run.paths.extend(write_pair(table, Path(out_dir) / judged_name(Path(controls).stem, spec.key, ".csv")))
-    return run
+    return write_csv(build_controls(data_dir, clips), Path(out_dir) / f"{CONTROLS_STEM}.csv")

@@ -33,10 +33,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from jasco_utils.analysis.scoring import ORIGINAL_OUTPUT_COLUMN
 from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
 from jasco_utils.io import TableError, lines_text, write_table
-from jasco_utils.judging.parsing import parse_judgement, read_verdict
+from jasco_utils.judging.parsing import ORIGINAL_OUTPUT_COLUMN, parse_judgement, read_verdict
 from jasco_utils.judging.prompts import (
     DEFAULT_JUDGE_TEMPLATE,
     JUDGE_FIELDS,
@@ -205,6 +204,18 @@ def judge_table(
         failures=main.failures + [f"re-ask: {e}" for e in second.failures],
     )
 
+    rows = _judged_rows(df, conversations, results, reasks, backend, sampling, structured, tpl,
+                        judge or backend.model, stats)
+    table = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *JUDGE_COLUMNS])
+    table["rating"] = table["rating"].astype("Int64")
+    return table, stats
+
+
+def _judged_rows(df: pd.DataFrame, conversations: list, results: list[CallResult], reasks: dict[int, CallResult],
+                 backend: Backend, sampling: SamplingConfig, structured: StructuredOutput | None, tpl, judge: str,
+                 stats: JudgeStats) -> list[dict]:
+    """One judged row per answer: the manifest's columns, the provenance, the verdict (the re-ask
+    fallback applied); counts failed, truncated and unparsed rows into ``stats``."""
     rows = []
     for k, (row, conv, res) in enumerate(zip(df.to_dict(orient="records"), conversations, results)):
         again = reasks.get(k)
@@ -226,7 +237,7 @@ def judge_table(
                 **{c: row.get(c, "") for c in MANIFEST_COLUMNS},
                 "model": row["model"],
                 "allm_status": str(row.get("status") or "ok"),
-                "judge": judge or backend.model,
+                "judge": judge,
                 "judge_model": backend.model,
                 **provenance,
                 "template": tpl.id,
@@ -241,9 +252,7 @@ def judge_table(
                 "judge_messages": json.dumps(conv, ensure_ascii=False),
             }
         )
-    table = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *JUDGE_COLUMNS])
-    table["rating"] = table["rating"].astype("Int64")
-    return table, stats
+    return rows
 
 
 def to_original_layout(judged: pd.DataFrame) -> pd.DataFrame:

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 #: The orientation classes, as reported.
 AUDIO, SPEECH, BOTH, NEITHER = "Audio", "Speech", "Both", "Neither"
 ORIENTATIONS: tuple[str, ...] = (AUDIO, SPEECH, BOTH, NEITHER)
+#: The column holding the judge's raw answer in the original ``eval.py`` layout.
+ORIGINAL_OUTPUT_COLUMN = "llama3_extract"
 #: Valid ratings.
 RATINGS: tuple[int, ...] = (0, 1, 2)
 

@@ -1,6 +1,6 @@
 """The JASCO judge prompts as versioned template files, loaded by name.
 
-Templates live in ``jasco_utils/prompts/<name>_v<version>.txt`` and are filled with
+Templates live in ``jasco_utils/judging/templates/<name>_v<version>.txt`` and are filled with
 :py:meth:`str.format`, exactly as the original evaluation script of Wang et al.
 (arXiv:2409.14526, repository ``BenoitWang/What_Are_They_Doing``, ``evaluation/eval.py``)
 fills its prompt strings, so rendering reproduces the texts it sent byte for byte.

@@ -32,6 +32,7 @@ ENGINES: dict[str, str] = {
     "vllm": "jasco_utils.models.vllm_backend:VLLMBackend",
     "openai": "jasco_utils.models.openai_backend:OpenAIBackend",
     "embedded": "jasco_utils.models.embedded:EmbeddedBackend",
+    "reference": "jasco_utils.models.reference:ReferenceBackend",
 }
 
 
@@ -113,22 +114,61 @@ def engine_options(engine: str) -> dict[str, EngineOption]:
     return out
 
 
-def check_options(engine: str, options: dict[str, Any]) -> None:
-    """Refuse options an engine's backend does not take.
+def _options_model(engine: str):
+    """A pydantic model of a backend's keywords, from its constructor's type hints (cached)."""
+    from pydantic import ConfigDict, create_model
 
-    A backend may take more than its named keywords (vLLM takes every engine argument of
-    ``vllm.EngineArgs``): its ``extra_options()`` names them.
+    if engine not in _OPTION_MODELS:
+        cls = backend_class(engine)
+        hints = typing.get_type_hints(cls.__init__)
+        fields = {p.name: (hints.get(p.name, Any), None if p.default is p.empty else p.default)
+                  for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+                  if p.name != "model" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        _OPTION_MODELS[engine] = create_model(f"{cls.__name__}Options", __config__=ConfigDict(extra="allow"), **fields)
+    return _OPTION_MODELS[engine]
+
+
+_OPTION_MODELS: dict[str, Any] = {}
+
+
+def option_problems(engine: str, options: dict[str, Any]) -> list[str]:
+    """What is wrong with an engine's options, each naming the option: a key the backend does
+    not take (with those it does), or a value its constructor's type hints refuse.
+
+    A backend may take more than its named keywords (vLLM takes every field of
+    ``vllm.EngineArgs``, read without starting vLLM): its ``extra_options()`` names them.
+
+    >>> option_problems("embedded", {"n_ctx": "big", "n_ctxx": 1})
+    ["engine embedded takes no option(s) ['n_ctxx']; it takes ['n_ctx', 'revision', 'threads']", "option n_ctx must be an integer, not 'big'"]
+    """
+    from pydantic import ValidationError
+
+    cls = backend_class(engine)
+    named = sorted(engine_options(engine))
+    extra = cls.extra_options() if set(options) - set(named) else ()
+    unknown = sorted(set(options) - set(named) - set(extra))
+    out = []
+    if unknown:
+        more = " (and any other argument of vllm.EngineArgs)" if extra else ""
+        out.append(f"engine {engine} takes no option(s) {unknown}; it takes {named}{more}")
+    try:
+        _options_model(engine).model_validate({k: v for k, v in options.items() if k in named})
+    except ValidationError as e:
+        from jasco_utils.config import describe_errors
+
+        out += [f"option {p}" for p in describe_errors(e)]
+    return out
+
+
+def check_options(engine: str, options: dict[str, Any]) -> None:
+    """Refuse options an engine's backend does not take, or values of the wrong type.
 
     Raises:
-        ValueError: Naming the unknown keys and listing the accepted ones.
+        ValueError: Naming the unknown keys and listing the accepted ones (see :func:`option_problems`).
     """
-    cls = backend_class(engine)
-    accepted = set(engine_options(engine)) | set(cls.extra_options())
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        named = sorted(engine_options(engine))
-        more = " (and any other argument of vllm.EngineArgs)" if cls.extra_options() else ""
-        raise ValueError(f"engine {engine} takes no option(s) {unknown}; it takes {named}{more}")
+    problems = option_problems(engine, options)
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def check_structured(engine: str, kind: str | None, who: str = "") -> None:
@@ -166,5 +206,5 @@ def make_backend(engine: str, model: str | None = None, **options: Any) -> Backe
 
 __all__ = [
     "ENGINES", "Backend", "check_structured", "EngineError", "EngineOption", "Response", "SamplingConfig", "StructuredOutput",
-    "backend_class", "check_options", "default_model", "engine_options", "make_backend", "request_key",
+    "backend_class", "check_options", "option_problems", "default_model", "engine_options", "make_backend", "request_key",
 ]

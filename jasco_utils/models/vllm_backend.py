@@ -25,9 +25,11 @@ process is the reliable way.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from jasco_utils.models.base import (
@@ -122,14 +124,12 @@ class VLLMBackend(Backend):
 
     @classmethod
     def extra_options(cls) -> tuple[str, ...]:
-        """Every field of ``vllm.EngineArgs`` (none when vLLM is not installed)."""
-        try:
-            import dataclasses
+        """Every field of ``vllm.EngineArgs`` (none when vLLM is not installed).
 
-            from vllm.engine.arg_utils import EngineArgs
-        except ImportError:
-            return ()
-        return tuple(f.name for f in dataclasses.fields(EngineArgs) if not f.name.startswith("_"))
+        Read from vLLM's source without importing it (importing vLLM takes seconds), so a
+        configuration is checked at once; the import is the fallback.
+        """
+        return _engine_arg_names()
 
     @property
     def engine_version(self) -> str:
@@ -261,3 +261,33 @@ def _text_content(message: Message, index: int) -> Any:
         raise EngineError(f"vllm: conversation {index} holds a {other[0]!r} part; chat_format='original' "
                           "sends text only, as the original script did: use chat_format='chat' for audio")
     return "\n".join(p.get("text", "") for p in content)
+
+
+@functools.cache
+def _engine_arg_names() -> tuple[str, ...]:
+    """The fields of ``vllm.EngineArgs``: from the class's annotations in vLLM's source, else by import."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("vllm")
+    if spec is None:
+        return ()
+    for folder in spec.submodule_search_locations or ():
+        try:
+            tree = ast.parse((Path(folder) / "engine" / "arg_utils.py").read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == "EngineArgs":
+                names = tuple(n.target.id for n in node.body if isinstance(n, ast.AnnAssign)
+                              and isinstance(n.target, ast.Name) and not n.target.id.startswith("_")
+                              and "ClassVar" not in ast.unparse(n.annotation))
+                if names:
+                    return names
+    try:
+        import dataclasses
+
+        from vllm.engine.arg_utils import EngineArgs
+    except ImportError:
+        return ()
+    return tuple(f.name for f in dataclasses.fields(EngineArgs) if not f.name.startswith("_"))

@@ -20,9 +20,11 @@ from judged_tables import make_rows, project_layout_file
 
 from jasco_utils.analysis.bootstrap import resample_indices
 from jasco_utils.analysis.judge_check import (
+    USABLE_ORIENTATION_KAPPA,
     check_footnote,
     check_table,
     format_check,
+    judge_check_warnings,
     measure,
     read_checked,
     write_check_report,
@@ -36,6 +38,10 @@ from jasco_utils.io import TableError
 from jasco_utils.paths import PROJECT_ROOT
 
 KINDS = ["reference", "audio_only", "speech_only", "description", "generic", "other_clip"]
+PARA_KINDS = ["reference_paraphrase", "audio_only_paraphrase", "speech_only_paraphrase", "both_separate"]
+ALL_KINDS = KINDS + PARA_KINDS
+PARA_EXPECTED = {"reference_paraphrase": (2, "Both"), "audio_only_paraphrase": (0, "Audio"),
+                 "speech_only_paraphrase": (0, "Speech"), "both_separate": (1, "Both")}
 EXPECTED = {"reference": (2, "Both"), "audio_only": (0, "Audio"), "speech_only": (0, "Speech"),
             "description": (0, "Neither"), "generic": (0, ""), "other_clip": (0, "")}
 LABEL = {"Both": "Good", "Audio": "Audio-Oriented", "Speech": "Speech-Oriented", "Neither": "Neither"}
@@ -60,11 +66,11 @@ GIVEN = {1: [(2, "Both"), (0, "Audio"), (1, "Both"), (0, "Neither"), (0, "Speech
          2: [(2, "Both"), (None, None), (0, "Speech"), (0, "Audio"), (1, "Neither"), (0, None)]}
 
 
-def control_table(answers: dict[int, list[tuple[str, str]]], judge: str = "J") -> pd.DataFrame:
+def control_table(answers: dict[int, list[tuple[str, str]]], judge: str = "J", kinds=KINDS) -> pd.DataFrame:
     rows = []
     for clip, outs in answers.items():
-        for kind, (text, reask) in zip(KINDS, outs, strict=True):
-            rating, orientation = EXPECTED[kind]
+        for kind, (text, reask) in zip(kinds, outs, strict=True):
+            rating, orientation = {**EXPECTED, **PARA_EXPECTED}[kind]
             rows.append({"id": clip, "prompt": INSTRUCTIONS[(clip - 1) % 8], "allm_output": f"{kind} answer",
                          "model": "judge-check", "judge": judge, "template": "judge_original@v1",
                          "judge_output": text, "reask_output": reask, "status": "ok", "control_kind": kind,
@@ -202,7 +208,8 @@ def test_report_files_and_figure(hand_file, tmp_path):
     assert sorted(p.name for p in paths) == ["judge_check.csv", "judge_check.json", "judge_check.png"]
     assert json.loads((tmp_path / "fig" / "judge_check.json").read_text()) == records
     table = check_table(records)
-    assert table.groupby("judge").size().tolist() == [7, 7]  # all + six kinds
+    assert table.groupby("judge").size().tolist() == [8, 8]  # all + the verbatim group + six kinds
+    assert table[table["kind"] == "verbatim"]["orientation_kappa"].tolist() == [records[0]["kappa"]["orientation"]] * 2
     assert (tmp_path / "fig" / "judge_check.png").stat().st_size > 20_000
     fig = plot_judge_check(records)
     assert len([ax for ax in fig.axes if ax.get_visible()]) >= 4  # 2 confusion matrices (+ colour bar), 2 panels
@@ -257,7 +264,7 @@ def test_pipeline_skips_the_check_when_off(tmp_path):
 
 @pytest.mark.slow
 def test_check_judge_with_the_embedded_judge_on_the_cpu(tmp_path, real_data_dir):
-    """`jasco check-judge --judge smollm2 --clips 1-2`: 12 control answers through the real judging path."""
+    """`jasco check-judge --judge smollm2 --clips 1-2`: 20 control answers through the real judging path."""
     out_dir, store = tmp_path / "check", tmp_path / "calls.sqlite"
     cmd = [sys.executable, "-m", "jasco_utils.cli", "check-judge", "--judge", "smollm2", "--clips", "1-2",
            "--structured", "json", "--max-tokens", "160", "--max-explanation-chars", "60", "--data-dir",
@@ -266,13 +273,14 @@ def test_check_judge_with_the_embedded_judge_on_the_cpu(tmp_path, real_data_dir)
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     (rec,) = json.loads(first.stdout)
-    assert rec["judge"] == "SmolLM2-135M-Instruct" and rec["n_rows"] == 12 and rec["n_clips"] == 2
-    assert {k: v["n"] for k, v in rec["per_kind"].items()} == dict.fromkeys(KINDS, 2)
+    assert rec["judge"] == "SmolLM2-135M-Instruct" and rec["n_rows"] == 20 and rec["n_clips"] == 2
+    assert {k: v["n"] for k, v in rec["per_kind"].items()} == dict.fromkeys(ALL_KINDS, 2)
+    assert set(rec["groups"]) == {"verbatim", "paraphrased"} and rec["groups"]["paraphrased"]["n"] == 8
     assert 0 <= rec["rating_accuracy"] <= 1 and rec["template"].startswith("judge_original")
-    assert "12 model calls" in first.stderr
+    assert "20 model calls" in first.stderr
     controls = pd.read_csv(out_dir / "judge-check.csv", keep_default_na=False)
     judged = pd.read_csv(out_dir / "judge-check__smollm2.csv", keep_default_na=False)
-    assert len(judged) == 12
+    assert len(judged) == 20
     for col in ("id", "allm_output", "control_kind", "expected_rating", "expected_orientation"):
         assert judged[col].tolist() == controls[col].tolist(), col  # carried over row by row
     assert (judged["judge"] == "SmolLM2-135M-Instruct").all() and judged["status"].isin(["ok", "truncated"]).all()
@@ -283,5 +291,84 @@ def test_check_judge_with_the_embedded_judge_on_the_cpu(tmp_path, real_data_dir)
     assert {k: again[k] for k in ("rating_accuracy", "orientation_accuracy", "kappa", "intervals")} == \
         {k: rec[k] for k in ("rating_accuracy", "orientation_accuracy", "kappa", "intervals")}
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT, env=env)
-    assert rerun.returncode == 0 and "12 from cache, 0 model calls" in rerun.stderr
+    assert rerun.returncode == 0 and "20 from cache, 0 model calls" in rerun.stderr
     assert json.loads(rerun.stdout)[0]["per_kind"] == rec["per_kind"]
+
+
+def _answer(rating: int, orientation: str) -> tuple[str, str]:
+    return f"Explanation1: x\nRating: {rating}\nExplanation2: y\nOrientation: {LABEL[orientation]}", ""
+
+
+RIGHT = [_answer(*EXPECTED[k]) if EXPECTED[k][1] else _answer(EXPECTED[k][0], "Audio") for k in KINDS]
+# the paraphrased kinds' answers of judge J, per clip: (rating, orientation) given
+J_PARA = {1: [(2, "Both"), (0, "Audio"), (0, "Speech"), (1, "Both")],
+          2: [(1, "Both"), (0, "Speech"), (0, "Speech"), (0, "Audio")],
+          3: [(2, "Both"), (0, "Audio"), (2, "Both"), (1, "Both")]}
+
+
+def _both_groups(tmp_path):
+    j = {c: RIGHT + [_answer(*g) for g in J_PARA[c]] for c in J_PARA}
+    k = {c: RIGHT + [_answer(0, "Audio")] * 4 for c in J_PARA}  # right on the verbatim kinds, constant on the rest
+    paths = []
+    (tmp_path / "both").mkdir(exist_ok=True)
+    for name, answers in (("J", j), ("K", k)):
+        path = tmp_path / "both" / f"judge-check__{name.lower()}.csv"
+        control_table(answers, judge=name, kinds=ALL_KINDS).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def test_verbatim_and_paraphrased_kinds_are_reported_apart(tmp_path):
+    rec_j, rec_k = measure(read_checked(_both_groups(tmp_path)), n_resamples=300)
+    exp = [PARA_EXPECTED[kind] for _ in J_PARA for kind in PARA_KINDS]
+    giv = [g for c in J_PARA for g in J_PARA[c]]
+    para = rec_j["groups"]["paraphrased"]
+    assert para["kinds"] == PARA_KINDS and para["n"] == 12
+    assert para["rating_accuracy"] == pytest.approx(sum(e[0] == g[0] for e, g in zip(exp, giv)) / 12) == 9 / 12
+    assert para["orientation_accuracy"] == pytest.approx(9 / 12)
+    assert para["kappa"]["orientation"] == pytest.approx(_kappa_by_hand([e[1] for e in exp], [g[1] for g in giv]))
+    assert para["kappa"]["rating"] == pytest.approx(_kappa_by_hand([str(e[0]) for e in exp], [str(g[0]) for g in giv]))
+    assert para["majority_baseline"] == {"rating": 0.5, "orientation": 0.5}
+    lo, hi = para["orientation_accuracy_ci"]
+    assert lo <= 0.75 <= hi and 0.5 <= lo  # three clips: 3/4, 2/4 and 3/4 right
+    verbatim = rec_j["groups"]["verbatim"]
+    assert verbatim["kinds"] == KINDS and verbatim["n"] == 18 and verbatim["rating_accuracy"] == 1.0
+    assert verbatim["kappa"] == {"rating": 1.0, "orientation": 1.0}
+    assert rec_j["usable"] is True and rec_j["usable_threshold"] == USABLE_ORIENTATION_KAPPA == 0.4
+    # K: perfect on the verbatim kinds, chance on the paraphrased ones: not usable
+    assert rec_k["groups"]["verbatim"]["kappa"]["orientation"] == 1.0
+    assert rec_k["groups"]["paraphrased"]["kappa"]["orientation"] == 0.0 and rec_k["usable"] is False
+    # existing keys unchanged: overall figures pool all ten kinds
+    assert rec_j["n_rows"] == 30 and set(rec_j["per_kind"]) == set(ALL_KINDS)
+    assert rec_j["orientation_accuracy"] == pytest.approx((12 + 9) / 24)
+
+
+def test_warnings_name_each_judge_below_the_threshold(tmp_path, hand_file):
+    records = measure(read_checked(_both_groups(tmp_path)), n_resamples=0)
+    (warning,) = judge_check_warnings(records)
+    assert warning.startswith("Warning: judge K is not usable") and "0.00, below 0.4" in warning
+    assert judge_check_warnings(records, threshold=0.99)[0].startswith("Warning: judge J")
+    assert len(judge_check_warnings(records, threshold=0.99)) == 2
+    (verbatim_only,) = judge_check_warnings(measure(read_checked([hand_file]), n_resamples=0))
+    assert "J has no orientation kappa on the paraphrased controls" in verbatim_only
+    text = format_check(records)
+    assert "paraphrased kinds (4, 12 rows): rating 0.75" in text and "verbatim kinds (6, 18 rows)" in text
+    assert text.count("usable (paraphrased orientation kappa >= 0.4): yes") == 1
+    assert text.count("usable (paraphrased orientation kappa >= 0.4): no") == 1
+    assert text.rstrip().endswith(warning)
+    table = check_table(records)
+    assert table[table["kind"] == "paraphrased"]["orientation_kappa"].tolist() == [
+        pytest.approx(records[0]["groups"]["paraphrased"]["kappa"]["orientation"]), 0.0]
+
+
+def test_footnote_shows_the_paraphrased_kinds_and_the_warning(tmp_path):
+    run = tmp_path / "run"
+    (run / "judge_check").mkdir(parents=True)
+    for path in _both_groups(tmp_path):
+        path.rename(run / "judge_check" / path.name)
+    note = check_footnote(run)
+    assert note.startswith("Judge check (control answers with known labels, 3 clips")
+    assert "J rating 0.90, orientation 0.88" in note  # all ten kinds, as before
+    assert "; paraphrased kinds: rating 0.75, orientation 0.75" in note and "usable;" in note
+    assert note.endswith("not usable. Warning: judge K is not usable: its orientation kappa on the paraphrased "
+                         "controls is 0.00, below 0.4; its Table II and Figure 2 numbers say little about the ALLMs.")

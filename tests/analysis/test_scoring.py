@@ -73,6 +73,20 @@ def test_equals_original_rules_on_real_example_layout(tmp_path, real_data_dir):
     assert (rec["model"], rec["judge"]) == ("llama_judge", "llama_judge")
 
 
+def test_original_layout_ids_written_as_floats_score_as_whole_ids(tmp_path):
+    """pandas writes ids as ``1.0`` once a column held a missing value; the table is the same one."""
+    ids, outputs = make_rows(5)
+    whole = original_layout_file(tmp_path / "whole.csv", ids, outputs)
+    floats = tmp_path / "floats.csv"
+    df = pd.read_csv(whole, dtype=str, keep_default_na=False)
+    df.assign(id=df["id"] + ".0").to_csv(floats, index=False)
+    assert pd.read_csv(floats, dtype=str)["id"].iloc[0] == f"{ids[0]}.0"
+    [a], [b] = score_files([whole]), score_files([floats])
+    assert {k: v for k, v in a.items() if k not in ("model", "judge")} == \
+        {k: v for k, v in b.items() if k not in ("model", "judge")}
+    assert b["n_clips"] == 80 and b["best_mean"] == pytest.approx(original_rules(ids, outputs)["best_mean"])
+
+
 def test_unparsed_are_counted_not_defaulted(tmp_path):
     ids = [1] * 8 + [2] * 8
     good = "Rating: 2\nOrientation: Both"

@@ -136,12 +136,14 @@ def test_missing_clip_file(synthetic_dataset):
 # ---------------------------------------------------------------- check_rows
 
 
-def test_check_rows_accepts_manifest_and_subset(manifest, example):
-    check_rows(manifest, "m.csv")
-    check_rows(example, "example.csv")  # string ids, as read from a file
+def test_check_rows_accepts_manifest_and_subset_and_only_whole_clips(manifest, example):
     subset = manifest[manifest["id"].isin([2, 40, 80])]
-    check_rows(subset, "subset.csv")
-    check_rows(subset.reset_index(drop=True), "subset.csv")
+    for table in (manifest, example, subset, subset.reset_index(drop=True)):  # example: string ids, as read
+        assert check_rows(table, "t.csv") is None
+    assert len(subset) == 24
+    with pytest.raises(TableError, match=r"clip 40 lacks instruction\(s\) \[3\]"):
+        check_rows(subset.drop(subset.index[10]), "subset.csv")
+    assert check_rows(example.assign(id=example["id"] + ".0"), "floats.csv") is None  # 1.0 is clip 1
 
 
 def _bad(example: pd.DataFrame, row: int, column: str, value: str) -> pd.DataFrame:

@@ -1,6 +1,6 @@
-"""The judge check's control answers: six kinds per clip with the labels the judge prompt's
-rules give them, one instruction per clip, and a derangement that never gives a clip its own
-correct answer or one equal to it (clips 52 and 53 share theirs)."""
+"""The judge check's control answers: ten kinds per clip (six verbatim, four paraphrased) with
+the labels the judge prompt's rules give them, one instruction per clip, and a derangement that
+never gives a clip its own correct answer or one equal to it (clips 52 and 53 share theirs)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from jasco_utils.judging.controls import (
     CONTROL_KINDS,
     CONTROL_MODEL,
     GENERIC_ANSWER,
+    KIND_GROUPS,
+    PARAPHRASED_KINDS,
+    PARAPHRASES_PATH,
+    VERBATIM_KINDS,
     build_controls,
     check_controls,
     controls_from_manifest,
@@ -31,6 +35,10 @@ EXPECTED = {  # the issue's table, written out independently of CONTROL_KINDS
     "description": (0, "Neither"),
     "generic": (0, ""),
     "other_clip": (0, ""),
+    "reference_paraphrase": (2, "Both"),
+    "audio_only_paraphrase": (0, "Audio"),
+    "speech_only_paraphrase": (0, "Speech"),
+    "both_separate": (1, "Both"),
 }
 
 
@@ -51,9 +59,10 @@ def _assert_derangement(mapping: dict[int, int], answers: dict[int, str]) -> Non
         assert answers[other].strip() != answers[clip].strip(), f"clip {clip} maps to {other}, same answer"
 
 
-def test_six_kinds_per_clip_with_the_prompts_labels(all_controls, v0):
+def test_ten_kinds_per_clip_with_the_prompts_labels(all_controls, v0):
     assert list(all_controls.columns) == [*MANIFEST_COLUMNS, "model", *CONTROL_COLUMNS]
-    assert len(all_controls) == 80 * 6 and (all_controls["model"] == CONTROL_MODEL).all()
+    assert len(all_controls) == 80 * 10 and (all_controls["model"] == CONTROL_MODEL).all()
+    shipped = pd.read_csv(PARAPHRASES_PATH, dtype=str, keep_default_na=False).set_index(["id", "control_kind"])
     for clip, group in all_controls.groupby("id"):
         assert group["control_kind"].tolist() == list(EXPECTED)
         for row in group.itertuples():
@@ -69,6 +78,9 @@ def test_six_kinds_per_clip_with_the_prompts_labels(all_controls, v0):
         assert by_kind["other_clip"] != meta["Correct Answer"]
         assert by_kind["other_clip"] in set(v0["Correct Answer"])
         assert (group["tgt_text"] == meta["Correct Answer"]).all()  # the judge still sees the clip's own reference
+        for kind in ("reference_paraphrase", "audio_only_paraphrase", "speech_only_paraphrase", "both_separate"):
+            assert by_kind[kind] == shipped.loc[(str(clip), kind), "answer"]
+            assert by_kind[kind] not in (meta["Correct Answer"], meta["Audio-Only Answer"], meta["Speech-Only Answer"])
 
 
 def test_clip_k_is_asked_instruction_k_mod_8(all_controls):
@@ -130,7 +142,7 @@ def test_a_subset_of_clips_from_any_manifest(real_data_dir):
 
     manifest = build_manifest(real_data_dir, clips=[3, 9, 52, 53, 70])
     ctl = controls_from_manifest(manifest, clips=[9, 52, 53, 70])
-    assert sorted(ctl["id"].unique()) == [9, 52, 53, 70] and len(ctl) == 24
+    assert sorted(ctl["id"].unique()) == [9, 52, 53, 70] and len(ctl) == 40
     with pytest.raises(ValueError, match=r"clip\(s\) \[4\] are not in the manifest"):
         controls_from_manifest(manifest, clips=[3, 4])
 
@@ -163,3 +175,22 @@ def test_check_controls_names_the_line_and_column(real_data_dir):
 
 def test_kinds_follow_the_issue_table():
     assert {k: (r, o or "") for k, (r, o) in CONTROL_KINDS.items()} == EXPECTED
+    assert KIND_GROUPS == {"verbatim": tuple(VERBATIM_KINDS), "paraphrased": tuple(PARAPHRASED_KINDS)}
+    assert set(VERBATIM_KINDS).isdisjoint(PARAPHRASED_KINDS) and len(CONTROL_KINDS) == 10
+
+
+def test_a_subset_of_kinds(real_data_dir):
+    ctl = build_controls(real_data_dir, [3, 4], kinds=["both_separate", "reference"])
+    assert ctl["control_kind"].tolist() == ["reference", "both_separate"] * 2  # in CONTROL_KINDS' order
+    one = build_controls(real_data_dir, [7], kinds=PARAPHRASED_KINDS)  # no other_clip: one clip is enough
+    assert len(one) == 4
+    with pytest.raises(ValueError, match=r"control kinds must be some of .* not \['paraphrase'\]"):
+        build_controls(real_data_dir, [3, 4], kinds=["reference", "paraphrase"])
+
+
+def test_paraphrases_of_other_designed_answers_are_refused(synthetic_dataset):
+    with pytest.raises(ValueError, match=r"paraphrases.csv: clip 1's reference_paraphrase rewords other designed "
+                                         r"answers than this manifest.s .*\(kinds=VERBATIM_KINDS\)"):
+        build_controls(synthetic_dataset)
+    verbatim = build_controls(synthetic_dataset, kinds=VERBATIM_KINDS)
+    assert len(verbatim) == 3 * 6 and set(verbatim["control_kind"]) == set(VERBATIM_KINDS)

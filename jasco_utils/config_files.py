@@ -1,0 +1,374 @@
+"""The configuration files: named judges (``judges.toml``), named ALLMs (``allms.toml``), run configurations.
+
+Each file's schema is a pydantic model (no unknown field, no silent conversion); a file is
+checked whole and every problem is listed at once, each naming the file and the field, in
+words (:func:`describe_errors`). The loaders build the models of :mod:`jasco_utils.config`
+and resolve a run configuration's generation settings
+(:func:`jasco_utils.config.resolve_generate`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from jasco_utils.config import (
+    ALLM_SOURCES,
+    ALLMS_FILE,
+    JUDGES_FILE,
+    RUN_CONFIGS_DIR,
+    ConfigError,
+    GenerateConfig,
+    ModelSpec,
+    RunConfig,
+    Count,
+    StrictModel,
+    resolve_generate,
+)
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_WHAT = {"int_type": "an integer", "int_parsing": "an integer", "string_type": "a string", "bool_type": "true or false",
+         "float_type": "a number", "float_parsing": "a number", "list_type": "a list", "dict_type": "a table",
+         "model_type": "a table", "model_attributes_type": "a table"}
+
+
+def describe_errors(error: ValidationError, fields_of: Mapping[tuple, Iterable[str]] = {}) -> list[str]:  # noqa: B006
+    """One line per problem pydantic found, in words: the field and what it must be."""
+    out, unknown = [], {}
+    for e in error.errors(include_url=False):
+        loc, kind, value = tuple(e["loc"]), e["type"], e.get("input")
+        if kind == "extra_forbidden":
+            unknown.setdefault(loc[:-1], []).append(str(loc[-1]))
+            continue
+        field = _loc(loc)
+        if kind in _WHAT:
+            out.append(f"{field} must be {_WHAT[kind]}, not {value!r}")
+        elif kind == "literal_error":
+            out.append(f"{field} must be one of {list(e['ctx']['expected'].replace(' or ', ', ').replace(chr(39), '').split(', '))}"
+                       f", not {value!r}")
+        elif kind in ("greater_than_equal", "greater_than", "less_than_equal"):
+            bound = {"greater_than_equal": "{ge} or more", "greater_than": "more than {gt}",
+                     "less_than_equal": "{le} or less"}[kind].format(
+                **{k: f"{v:g}" if isinstance(v, float) else v for k, v in e["ctx"].items()})
+            out.append(f"{field} must be {bound}, not {value!r}")
+        elif kind == "missing":
+            out.append(f"{field} is missing")
+        elif kind == "value_error":
+            out.append(f"{field} {e['msg'].removeprefix('Value error, ')}")
+        else:
+            out.append(f"{field}: {e['msg']}, not {value!r}")
+    for parent, names in unknown.items():
+        section = f"[{_loc(parent)}] has " if parent else ""
+        known = sorted(fields_of.get(tuple(p for p in parent if not isinstance(p, int)), ()))
+        out.insert(0, f"{section}unknown field(s) {sorted(names)}" + (f"; fields: {known}" if known else ""))
+    return out
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    return sorted(model.model_fields)
+
+
+def _read_toml(path: Path, what: str) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text), text
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read {what}: {e}") from None
+
+
+def _raise(where: str, problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
+
+
+class _Sampling(StrictModel):
+    """The sampling fields a file may set at any level."""
+
+    max_tokens: Count | None = None
+    temperature: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    seed: int | None = None
+
+    def level(self, *extra: str) -> GenerateConfig:
+        """The generation level these fields (and ``extra`` ones) set."""
+        names = {*_Sampling.model_fields, *extra}
+        return GenerateConfig.model_validate({k: v for k, v in self.model_dump(exclude_unset=True).items() if k in names})
+
+
+class _JudgeEntry(_Sampling):
+    engine: str
+    model: str | None = None
+    name: str | None = None
+    template: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    structured: Literal["regex", "json"] | None = None
+    max_explanation_chars: Count | None = None
+
+
+def _judge_spec(key: str, entry: _JudgeEntry) -> ModelSpec:
+    from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE
+
+    return ModelSpec(key=key, engine=entry.engine, model=entry.model, name=entry.name or key, options=entry.options,
+                     template=entry.template or DEFAULT_JUDGE_TEMPLATE,
+                     generate=entry.level("structured", "max_explanation_chars"))
+
+
+def _load_named(path: Path, what: str, schema: type[BaseModel],
+                build: Callable[[str, Any], ModelSpec]) -> dict[str, ModelSpec]:
+    """The models of a named-models file, by key: each table validated by ``schema``, built into
+    a spec by ``build`` and checked; every problem of the file at once."""
+    data, _ = _read_toml(path, f"named {what}s")
+    out, problems = {}, []
+    for key, raw in data.items():
+        if not isinstance(raw, dict):
+            problems.append(f"[{key}]: {what} is a table with engine and model")
+            continue
+        try:
+            entry = schema.model_validate(raw)
+        except ValidationError as e:
+            problems += [f"[{key}]: {p}" for p in describe_errors(e, {(): _fields(schema)})]
+            continue
+        out[key] = build(key, entry)
+        if what == "judge" and out[key].engine in ALLM_SOURCES:
+            problems.append(f"[{key}]: engine {out[key].engine!r} is for ALLMs; a judge runs on a model engine")
+        else:
+            problems += [f"{key}: {p}" for p in out[key].problems()]
+    _raise(str(path), problems)
+    return out
+
+
+def load_judges(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpec]:
+    """The judges of a TOML file (the shipped ones when ``path`` is ``None``), by key.
+
+    Raises:
+        ConfigError: The file cannot be read or entries are malformed (each named).
+    """
+    return _load_named(Path(path) if path else JUDGES_FILE, "judge", _JudgeEntry, _judge_spec)
+
+
+def get_judge(key: str, path: str | os.PathLike[str] | None = None) -> ModelSpec:
+    """One named judge (its entry's generation level, unresolved).
+
+    Raises:
+        KeyError: No such judge; the message lists the known keys.
+    """
+    judges = load_judges(path)
+    if key not in judges:
+        raise KeyError(f"no judge named {key!r}; known: {', '.join(judges)}")
+    return judges[key]
+
+
+class _AllmEntry(_Sampling):
+    """An ``[[allms]]`` entry of a run configuration."""
+
+    name: str | None = None
+    engine: str | None = None
+    model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    llm_engine: str | None = None
+    llm_model: str | None = None
+    asr_model: str | None = None
+    path: str | None = None
+    optional: bool = False
+    allm: str | None = None
+    system: str | None = None
+
+
+class _NamedAllmEntry(_Sampling):
+    """An entry of :data:`ALLMS_FILE`."""
+
+    engine: Literal["vllm", "openai"]
+    model: str
+    name: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    family: str | None = None
+    tested: str = ""
+    system: str | None = None
+
+
+def _allm_from_entry(entry: _AllmEntry) -> tuple[ModelSpec | None, list[str]]:
+    """An ``[[allms]]`` entry as a spec (a named ALLM's generation level, the entry's own not yet applied),
+    or the problems."""
+    if entry.allm is not None:
+        named = load_allms()
+        if entry.allm not in named:
+            return None, [f"allm: no ALLM named {entry.allm!r}; known: {', '.join(named)} (jasco allms)"]
+        base = named[entry.allm]
+        changes: dict[str, Any] = {"options": {**base.options, **entry.options}}
+        if entry.name:
+            changes.update(key=entry.name, name=entry.name)
+        if entry.system is not None:
+            changes["system"] = entry.system
+        return base.replace(**changes), []
+    if not entry.name:
+        return None, ["an ALLM needs a name"]
+    if entry.engine is None:
+        return None, ["an ALLM needs an engine (vllm, openai, cascade or import)"]
+    from jasco_utils.models import ENGINES, backend_class
+
+    if entry.engine in ENGINES and not backend_class(entry.engine).takes_audio:
+        return None, [f"the {entry.engine} engine takes text only; use it as the cascade's llm_engine"]
+    spec = ModelSpec(key=entry.name, engine=entry.engine, model=entry.model or entry.llm_model, options=entry.options,
+                     llm_engine=entry.llm_engine, asr_model=entry.asr_model, path=entry.path,
+                     optional=entry.optional, system=entry.system)
+    return spec, []
+
+
+def allm_spec(raw: Mapping[str, Any], where: str) -> ModelSpec:
+    """An ALLM entry of a run configuration as a :class:`ModelSpec` (its own generation level).
+
+    ``engine`` names the engine (``vllm``, ``openai``, ``cascade`` or ``import``). The
+    cascade's text LLM is ``llm_engine`` / ``llm_model``. ``allm`` names an ALLM of
+    :data:`ALLMS_FILE` instead; the entry's other fields override its own (``options`` are
+    merged).
+
+    Raises:
+        ConfigError: Every problem of the entry, each naming its field.
+    """
+    try:
+        entry = _AllmEntry.model_validate(dict(raw))
+    except ValidationError as e:
+        _raise(where, describe_errors(e, {(): _fields(_AllmEntry)}))
+    spec, problems = _allm_from_entry(entry)
+    _raise(where, problems)
+    return spec.with_generate(entry.level()).check(where)
+
+
+def load_allms(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpec]:
+    """The named ALLMs of a TOML file (the shipped :data:`ALLMS_FILE` when ``path`` is ``None``), by key.
+
+    Raises:
+        ConfigError: The file cannot be read or entries are malformed (each named).
+    """
+    return _load_named(Path(path) if path else ALLMS_FILE, "ALLM", _NamedAllmEntry, _named_allm_spec)
+
+
+def _named_allm_spec(key: str, entry: _NamedAllmEntry) -> ModelSpec:
+    return ModelSpec(key=key, engine=entry.engine, model=entry.model, name=entry.name or key, options=entry.options,
+                     generate=entry.level(), family=entry.family or None, tested=entry.tested, system=entry.system)
+
+
+def _check_clips(value: Any) -> list[int] | None:
+    """``"all"`` (``None``) or a non-empty list of clip ids 1..80 (sorted, once each)."""
+    if value != "all" and not (isinstance(value, list) and value and all(
+            isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 80 for c in value)):
+        raise ValueError(f'must be "all" or a list of clip ids 1..80, not {value!r}')
+    return None if value == "all" else sorted(set(value))
+
+
+class _JudgingSection(_Sampling):
+    judges: list[str] = Field(default_factory=list)
+    judges_file: str | None = None
+    structured: Literal["regex", "json"] | None = None
+    max_explanation_chars: Count | None = None
+
+
+class _JudgeCheckSection(StrictModel):
+    enabled: bool | None = None
+    clips: Any = None
+
+    @field_validator("clips", mode="before")
+    @classmethod
+    def _clips(cls, value: Any) -> list[int] | None:
+        clips = _check_clips(value)
+        if clips is not None and len(clips) < 2:
+            raise ValueError("needs two clips or more (other_clip gives each clip another clip's answer)")
+        return clips
+
+
+class _RunFile(StrictModel):
+    """The schema of a run configuration file."""
+
+    name: str | None = None
+    description: str = ""
+    clips: Any = None
+    paper: bool = False
+    allm_sampling: _Sampling = Field(default_factory=_Sampling)
+    judging: _JudgingSection = Field(default_factory=_JudgingSection)
+    allms: list[_AllmEntry] = Field(default_factory=list)
+    judge_check: _JudgeCheckSection = Field(default_factory=_JudgeCheckSection)
+
+    @field_validator("clips", mode="before")
+    @classmethod
+    def _clips(cls, value: Any) -> list[int] | None:
+        return _check_clips(value)
+
+
+_RUN_SECTIONS = {(): _fields(_RunFile), ("allm_sampling",): _fields(_Sampling), ("judging",): _fields(_JudgingSection),
+                 ("judge_check",): _fields(_JudgeCheckSection), ("allms",): _fields(_AllmEntry)}
+
+
+def run_config_file(name_or_path: str | os.PathLike[str]) -> Path:
+    """The file of a run configuration: ``configs/runs/NAME.toml`` for a name, else the path.
+
+    Raises:
+        ConfigError: No such file; the message lists the shipped configurations.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = RUN_CONFIGS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in RUN_CONFIGS_DIR.glob("*.toml"))
+        raise ConfigError(f"no run configuration {str(name_or_path)!r}; shipped ones: {known}, or give a .toml path")
+    return path
+
+
+def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
+    """Load ``configs/runs/NAME.toml`` or a TOML file at a path, check all of it, resolve its models.
+
+    Raises:
+        ConfigError: Unknown name, unreadable file, or every problem of the file (each naming
+            the file and the field).
+    """
+    path = run_config_file(name_or_path)
+    raw, text = _read_toml(path, "run configuration")
+    where = str(path)
+    try:
+        run = _RunFile.model_validate(raw)
+    except ValidationError as e:
+        _raise(where, describe_errors(e, _RUN_SECTIONS))
+    judging, problems = run.judging, []
+    judges_file = judging.judges_file
+    if judges_file is not None:
+        judges_file = Path(judges_file) if Path(judges_file).is_absolute() else path.parent / judges_file
+    known = load_judges(judges_file)
+    judge_level = judging.level("structured", "max_explanation_chars")
+    judges = []
+    for key in judging.judges:
+        if key not in known:
+            problems.append(f"judging.judges: no judge named {key!r}; known: {', '.join(known)}")
+        else:
+            judges.append(resolve_generate(known[key], judge_level))
+    allm_level = run.allm_sampling.level()
+    allms = []
+    for i, entry in enumerate(run.allms):
+        spec, bad = _allm_from_entry(entry)
+        bad = bad or [f"{spec.key}: {p}" for p in spec.problems()]
+        problems += [f"allms[{i}]: {p}" for p in bad]
+        if spec is not None and not bad:
+            allms.append(resolve_generate(spec, allm_level, entry.level()))
+    if any(s.generate.max_explanation_chars is not None and s.generate.structured is None for s in judges):
+        problems.append("judging.max_explanation_chars bounds structured answers only: set judging.structured too")
+    names = [s.key for s in allms]
+    if len(set(names)) != len(names):
+        problems.append(f"two ALLMs share a name: {names}")
+    _raise(where, problems)
+    return RunConfig(
+        name=run.name or path.stem, path=path, description=run.description, clips=run.clips, paper=run.paper,
+        allms=allms, judges=judges, judging=judge_level, allm_sampling=allm_level,
+        judge_check=run.judge_check.enabled if run.judge_check.enabled is not None
+        else "judge_check" in raw and bool(raw["judge_check"]),
+        judge_check_clips=run.judge_check.clips, text=text,
+    )
