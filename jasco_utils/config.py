@@ -262,6 +262,8 @@ class RunConfig(BaseModel):
         judge_check: Whether the judging stage also runs the judge check (control answers
             with known labels, :mod:`jasco_utils.judging.controls`) with every judge.
         judge_check_clips: The judge check's clips, or ``None`` for all 80.
+        judge_check_judge_clips: Judges checked on fewer clips (a slow judge), by key: a
+            subset of ``judge_check_clips``.
         text: The file's text (recorded in the provenance).
     """
 
@@ -278,6 +280,7 @@ class RunConfig(BaseModel):
     allm_sampling: GenerateConfig = Field(default_factory=GenerateConfig)
     judge_check: bool = False
     judge_check_clips: list[int] | None = None
+    judge_check_judge_clips: dict[str, list[int] | None] = Field(default_factory=dict)
     text: str = ""
 
     def to_json(self) -> str:

@@ -275,17 +275,29 @@ class _JudgingSection(_Sampling):
     max_explanation_chars: Count | None = None
 
 
+def _check_clips_of_check(value: Any) -> list[int] | None:
+    clips = _check_clips(value)
+    if clips is not None and len(clips) < 2:
+        raise ValueError("needs two clips or more (other_clip gives each clip another clip's answer)")
+    return clips
+
+
 class _JudgeCheckSection(StrictModel):
     enabled: bool | None = None
     clips: Any = None
+    judge_clips: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("clips", mode="before")
     @classmethod
     def _clips(cls, value: Any) -> list[int] | None:
-        clips = _check_clips(value)
-        if clips is not None and len(clips) < 2:
-            raise ValueError("needs two clips or more (other_clip gives each clip another clip's answer)")
-        return clips
+        return _check_clips_of_check(value)
+
+    @field_validator("judge_clips", mode="before")
+    @classmethod
+    def _judge_clips(cls, value: Any) -> dict[str, list[int] | None]:
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a table of judge = clips, not {value!r}")
+        return {k: _check_clips_of_check(v) for k, v in value.items()}
 
 
 class _RunFile(StrictModel):
@@ -361,6 +373,13 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
             allms.append(resolve_generate(spec, allm_level, entry.level()))
     if any(s.generate.max_explanation_chars is not None and s.generate.structured is None for s in judges):
         problems.append("judging.max_explanation_chars bounds structured answers only: set judging.structured too")
+    check_clips = run.judge_check.clips
+    for key, clips in run.judge_check.judge_clips.items():
+        if key not in judging.judges:
+            problems.append(f"judge_check.judge_clips: {key!r} is not one of judging.judges {judging.judges}")
+        elif clips is not None and check_clips is not None and set(clips) - set(check_clips):
+            problems.append(f"judge_check.judge_clips.{key}: clips {sorted(set(clips) - set(check_clips))} are not "
+                            f"among judge_check.clips")
     names = [s.key for s in allms]
     if len(set(names)) != len(names):
         problems.append(f"two ALLMs share a name: {names}")
@@ -370,5 +389,5 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
         allms=allms, judges=judges, judging=judge_level, allm_sampling=allm_level,
         judge_check=run.judge_check.enabled if run.judge_check.enabled is not None
         else "judge_check" in raw and bool(raw["judge_check"]),
-        judge_check_clips=run.judge_check.clips, text=text,
+        judge_check_clips=check_clips, judge_check_judge_clips=run.judge_check.judge_clips, text=text,
     )

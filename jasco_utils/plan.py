@@ -452,11 +452,13 @@ def row_counts(config: Any, clips: list[int] | None = None, all_clips: bool = Fa
 
     allm_rows = clip_count(config, clips, all_clips) * 8
     check_clips = getattr(config, "judge_check_clips", None)
-    check_rows = (len(check_clips) if check_clips else N_CLIPS) * n_controls
-    check_rows = check_rows if getattr(config, "judge_check", False) else 0
+    per_judge = getattr(config, "judge_check_judge_clips", {}) or {}
+    checking = getattr(config, "judge_check", False)
     answering = [s for s in config.allms if s.engine != "import" or import_file(s).is_file()]
     out = {f"ALLM:{s.key}": allm_rows for s in config.allms if s.engine != "import" or import_file(s).is_file()}
     for judge in config.judges:
+        clips_checked = per_judge.get(judge.key, check_clips)
+        check_rows = (len(clips_checked) if clips_checked else N_CLIPS) * n_controls if checking else 0
         out[f"judge:{judge.key}"] = allm_rows * len(answering) + check_rows
     return out
 

@@ -101,7 +101,8 @@ def test_the_resolved_configuration_round_trips_through_config_json(tmp_path):
     run.write_config(cfg)
     again = run.config()
     assert again == cfg
-    assert [j.generate.sampling().max_tokens for j in again.judges] == [160, 160]
+    assert [j.generate.sampling().max_tokens for j in again.judges] == [160, 160, 160]
+    assert again.judge_check_judge_clips == {"smollm2-original": [1, 2, 3], "smollm2-paper": [1, 2, 3]}
     assert again.allms[0].generate.max_tokens == 96
 
 

@@ -152,6 +152,7 @@ def judge_controls(
     reask: bool = True,
     chunk_size: int = 256,
     progress: bool = True,
+    clips: list[int] | None = None,
 ) -> JudgeRun:
     """Rate a control table with one judge; write ``CONTROLS__KEY.csv`` and ``.parquet`` in ``out_dir``.
 
@@ -165,6 +166,7 @@ def judge_controls(
         out_dir: Folder of the judged control tables.
         store: The call store (cache and resume).
         reask, chunk_size, progress: As :func:`judge_outputs`.
+        clips: Only these clips' control answers (a slow judge on a few clips).
 
     Returns:
         The paths written and the run's counts.
@@ -176,6 +178,10 @@ def judge_controls(
 
     spec.check()
     table_in = read_controls(controls)
+    if clips is not None:
+        table_in = table_in[table_in["id"].isin(clips)].reset_index(drop=True)
+        if table_in.empty:
+            raise ValueError(f"{controls}: no control answers of clips {clips}")
     bad = table_in.index[table_in["prompt"].map(instruction_index).isna()] if "prompt" in table_in else []
     if len(bad):
         raise TableError(f"{controls}: line {line_of(bad[0], controls)}, column 'prompt': not one of the 8 JASCO instructions")
