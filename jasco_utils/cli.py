@@ -334,7 +334,8 @@ def _add_model_commands(sub) -> None:
     src.add_argument("--cascade", action="store_true", help="speech recognition -> text LLM baseline (runs on a CPU)")
     cas = inf.add_argument_group("cascade")
     cas.add_argument("--asr-model", help="faster-whisper model folder (default: the bundled Whisper tiny.en)")
-    cas.add_argument("--llm-engine", default=CASCADE_LLM_ENGINE, choices=list(ENGINES), help="default %(default)s")
+    cas.add_argument("--llm-engine", default=CASCADE_LLM_ENGINE, help="default %(default)s",
+                     choices=[e for e in ENGINES if not backend_class(e).judge_only])
     cas.add_argument("--llm-model", help="text LLM (default: the embedded SmolLM2)")
     gen = inf.add_argument_group("generation")
     gen.add_argument("--audio-mode", default="audio", choices=list(AUDIO_MODES),
@@ -370,7 +371,7 @@ def _add_model_commands(sub) -> None:
                     "Parquet, with control_kind, expected_rating, expected_orientation)")
     ck.add_argument("--judges-file", help="a TOML file of named judges (default: the shipped one)")
     ck.add_argument("--clips", type=parse_clip_list, help="clips of the controls, e.g. 1-10 (default all 80); "
-                    "six control answers each")
+                    "ten control answers each: six verbatim, four paraphrased")
     ck.add_argument("--json", action="store_true", help="print JSON: one object per judge")
     ck.add_argument("--n-resamples", type=positive_int, default=2000, help="bootstrap resamples of clips (default 2000)")
     data_dir_arg(ck)

@@ -209,6 +209,11 @@ class ModelSpec(BaseModel):
             return [f"llm_engine {backend!r} is not one of {sorted(ENGINES)}"]
         if not self.model and default_model(backend) is None:
             out.append(f"engine {backend} needs a model")
+        from jasco_utils.models import backend_class
+
+        if not self.is_judge and backend_class(backend).judge_only:
+            out.append(f"engine {backend} only rates answers to a judge prompt: it cannot answer as an ALLM or a "
+                       "cascade's text LLM")
         out += [f"option {opt!r} looks like a secret; configurations never hold keys: name an environment variable "
                 "with api_key_env instead" for opt in self.options if looks_secret(opt)]
         out += option_problems(backend, {k: v for k, v in self.options.items() if not looks_secret(k)})

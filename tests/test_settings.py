@@ -156,3 +156,16 @@ def test_a_run_configurations_max_tokens_reaches_the_engine_through_the_stage_pr
     df[df["id"] == "1"].to_csv(one_clip, index=False)
     [judged] = run_judging(cfg, tmp_path / "run", outputs=[one_clip], store=store)
     assert _tokens_the_engine_generated(store, judged) == [(5, "length")]
+
+
+def test_a_slow_judge_can_take_fewer_clips_of_the_judge_check(tmp_path):
+    body = ('[judging]\njudges = ["reference", "smollm2"]\n[judge_check]\nenabled = true\nclips = [1, 2, 3, 4]\n'
+            '[judge_check.judge_clips]\nsmollm2 = [1, 2]\n')
+    cfg = load_run_config(_run_file(tmp_path, body))
+    assert cfg.judge_check_clips == [1, 2, 3, 4] and cfg.judge_check_judge_clips == {"smollm2": [1, 2]}
+    with pytest.raises(ConfigError, match=r"judge_clips.smollm2: clips \[7\] are not among judge_check.clips"):
+        load_run_config(_run_file(tmp_path, body.replace("smollm2 = [1, 2]", "smollm2 = [1, 7]")))
+    with pytest.raises(ConfigError, match="'gpt-5' is not one of judging.judges"):
+        load_run_config(_run_file(tmp_path, body.replace("smollm2 = [1, 2]", "gpt-5 = [1, 2]")))
+    with pytest.raises(ConfigError, match="needs two clips or more"):
+        load_run_config(_run_file(tmp_path, body.replace("smollm2 = [1, 2]", "smollm2 = [1]")))

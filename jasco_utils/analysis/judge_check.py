@@ -11,8 +11,8 @@ judge prompt's own rules. Per judge this module reports:
   overall and per kind; an unreadable value counts as wrong (it is never left out);
 - Cohen's kappa against the expected labels (:func:`sklearn.metrics.cohen_kappa_score`,
   unweighted, with ``unparsed`` as one more category, so its observed agreement is the
-  accuracy): accuracy alone flatters a judge that always answers 0, since five of the six
-  kinds expect 0; kappa is 0 for such a judge;
+  accuracy): accuracy alone flatters a judge that always answers 0, since most kinds
+  expect 0; kappa is 0 for such a judge;
 - the confusion matrices of orientations and ratings (expected x given, ``unparsed`` a
   category);
 - 95% intervals of the accuracies by resampling clips (the clip is the unit: its control

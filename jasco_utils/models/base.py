@@ -166,6 +166,8 @@ class Backend(abc.ABC):
     engine: ClassVar[str] = ""
     #: Whether the engine takes ``input_audio`` parts (an ALLM can run on it).
     takes_audio: ClassVar[bool] = True
+    #: Only rates answers from a judge prompt (not a general text model: no cascade's text LLM).
+    judge_only: ClassVar[bool] = False
     #: The kinds of :class:`StructuredOutput` the engine can apply (``regex``, ``json``).
     structured_kinds: ClassVar[tuple[str, ...]] = ("regex", "json")
 

@@ -447,6 +447,7 @@ class ReferenceBackend(Backend):
 
     engine = "reference"
     takes_audio = False
+    judge_only = True
     structured_kinds = ("json", "regex")
 
     def __init__(self, model: str = DEFAULT_ENCODER, threads: int | None = None, batch_size: int = 64,
