@@ -345,7 +345,7 @@ def run_summary(config: RunConfig, run_dir: str | os.PathLike[str],
     figures_dir = Path(figures_dir).resolve() if figures_dir else layout.figures_dir
     table = figures_dir / "table2.md"
     lines = ["", table.read_text(encoding="utf-8")] if table.is_file() else []
-    lines += _answer_warnings(layout) + _judge_warnings(layout)
+    lines += _answer_warnings(layout)  # the judges' warnings are in Table II's footnote, just above
     lines += [f"Table II:    {table} (.csv, .tex)", f"Figure 2:    {figures_dir / 'figure2.png'} (.pdf)"]
     if (figures_dir / "judge_check.png").is_file():
         lines.append(f"judge check: {figures_dir / 'judge_check.png'} (.json, .csv)")
@@ -354,18 +354,6 @@ def run_summary(config: RunConfig, run_dir: str | os.PathLike[str],
     if not config.paper:
         lines.append(f"(the {config.name} configuration proves the pipeline runs; its numbers are not the paper's results)")
     return "\n".join(lines)
-
-
-def _judge_warnings(layout: RunLayout) -> list[str]:
-    """A warning per judge whose judge check says its orientations cannot be trusted
-    (:func:`jasco_utils.analysis.judge_check.judge_check_warnings`)."""
-    from jasco_utils.analysis.judge_check import judge_check_warnings, measure
-
-    run = Run(layout.root)
-    if not run.judge_check_files():
-        return []
-    records = measure(run.judge_check(), n_resamples=0)
-    return [w.replace("Warning: ", "warning: ", 1) for w in judge_check_warnings(records)]
 
 
 def _answer_warnings(layout: RunLayout) -> list[str]:
