@@ -415,10 +415,22 @@ def check_footnote(run_dir: str | os.PathLike[str]) -> str:
     parts = [f"{r['judge']} rating {_fmt(r['rating_accuracy'])}, orientation {_fmt(r['orientation_accuracy'])}"
              f" (kappa {_fmt(r['kappa']['rating'])}, {_fmt(r['kappa']['orientation'])})" + _paraphrased_note(r)
              for r in records]
-    n = max(r["n_clips"] for r in records)
     warned = judge_check_warnings(records)
-    return (f"Judge check (control answers with known labels, {n} clips; accuracy, Cohen's kappa): "
+    return (f"Judge check (control answers with known labels, {clips_text(records)}; accuracy, Cohen's kappa): "
             + "; ".join(parts) + "." + ("".join(" " + w for w in warned)))
+
+
+def clips_text(records: list[dict[str, Any]]) -> str:
+    """How many clips the judges were checked on: ``80 clips``, or each judge's where they differ.
+
+    >>> clips_text([{"judge": "R", "n_clips": 80}, {"judge": "S", "n_clips": 3}])
+    '80 clips for R, 3 for S'
+    """
+    counts = [r["n_clips"] for r in records]
+    if len(set(counts)) == 1:
+        return f"{counts[0]} clips"
+    return f"{counts[0]} clips for {records[0]['judge']}, " + ", ".join(
+        f"{r['n_clips']} for {r['judge']}" for r in records[1:])
 
 
 def _paraphrased_note(rec: dict[str, Any]) -> str:

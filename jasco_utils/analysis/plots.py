@@ -367,7 +367,9 @@ def plot_judge_check(records: list[dict], title: str | None = None):
                 err[1].append(max(0.0, ci[1] - v[key]))
             bars = ax.bar(xs, ys, width=width * 0.92, color=colors[j], label=rec["judge"], yerr=err, capsize=2,
                           error_kw={"lw": 0.9, "ecolor": "0.3"})
-            ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)  # a 0.00 bar stays visible
+            # a 0.00 bar stays visible; with three judges or more the labels would overlap: rotated
+            ax.bar_label(bars, fmt="%.2f", fontsize=6 if len(records) > 2 else 7, padding=2,
+                         rotation=90 if len(records) > 2 else 0)
         ax.axhline(_UNIFORM_GUESS[key], ls="--", lw=1, color="gray", label="uniform random guess")
         ax.set_xticks(range(len(kinds)), [k.replace("_", " ") for k in kinds], rotation=25, ha="right",
                       rotation_mode="anchor")
@@ -376,6 +378,8 @@ def plot_judge_check(records: list[dict], title: str | None = None):
         ax.set_ylabel(key.replace("_", " "))
         _tidy(ax)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center", ncol=n + 1)
-    clips = max(rec["n_clips"] for rec in records)
-    fig.suptitle(title or f"Judge check: control answers with known labels ({clips} clips; 95% intervals over clips)")
+    from jasco_utils.analysis.judge_check import clips_text
+
+    fig.suptitle(title or "Judge check: control answers with known labels (95% intervals over clips)\n"
+                 + clips_text(records))
     return fig
