@@ -39,7 +39,7 @@ MODEL_SIZES_FILE = PACKAGE_DIR / "configs" / "model_sizes.toml"
 #: The environment variables a hub token is read from (their values are never shown).
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 #: The engines' packages, looked for without importing them.
-ENGINE_PACKAGES = ("vllm", "xllamacpp", "openai", "faster_whisper")
+ENGINE_PACKAGES = ("vllm", "xllamacpp", "openai", "faster_whisper", "sentence_transformers")
 _MIB = 2**20
 
 

@@ -65,14 +65,14 @@ class Machine:
         vllm_build: ``cuda``, ``cpu`` (vLLM's CPU build) or ``None`` (vLLM not installed).
         host_available_bytes: Memory the operating system can give (for vLLM's CPU build).
         packages: The engines' packages that are installed (``vllm``, ``xllamacpp``, ``openai``,
-            ``faster_whisper``; default: all of them).
+            ``faster_whisper``, ``sentence_transformers``; default: all of them).
         gpu_note: Why no GPU is listed, in words (``nvidia-smi not found``).
     """
 
     gpus: tuple[GPU, ...] = ()
     vllm_build: str | None = None
     host_available_bytes: int | None = None
-    packages: frozenset[str] = frozenset({"vllm", "xllamacpp", "openai", "faster_whisper"})
+    packages: frozenset[str] = frozenset({"vllm", "xllamacpp", "openai", "faster_whisper", "sentence_transformers"})
     gpu_note: str = ""
 
 
@@ -357,7 +357,7 @@ def fit(spec: Any, facts: ModelFacts, machine: Machine, role: str = "model") -> 
         return v
     if engine == "vllm":
         return _vllm_verdict(v, options, facts, machine)
-    needed = {"embedded": "xllamacpp", "openai": "openai"}.get(engine)
+    needed = {"embedded": "xllamacpp", "openai": "openai", "reference": "sentence_transformers"}.get(engine)
     missing = [p for p in ([needed] if needed else []) + (["faster_whisper"] if spec.engine == "cascade" else [])
                if p not in machine.packages]
     if missing:

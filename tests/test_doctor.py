@@ -108,11 +108,13 @@ def test_the_papers_configuration_fits_four_80gb_cards_and_nothing_without_gpus(
 
 def test_cpu_models_need_no_gpu():
     cfg = load_run_config("cpu")
-    machine = Machine(packages=frozenset({"xllamacpp", "faster_whisper"}))  # no GPU, no vLLM
+    machine = Machine(packages=frozenset({"xllamacpp", "faster_whisper", "sentence_transformers"}))  # no GPU, no vLLM
     verdicts = [fit(s, ModelFacts(), machine) for s in cfg.allms + cfg.judges]
     assert [v.status for v in verdicts] == [NO_GPU] * len(verdicts) and not any(v.blocking for v in verdicts)
-    missing = fit(cfg.judges[0], ModelFacts(), Machine(packages=frozenset()))
-    assert missing.blocking and "xllamacpp" in missing.reason
+    for judge, package in (("smollm2-original", "xllamacpp"), ("reference", "sentence_transformers")):
+        [spec] = [j for j in cfg.judges if j.key == judge]
+        missing = fit(spec, ModelFacts(), Machine(packages=frozenset()))
+        assert missing.blocking and package in missing.reason
 
 
 def test_the_cpu_build_runs_small_models_and_refuses_what_memory_cannot_hold():
@@ -191,10 +193,12 @@ def test_the_plan_counts_rows_and_the_answers_already_stored(tmp_path):
             request = {"identity": {}, "extra": {"task": "cascade"}, "messages": [{"role": "user", "content": str(k)}]}
             st.put(f"key{k}", request, Response("answer", [], {"engine": "embedded", "model": "SmolLM2-135M-Instruct"}))
     assert stored_answers(store) == {("cascade", "embedded", "SmolLM2-135M-Instruct"): 5}
-    plan = run_plan(cfg, clips=[1, 2, 3], store=store, machine=Machine(packages=frozenset({"xllamacpp", "faster_whisper"})))
-    allm, judge = plan.rows[0], plan.rows[1]
+    machine = Machine(packages=frozenset({"xllamacpp", "faster_whisper", "sentence_transformers"}))
+    plan = run_plan(cfg, clips=[1, 2, 3], store=store, machine=machine)
+    allm, reference, smollm2 = plan.rows[0], plan.rows[1], plan.rows[2]
     assert plan.n_clips == 3 and allm.rows == 24 and allm.stored == 5 and allm.stored_text == "19-24 to compute (5 stored)"
-    assert judge.rows == 24 + 3 * 10 and judge.stored == 0  # the run's answers + ten control answers per check clip
+    # the run's answers + ten control answers per check clip: all 80 for the reference judge, 3 for SmolLM2
+    assert (reference.rows, smollm2.rows) == (24 + 80 * 10, 24 + 3 * 10) and smollm2.stored == 0
     assert not plan.blocking and "every model can run here" in plan.format()
 
 
@@ -234,7 +238,7 @@ def test_reproduce_prints_the_plan_and_stops_before_anything_loads(tmp_path):
     assert "stopped before any model loads" in proc.stderr and not run.exists()
     proc, _ = _jasco("reproduce", "--config", "cpu", "--dry-run", "--run-dir", str(run),
                      "--store", str(tmp_path / "c.sqlite"))
-    assert proc.returncode == 0 and "run plan: cpu, 2 clips, 3 models" in proc.stdout and not run.exists()
+    assert proc.returncode == 0 and "run plan: cpu, 2 clips, 4 models" in proc.stdout and not run.exists()
 
 
 def test_nvidia_smi_output_is_read_as_the_documented_csv(tmp_path, monkeypatch):
