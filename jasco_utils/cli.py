@@ -47,7 +47,9 @@ from jasco_utils.cli_flags import (
 from jasco_utils.cli_lists import cmd_models as _cmd_models
 from jasco_utils.cli_lists import cmd_runs as _cmd_runs
 from jasco_utils.data.dataset import N_CLIPS
+from jasco_utils.config import ConfigError
 from jasco_utils.io import StorageError, TableError
+from jasco_utils.models.base import EngineError
 from jasco_utils.paths import DEFAULT_DATASET_DIR, DEFAULT_STORE, PROCESSED_DIR, RunLayout
 from jasco_utils.redact import redact
 
@@ -472,14 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     return no_abbreviations(parser)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from jasco_utils.config import ConfigError
-    from jasco_utils.models.base import EngineError
-
-    return (TableError, StorageError, ConfigError, EngineError)
-
-
-_USER_ERRORS = _user_errors()
+#: What the user can fix: said in one message, never a traceback.
+_USER_ERRORS = (TableError, StorageError, ConfigError, EngineError)
 
 
 def main(argv: list[str] | None = None) -> int:
