@@ -38,13 +38,13 @@ from jasco_utils.data.manifest import (
 )
 from jasco_utils.io import TableError, line_of, read_csv_checked
 from jasco_utils.models.base import Backend, Conversation, SamplingConfig
-from jasco_utils.models.runner import CachedRunner, CallResult, CallStats
+from jasco_utils.models.runner import CachedRunner, CallResult, CallStats, typed_tokens
 from jasco_utils.models.store import Store
 
 #: Ways to feed a clip: the clip itself, or an ablation.
 AUDIO_MODES = ("audio", "silence", "speech_masked")
 #: Columns an outputs table has after the manifest's (the provenance ones, engine to
-#: latency, are :data:`jasco_utils.models.runner.PROVENANCE_COLUMNS`).
+#: the token counts, are :data:`jasco_utils.models.runner.PROVENANCE_COLUMNS`).
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "model",
     "allm_model",
@@ -60,6 +60,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "started_at",
     "finished_at",
     "latency_s",
+    "prompt_tokens",
+    "completion_tokens",
 )
 #: Segments (start, end) in seconds, per clip id: where the speech is.
 SpeechSegments = Mapping[int, Sequence[tuple[float, float]]]
@@ -167,7 +169,7 @@ def _output_rows(manifest: pd.DataFrame, results: Sequence[CallResult], backend:
                 "transcript": (transcripts or {}).get(int(row["id"]), ""),
             }
         )
-    return pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OUTPUT_COLUMNS])
+    return typed_tokens(pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *OUTPUT_COLUMNS]))
 
 
 def run_conversations(

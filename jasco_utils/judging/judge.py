@@ -44,10 +44,11 @@ from jasco_utils.judging.prompts import (
     reask_messages,
 )
 from jasco_utils.models.base import Backend, SamplingConfig, StructuredOutput
-from jasco_utils.models.runner import CachedRunner, CallResult, CallStats
+from jasco_utils.models.runner import TOKEN_COLUMNS, CachedRunner, CallResult, CallStats, typed_tokens
 from jasco_utils.models.store import Store
 
-#: Columns a judged table has, after the manifest's.
+#: Columns a judged table has, after the manifest's. A re-asked row's token counts are those
+#: of both calls, the judgement and its re-ask.
 JUDGE_COLUMNS: tuple[str, ...] = (
     "model",
     "allm_status",
@@ -73,6 +74,8 @@ JUDGE_COLUMNS: tuple[str, ...] = (
     "started_at",
     "finished_at",
     "latency_s",
+    "prompt_tokens",
+    "completion_tokens",
 )
 #: The re-ask template.
 REASK_TEMPLATE = "reask_original"
@@ -208,19 +211,23 @@ def judge_table(
                         judge or backend.model, stats)
     table = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *JUDGE_COLUMNS])
     table["rating"] = table["rating"].astype("Int64")
-    return table, stats
+    return typed_tokens(table), stats
 
 
 def _judged_rows(df: pd.DataFrame, conversations: list, results: list[CallResult], reasks: dict[int, CallResult],
                  backend: Backend, sampling: SamplingConfig, structured: StructuredOutput | None, tpl, judge: str,
                  stats: JudgeStats) -> list[dict]:
-    """One judged row per answer: the manifest's columns, the provenance, the verdict (the re-ask
-    fallback applied); counts failed, truncated and unparsed rows into ``stats``."""
+    """One judged row per answer: the manifest's columns, the provenance (a re-ask's tokens
+    added), the verdict (the re-ask fallback applied); counts failed, truncated and unparsed
+    rows into ``stats``."""
     rows = []
     for k, (row, conv, res) in enumerate(zip(df.to_dict(orient="records"), conversations, results)):
         again = reasks.get(k)
         reask_text = again.text if again is not None else ""
         provenance = res.provenance(backend, sampling)
+        if again is not None:  # the row took both calls' tokens
+            both = [(provenance[col], (again.metadata or {}).get(col)) for col in TOKEN_COLUMNS]
+            provenance.update({col: None if None in pair else sum(pair) for col, pair in zip(TOKEN_COLUMNS, both)})
         if again is not None and again.error:  # the re-ask failed: the row has no verdict
             provenance.update(status="failed", error=f"re-ask failed: {again.error}")
             stats.failed += 1

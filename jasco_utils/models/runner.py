@@ -4,7 +4,8 @@ Shared by judging and inference: look every conversation up in the
 :class:`~jasco_utils.models.store.Store`; send the rest to the backend in chunks, identical
 requests once; store each result as it arrives; never store a failure as a result.
 :meth:`CallResult.provenance` gives the columns that record, beside every row made from a
-call, how it was made (engine, sampling, status, cache key, timing).
+call, how it was made (engine, sampling, status, cache key, timing, the tokens the engine
+counted).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from jasco_utils.models.base import (
@@ -52,7 +54,11 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
     "started_at",
     "finished_at",
     "latency_s",
+    "prompt_tokens",
+    "completion_tokens",
 )
+#: The provenance columns of token counts: whole numbers, empty where the engine reports none.
+TOKEN_COLUMNS: tuple[str, ...] = ("prompt_tokens", "completion_tokens")
 
 
 @dataclass
@@ -82,8 +88,10 @@ class CallResult:
     def provenance(self, backend: Backend, sampling: SamplingConfig) -> dict[str, Any]:
         """The :data:`PROVENANCE_COLUMNS` of a row made from this result.
 
-        The engine version and the timestamps are those recorded with the call (from the
-        store when it was served from there); the version falls back to the backend's.
+        The engine version, the timestamps and the token counts are those recorded with the
+        call (from the store when it was served from there); the version falls back to the
+        backend's, the token counts to ``None`` (an engine that counts none, a call recorded
+        before they were kept).
 
         Args:
             backend: The model that answered (or would have).
@@ -96,6 +104,8 @@ class CallResult:
         >>> row = CallResult("k1", "", {"latency_s": 0.5}, False, "timeout").provenance(Echo("m"), SamplingConfig())
         >>> row["status"], row["error"], row["engine_version"], row["latency_s"], row["started_at"]
         ('failed', 'timeout', 'unknown', 0.5, '')
+        >>> row["prompt_tokens"] is None
+        True
         >>> CallResult("k2", "Rating: 2", {"finish_reason": "length"}, True).provenance(Echo("m"), SamplingConfig())["status"]
         'truncated'
         """
@@ -111,7 +121,16 @@ class CallResult:
             "started_at": meta.get("started_at", ""),
             "finished_at": meta.get("finished_at", ""),
             "latency_s": meta.get("latency_s"),
+            **{col: meta.get(col) for col in TOKEN_COLUMNS},
         }
+
+
+def typed_tokens(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its :data:`TOKEN_COLUMNS` as nullable integers (CSV ``12`` or empty, never ``12.0``)."""
+    for col in TOKEN_COLUMNS:
+        if col in table.columns:
+            table[col] = pd.to_numeric(table[col], errors="coerce").astype("Int64")
+    return table
 
 
 class CachedRunner:

@@ -27,7 +27,7 @@ from jasco_utils.inference.cascade import (  # noqa: E402
 )
 from jasco_utils.models import EngineError, SamplingConfig, make_backend  # noqa: E402
 from jasco_utils.models.embedded import bundled_model_path  # noqa: E402
-from jasco_utils.models.runner import PROVENANCE_COLUMNS  # noqa: E402
+from jasco_utils.models.runner import PROVENANCE_COLUMNS, TOKEN_COLUMNS  # noqa: E402
 from jasco_utils.models.store import Store  # noqa: E402
 from jasco_utils.models.whisper import (  # noqa: E402
     SpeechRecognizer,
@@ -106,6 +106,7 @@ def test_rerun_makes_no_call(first_run, manifest, recognizer, embedded, store, r
                                     sampling=FAST, progress=False)
     assert stats.called == 0 and stats.from_cache == 8
     assert again["allm_output"].tolist() == out["allm_output"].tolist() and again["from_cache"].all()
+    assert again[list(TOKEN_COLUMNS)].equals(out[list(TOKEN_COLUMNS)])  # the counts recorded with the call
     assert recognizer.calls == 1
 
 
@@ -113,6 +114,11 @@ def test_what_was_sent_is_stored(first_run, store, recognizer):
     out, _, transcripts = first_run
     rec = store.get_many([out["cache_key"].iloc[0]])[out["cache_key"].iloc[0]]
     system, user = rec["request"]["messages"]
+    # the cascade's tokens are its text LLM's, as the engine counted them
+    assert (out["prompt_tokens"].iloc[0], out["completion_tokens"].iloc[0]) == (
+        rec["metadata"]["prompt_tokens"], rec["metadata"]["completion_tokens"])
+    assert out["prompt_tokens"].gt(len(user["content"]) // 8).all()
+    assert out["completion_tokens"].between(1, FAST.max_tokens).all()
     assert system == {"role": "system", "content": CASCADE_SYSTEM}
     assert user["content"] == cascade_prompt(transcripts[1].text, INSTRUCTIONS[0])
     assert f'"{transcripts[1].text}"' in user["content"] and NO_SOUNDS_LINE in user["content"]

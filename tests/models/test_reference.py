@@ -140,6 +140,7 @@ def test_through_the_judging_path_with_the_call_store(judge, rows, tmp_path):
     expected = [(r, o) for c in ANSWERS for _, r, o in ANSWERS[c].values()]
     assert stats.called == len(table) and stats.unparsed == 0 and stats.reasked == 0
     assert stats2.from_cache == len(table) and again["judge_output"].tolist() == judged["judge_output"].tolist()
+    assert judged[["prompt_tokens", "completion_tokens"]].isna().all().all()  # no tokens: absent, never 0
     for (rating, orientation), got_r, got_o in zip(expected, judged["rating"], judged["orientation"], strict=True):
         assert got_r == rating and (orientation is None or got_o == orientation)
 
