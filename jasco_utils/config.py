@@ -116,6 +116,22 @@ ALLM_DEFAULTS = GenerateConfig(max_tokens=512, temperature=0.0, top_p=1.0, seed=
 ORIGINAL_SAMPLING = GenerateConfig(temperature=1.0, top_p=1.0, seed=None)
 
 
+class TokenPrice(StrictModel):
+    """What a hosted model's tokens cost, in US dollars per million tokens (``price = {prompt =
+    2.5, completion = 10.0}``): :mod:`jasco_utils.analysis.usage` turns a run's tokens into a cost.
+
+    >>> TokenPrice(prompt=2.5, completion=10).cost(1_000_000, 200_000)
+    4.5
+    """
+
+    prompt: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    completion: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        """The dollars these tokens cost."""
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+
+
 class ModelSpec(BaseModel):
     """One model, judge or ALLM: which engine runs it, with which options, generating how.
 
@@ -139,6 +155,7 @@ class ModelSpec(BaseModel):
             path), or why none runs here.
         system: An ALLM's system message, where its model card requires one (``None``: the
             model's chat template decides).
+        price: What its tokens cost (a hosted API's price), for the run's usage report.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -157,6 +174,7 @@ class ModelSpec(BaseModel):
     family: str | None = None
     tested: str = ""
     system: str | None = None
+    price: TokenPrice | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -311,5 +329,5 @@ from jasco_utils.config_files import (  # noqa: E402  (they build the models abo
 
 __all__ = ["ALLM_DEFAULTS", "ALLMS_FILE", "ALLM_SOURCES", "CASCADE_LLM_ENGINE", "ConfigError", "GenerateConfig",
            "JUDGES_FILE", "JUDGE_DEFAULTS", "ModelSpec", "ORIGINAL_SAMPLING", "RUN_CONFIGS_DIR", "RunConfig",
-           "STRUCTURED_MODES", "allm_spec", "describe_errors", "get_judge", "load_allms", "load_judges",
+           "STRUCTURED_MODES", "TokenPrice", "allm_spec", "describe_errors", "get_judge", "load_allms", "load_judges",
            "load_run_config", "resolve_generate", "run_config_file"]

@@ -28,6 +28,7 @@ from jasco_utils.config import (
     RunConfig,
     Count,
     StrictModel,
+    TokenPrice,
     resolve_generate,
 )
 
@@ -115,6 +116,7 @@ class _JudgeEntry(_Sampling):
     options: dict[str, Any] = Field(default_factory=dict)
     structured: Literal["regex", "json"] | None = None
     max_explanation_chars: Count | None = None
+    price: TokenPrice | None = None
 
 
 def _judge_spec(key: str, entry: _JudgeEntry) -> ModelSpec:
@@ -122,7 +124,7 @@ def _judge_spec(key: str, entry: _JudgeEntry) -> ModelSpec:
 
     return ModelSpec(key=key, engine=entry.engine, model=entry.model, name=entry.name or key, options=entry.options,
                      template=entry.template or DEFAULT_JUDGE_TEMPLATE,
-                     generate=entry.level("structured", "max_explanation_chars"))
+                     generate=entry.level("structured", "max_explanation_chars"), price=entry.price)
 
 
 def _load_named(path: Path, what: str, schema: type[BaseModel],
@@ -138,7 +140,8 @@ def _load_named(path: Path, what: str, schema: type[BaseModel],
         try:
             entry = schema.model_validate(raw)
         except ValidationError as e:
-            problems += [f"[{key}]: {p}" for p in describe_errors(e, {(): _fields(schema)})]
+            fields_of = {(): _fields(schema), ("price",): _fields(TokenPrice)}
+            problems += [f"[{key}]: {p}" for p in describe_errors(e, fields_of)]
             continue
         out[key] = build(key, entry)
         if what == "judge" and out[key].engine in ALLM_SOURCES:
@@ -184,6 +187,7 @@ class _AllmEntry(_Sampling):
     optional: bool = False
     allm: str | None = None
     system: str | None = None
+    price: TokenPrice | None = None
 
 
 class _NamedAllmEntry(_Sampling):
@@ -196,6 +200,7 @@ class _NamedAllmEntry(_Sampling):
     family: str | None = None
     tested: str = ""
     system: str | None = None
+    price: TokenPrice | None = None
 
 
 def _allm_from_entry(entry: _AllmEntry) -> tuple[ModelSpec | None, list[str]]:
@@ -211,6 +216,8 @@ def _allm_from_entry(entry: _AllmEntry) -> tuple[ModelSpec | None, list[str]]:
             changes.update(key=entry.name, name=entry.name)
         if entry.system is not None:
             changes["system"] = entry.system
+        if entry.price is not None:
+            changes["price"] = entry.price
         return base.replace(**changes), []
     if not entry.name:
         return None, ["an ALLM needs a name"]
@@ -222,7 +229,7 @@ def _allm_from_entry(entry: _AllmEntry) -> tuple[ModelSpec | None, list[str]]:
         return None, [f"the {entry.engine} engine takes text only; use it as the cascade's llm_engine"]
     spec = ModelSpec(key=entry.name, engine=entry.engine, model=entry.model or entry.llm_model, options=entry.options,
                      llm_engine=entry.llm_engine, asr_model=entry.asr_model, path=entry.path,
-                     optional=entry.optional, system=entry.system)
+                     optional=entry.optional, system=entry.system, price=entry.price)
     return spec, []
 
 
@@ -240,7 +247,7 @@ def allm_spec(raw: Mapping[str, Any], where: str) -> ModelSpec:
     try:
         entry = _AllmEntry.model_validate(dict(raw))
     except ValidationError as e:
-        _raise(where, describe_errors(e, {(): _fields(_AllmEntry)}))
+        _raise(where, describe_errors(e, {(): _fields(_AllmEntry), ("price",): _fields(TokenPrice)}))
     spec, problems = _allm_from_entry(entry)
     _raise(where, problems)
     return spec.with_generate(entry.level()).check(where)
@@ -257,7 +264,8 @@ def load_allms(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpe
 
 def _named_allm_spec(key: str, entry: _NamedAllmEntry) -> ModelSpec:
     return ModelSpec(key=key, engine=entry.engine, model=entry.model, name=entry.name or key, options=entry.options,
-                     generate=entry.level(), family=entry.family or None, tested=entry.tested, system=entry.system)
+                     generate=entry.level(), family=entry.family or None, tested=entry.tested, system=entry.system,
+                     price=entry.price)
 
 
 def _check_clips(value: Any) -> list[int] | None:
@@ -319,7 +327,8 @@ class _RunFile(StrictModel):
 
 
 _RUN_SECTIONS = {(): _fields(_RunFile), ("allm_sampling",): _fields(_Sampling), ("judging",): _fields(_JudgingSection),
-                 ("judge_check",): _fields(_JudgeCheckSection), ("allms",): _fields(_AllmEntry)}
+                 ("judge_check",): _fields(_JudgeCheckSection), ("allms",): _fields(_AllmEntry),
+                 ("allms", "price"): _fields(TokenPrice)}
 
 
 def run_config_file(name_or_path: str | os.PathLike[str]) -> Path:
