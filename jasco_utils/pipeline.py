@@ -349,7 +349,10 @@ def run_summary(config: RunConfig, run_dir: str | os.PathLike[str],
     lines += [f"Table II:    {table} (.csv, .tex)", f"Figure 2:    {figures_dir / 'figure2.png'} (.pdf)"]
     if (figures_dir / "judge_check.png").is_file():
         lines.append(f"judge check: {figures_dir / 'judge_check.png'} (.json, .csv)")
-    lines += [f"results:     {layout.results} (scores, intervals, judge check, provenance)",
+    from jasco_utils.analysis.usage import usage_lines
+
+    lines += [f"{'usage:' if i == 0 else '':<13}{line}" for i, line in enumerate(usage_lines(layout.root))]
+    lines += [f"results:     {layout.results} (scores, intervals, judge check, provenance, usage)",
               f"notebooks:   {layout.notebooks_dir} (executed); the run's page: {layout.root / 'browse.html'}"]
     if not config.paper:
         lines.append(f"(the {config.name} configuration proves the pipeline runs; its numbers are not the paper's results)")

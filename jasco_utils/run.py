@@ -3,9 +3,9 @@
 A run folder (``runs/NAME``; layout in :class:`jasco_utils.paths.RunLayout`) holds the
 resolved configuration (``config.json``, written when the run starts: what every stage and
 notebook of the run reads, instead of parsing the TOML again), the manifest, each ALLM's
-outputs table, each judged table, the judge check's tables, the figures and
-``results.json``. :class:`Run` reads them, checked, with the file, line and column of any
-fault named:
+outputs table, each judged table, the judge check's tables, the record of each finished
+stage (``stages.jsonl``), the figures and ``results.json``. :class:`Run` reads them,
+checked, with the file, line and column of any fault named:
 
 >>> run = Run("runs/cpu")
 >>> run.config_path.as_posix()
@@ -14,6 +14,7 @@ fault named:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from jasco_utils.paths import RunLayout
 #: The text columns a judged table carries beside its scored columns (:meth:`Run.judged`).
 JUDGED_TEXTS: tuple[str, ...] = ("prompt", "audio", "audio_sound", "spoken_text", "tgt_text", "audio_only_target",
                                  "speech_only_target", "target_keywords", "allm_output", "judge_output", "reask_output")
+#: The fields of a stage record (a line of ``stages.jsonl``, :meth:`Run.stage_records`).
+STAGE_FIELDS: tuple[str, ...] = ("stage", "model", "input", "shard", "started_at", "finished_at", "wall_s", "num_gpus",
+                                 "num_cpus", "executor", "node")
+#: The columns of :meth:`Run.call_rows`: where a row is, then how its call went.
+CALL_COLUMNS: tuple[str, ...] = ("stage", "model", "file", "from_cache", "cache_key", "latency_s", "prompt_tokens",
+                                 "completion_tokens")
 
 
 class Run(RunLayout):
@@ -35,6 +42,11 @@ class Run(RunLayout):
     def config_path(self) -> Path:
         """``config.json``: the run's configuration, resolved (every model's generation settings filled in)."""
         return self.root / "config.json"
+
+    @property
+    def stages_path(self) -> Path:
+        """``stages.jsonl``: one JSON object per finished stage (:data:`STAGE_FIELDS`), appended as each ends."""
+        return self.root / "stages.jsonl"
 
     def write_config(self, config: RunConfig) -> Path:
         """Write the resolved configuration (:meth:`RunConfig.to_json`) to :attr:`config_path`."""
@@ -152,9 +164,77 @@ class Run(RunLayout):
         return read_checked(files) if files else pd.DataFrame()
 
 
+    def stage_records(self) -> pd.DataFrame:
+        """The finished stages (``stages.jsonl``): one row each, in the order they finished,
+        :data:`STAGE_FIELDS` first (a field a record lacks is empty; ``wall_s``, ``num_gpus``
+        and ``num_cpus`` numbers), then any other field. Empty when the file is absent. A last
+        line without its line break (a writer stopped while appending) is left out.
+
+        Raises:
+            TableError: Another line that is not a JSON object with ``stage``, ``model`` and a
+                non-negative ``wall_s`` (its line number named).
+        """
+        path = self.stages_path
+        if not path.is_file():
+            return pd.DataFrame(columns=list(STAGE_FIELDS))
+        text, records = path.read_text(encoding="utf-8"), []
+        lines = text.splitlines()
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                if n == len(lines) and not text.endswith("\n"):
+                    break  # torn: its writer stopped before the end of the line
+                raise TableError(f"{path}: line {n}: not JSON ({e}); remove the line or finish the record") from None
+            wall = rec.get("wall_s") if isinstance(rec, dict) else None
+            if not (isinstance(rec, dict) and rec.get("stage") and rec.get("model") and isinstance(wall, (int, float))
+                    and not isinstance(wall, bool) and wall >= 0):
+                raise TableError(f"{path}: line {n}: a stage record is a JSON object with stage, model and wall_s "
+                                 f"(seconds, 0 or more); got {line[:120]!r}")
+            records.append(rec)
+        df = pd.DataFrame(records)
+        for col in STAGE_FIELDS:
+            if col not in df.columns:
+                df[col] = None
+        for col in ("wall_s", "num_gpus", "num_cpus"):
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+        return df[[*STAGE_FIELDS, *(c for c in df.columns if c not in STAGE_FIELDS)]]
+
+    def call_rows(self) -> pd.DataFrame:
+        """Every row of the run's tables (outputs, judged, the judge check's), as :data:`CALL_COLUMNS`.
+
+        ``stage`` is ``infer``, ``judge`` or ``check``; ``model`` the key in the file's name
+        (the ALLM's; the judge's for judged tables); ``from_cache`` True, False, or missing
+        where the table does not say (imported answers, older tables); ``latency_s`` and
+        the token counts numbers, missing where the table has none (older tables, engines
+        that count none).
+
+        Raises:
+            TableError: A table cannot be read.
+        """
+        from jasco_utils.analysis.scoring import names_from_path
+
+        tables = [("infer", p, p.stem) for p in self.output_files()]
+        tables += [(stage, p, names_from_path(p)[1]) for stage, files in (("judge", self.judged_files()),
+                                                                          ("check", self.judge_check_files()))
+                   for p in files]
+        frames = []
+        for stage, path, model in tables:
+            df = read_table_checked(path, what="table")
+            out = pd.DataFrame({"stage": stage, "model": model, "file": path.name}, index=df.index)
+            out["from_cache"] = df["from_cache"].map({"True": True, "False": False}) if "from_cache" in df else None
+            out["cache_key"] = df.get("cache_key", "")
+            for col in CALL_COLUMNS[5:]:
+                out[col] = pd.to_numeric(df[col], errors="coerce") if col in df else float("nan")
+            frames.append(out)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(CALL_COLUMNS))
+
+
 def as_run(run_dir: str | os.PathLike[str] | Run) -> Run:
     """A :class:`Run` for a folder (or the run itself)."""
     return run_dir if isinstance(run_dir, Run) else Run(run_dir)
 
 
-__all__ = ["JUDGED_TEXTS", "Run", "TableError", "as_run"]
+__all__ = ["CALL_COLUMNS", "JUDGED_TEXTS", "Run", "STAGE_FIELDS", "TableError", "as_run"]

@@ -8,7 +8,9 @@ rating, orientation and explanation side by side. Its filters are the explorer's
 one-modality answers), computed here and stored with the data, plus unparsed and failed rows,
 model, judge, instruction and a text search; the page's script only shows, hides and sorts.
 Where the run has a judge check (``RUN_DIR/judge_check``), its accuracies are shown
-(:func:`jasco_utils.analysis.judge_check.measure`, without intervals).
+(:func:`jasco_utils.analysis.judge_check.measure`, without intervals); a table gives the
+run's usage per model and stage (rows, calls, tokens, time, cost:
+:func:`jasco_utils.analysis.usage.usage_report`).
 
 The page needs no server and fetches nothing. The data is inline JSON (``<``, ``>`` and ``&``
 written as ``\\u003c``, ``\\u003e``, ``\\u0026``, so no text can close its script block),
@@ -239,6 +241,16 @@ def _judge_check(layout: RunLayout) -> dict[str, Any] | None:
         return {"error": str(e), "files": [p.name for p in files]}
 
 
+def _usage(layout: RunLayout) -> dict[str, Any]:
+    """The run's usage (:func:`~jasco_utils.analysis.usage.usage_report`), or an ``error``."""
+    from jasco_utils.analysis.usage import usage_report
+
+    try:
+        return usage_report(layout.root)
+    except TableError as e:
+        return {"error": str(e)}
+
+
 def _text(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
@@ -279,7 +291,7 @@ def _answers(clip_rows: pd.DataFrame, clip_verdicts: pd.DataFrame, models: list[
 def page_data(run_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
               audio: str = "embed", page_dir: str | os.PathLike[str] | None = None,
               progress: bool = True) -> dict[str, Any]:
-    """Everything the page shows, JSON-ready: header, filters, clips, judge check.
+    """Everything the page shows, JSON-ready: header, filters, clips, judge check, usage.
 
     Args:
         run_dir: The run folder (``outputs/``, ``judged/``, optionally ``judge_check/``).
@@ -335,7 +347,7 @@ def page_data(run_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str] 
         "audio_mode": audio, "design_source": design_source, "instructions": list(INSTRUCTIONS), "counts": counts,
         "settings": {"disagree_spread": DISAGREE_SPREAD, "one_modality_agreement": ONE_MODALITY_AGREEMENT},
         "filters": {k: filters[k] for k in ("all_fail", "disagree", "one_modality")},
-        "judge_check": _judge_check(layout), "clips": records,
+        "judge_check": _judge_check(layout), "usage": _usage(layout), "clips": records,
     }
 
 

@@ -31,6 +31,7 @@ from jasco_utils.analysis import (
     judge_check,
     plots,
     sensitivity,
+    usage,
 )
 from jasco_utils.analysis.report import (
     dataset_checksum,
@@ -162,8 +163,10 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
     ``figures_dir`` (default ``RUN_DIR/figures``): ``table2`` (one record per judge and the
     Average), ``scores`` (per ALLM and judge: Best-Mean, dependence, counts), ``intervals``
     (the bootstrap intervals, when computed), ``judge_check`` (when the run has one),
-    ``provenance`` (configuration, dataset checksum, models, engines, code version) and
-    ``files`` (everything in ``figures_dir``).
+    ``provenance`` (configuration, dataset checksum, models, engines, code version),
+    ``usage`` (rows, calls, tokens, wall time, GPU-seconds and cost per model and stage, and
+    their totals: :func:`jasco_utils.analysis.usage.usage_report`) and ``files``
+    (everything in ``figures_dir``).
 
     Raises:
         FileNotFoundError: :func:`run_analysis` has not written Table II there yet.
@@ -188,6 +191,7 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
         "intervals": read_table("table2_ci.csv"),
         "judge_check": read_json("judge_check.json"),
         "provenance": read_json("provenance.json"),
+        "usage": usage.usage_report(run_dir),
         "files": sorted(str(p.resolve()) for p in figures_dir.iterdir() if p.is_file()),
     }
     with atomic_open(layout.results, "w", encoding="utf-8") as fh:

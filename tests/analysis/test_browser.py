@@ -337,6 +337,9 @@ def test_in_a_browser(driver, run, synthetic_dataset, audio):
     # the hostile answer is shown as text, and made no element
     assert HOSTILE in driver.execute_script("return document.getElementById('clip-1').innerText")
     assert driver.execute_script("return document.querySelectorAll('main b, main i').length") == 0
+    usage = driver.execute_script("return [...document.querySelectorAll('#usage tbody tr')]"
+                                  ".map(r => r.cells[0].textContent + ' ' + r.cells[1].textContent)")
+    assert usage == ["infer A", "infer B", "infer C", "judge j1", "judge j2", "total "]  # a row per stage and model
     show = Select(driver.find_element("id", "f-show"))
     show.select_by_value("all_fail")
     assert _shown(driver) == [3]
