@@ -3,6 +3,7 @@ built by the tests, in-process and behind vLLM's own OpenAI-compatible server.""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -106,3 +107,40 @@ def test_jasco_judge_cli_640_rows_against_vllm_server(vllm_server, vllm_judge, t
     assert table["judge_output"].head(16).tolist() == [r.text for r in vllm_judge.generate(convs, FAST)]
     constrained = backend.generate(convs[:6], SamplingConfig(max_tokens=160), StructuredOutput(regex=SHORT_REGEX))
     assert all(re.fullmatch(SHORT_REGEX, r.text) for r in constrained), [r.text for r in constrained]
+
+
+def test_token_counts_are_the_servers_usage(vllm_server, tmp_path):
+    """A judged table's prompt_tokens / completion_tokens are the usage vLLM's server reports for
+    the same request (sent again with the openai client), served from the store too; the run's
+    usage report sums them."""
+    import openai
+
+    from jasco_utils.analysis.usage import usage_table
+    from jasco_utils.judging.judge import write_judged
+    from jasco_utils.run import Run
+
+    outputs, sampling = outputs_table([7]), SamplingConfig(max_tokens=160)
+    structured = StructuredOutput(regex=SHORT_REGEX)  # answers that end, at different lengths
+    backend = make_backend("openai", "tiny", base_url=vllm_server, concurrency=8)
+    with Store(tmp_path / "calls.sqlite") as store:
+        table, _ = judge_table(outputs, backend, store, judge="tiny-server", sampling=sampling, structured=structured,
+                               reask=False, progress=False)
+        again, stats = judge_table(outputs, backend, store, judge="tiny-server", sampling=sampling,
+                                   structured=structured, reask=False, progress=False)
+    client = openai.OpenAI(base_url=vllm_server, api_key="unused", max_retries=0)
+    request = {"model": "tiny", "temperature": 0.0, "top_p": 1.0, "max_tokens": 160, "seed": 0,
+               "extra_body": {"structured_outputs": {"regex": SHORT_REGEX}}}  # what the backend sends
+    direct = [client.chat.completions.create(messages=json.loads(m), **request) for m in table["judge_messages"]]
+    assert table["judge_output"].tolist() == [c.choices[0].message.content for c in direct]  # the same answers
+    prompt, completion = [c.usage.prompt_tokens for c in direct], [c.usage.completion_tokens for c in direct]
+    assert table["prompt_tokens"].tolist() == prompt and table["completion_tokens"].tolist() == completion
+    assert len(set(prompt)) > 1 and len(set(completion)) > 1 and max(completion) < 160  # per row, not a constant
+    assert stats.from_cache == 8 and again["prompt_tokens"].equals(table["prompt_tokens"])
+    run = Run(tmp_path / "run")  # the first pass called the server, the second was served from the store
+    write_judged(table, run.judged_path("first", "tiny-server"))
+    write_judged(again, run.judged_path("again", "tiny-server"))
+    [usage] = usage_table(run).to_dict(orient="records")
+    assert (usage["stage"], usage["model"], usage["rows"], usage["calls"], usage["from_store"]) == (
+        "judge", "tiny-server", 16, 8, 8)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (2 * sum(prompt), 2 * sum(completion))
+    assert (usage["new_prompt_tokens"], usage["new_completion_tokens"]) == (sum(prompt), sum(completion))
