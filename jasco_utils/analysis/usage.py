@@ -10,18 +10,17 @@ run's tables (:meth:`jasco_utils.run.Run.call_rows`), the run's record of finish
   ``from_store``, the rows served from the store. Imported answers are neither.
 - ``prompt_tokens`` / ``completion_tokens``: the tokens of all rows (each distinct request
   once: what the run would take without a cache); ``new_prompt_tokens`` /
-  ``new_completion_tokens``: those of this run's calls only. The counts are the engine's
+  ``new_completion_tokens``: those of this run's calls only (0 when it made none). The counts are the engine's
   own (the usage an OpenAI-compatible server reports; vLLM's and llama.cpp's counts); a
   judged row's include its re-ask. Missing (NaN, shown as "unknown"), never 0, where no row
   has any: engines that count none (the reference judge), imported answers, tables written
   before the counts were kept. ``rows_without_tokens`` counts the rows lacking them.
 - ``wall_s`` and ``gpu_s``: the stage records' ``wall_s`` and ``wall_s * num_gpus``, summed
-  (shards that ran side by side add up), the last record of each job (stage, model, input,
-  shard) only: the run that made the table as it is, not earlier runs in the same folder;
-  ``wall_source`` ``stages``. Without a record of
-  that stage and model, the sum of the rows' call latencies (``wall_source`` ``latency``:
-  the time the answers took when they were called, this run or before, not this run's
-  time), and GPU-seconds unknown.
+  (shards that ran side by side add up) over the last record of each job (stage, model,
+  input, shard): the run that made the tables as they are, not earlier runs in the same
+  folder; ``wall_source`` ``stages``. Without a record of that stage and model, the sum of
+  the rows' call latencies (``wall_source`` ``latency``: the time the answers took when
+  they were called, this run or before, not this run's time), and GPU-seconds unknown.
 - ``cost_usd`` (all rows' tokens) and ``new_cost_usd`` (this run's calls), where the model's
   entry has a ``price`` (:class:`jasco_utils.config.TokenPrice`, dollars per million tokens).
 """
@@ -67,8 +66,8 @@ def _distinct(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _tokens(requests: pd.DataFrame) -> tuple[float, float]:
-    """Prompt and completion tokens of ``requests`` (NaN when none has any)."""
-    return tuple(float(requests[c].sum(min_count=1)) for c in ("prompt_tokens", "completion_tokens"))
+    """Prompt and completion tokens of ``requests``: 0 for none, NaN when none of them has counts."""
+    return tuple(float(requests[c].sum(min_count=min(1, len(requests)))) for c in ("prompt_tokens", "completion_tokens"))
 
 
 def _cost(spec: ModelSpec | None, prompt: float, completion: float) -> float:
@@ -101,8 +100,7 @@ def usage_table(run_dir: str | os.PathLike[str] | Run) -> pd.DataFrame:
         else:
             wall, gpu, source = float(requests["latency_s"].sum(min_count=1)), math.nan, "latency"
         out.append({
-            "stage": stage, "model": model, "rows": len(rows),
-            "calls": len(new),
+            "stage": stage, "model": model, "rows": len(rows), "calls": len(new),
             "from_store": int(rows["from_cache"].eq(True).sum()),
             "prompt_tokens": tokens[0], "completion_tokens": tokens[1],
             "new_prompt_tokens": new_tokens[0], "new_completion_tokens": new_tokens[1],
@@ -141,8 +139,11 @@ def _n(value: float) -> str:
     return "unknown" if value is None or math.isnan(value) else f"{value:,.0f}"
 
 
-def _seconds(value: float) -> str:
-    return "unknown" if math.isnan(value) else f"{value:,.1f} s" if value < 100 else f"{value:,.0f} s"
+def _seconds(value: float, source: str) -> str:
+    if math.isnan(value):
+        return "time unknown"
+    number = f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+    return f"{number} s {_WALL.get(source, '')}".rstrip()
 
 
 def _usd(value: float) -> str:
@@ -170,7 +171,7 @@ def usage_lines(run_dir: str | os.PathLike[str] | Run) -> list[str]:
                   f"{_n(tokens)} tokens ({_n(r.new_prompt_tokens + r.new_completion_tokens)} new{uncounted})")
         gpu = "" if math.isnan(r.gpu_s) else f", {r.gpu_s:,.0f} GPU-s"
         lines.append(f"{r.stage:<6} {_n(r.rows)} rows: {_n(r.calls)} calls, {_n(r.from_store)} from the store; "
-                     f"{tokens}; {_seconds(r.wall_s)} {_WALL.get(r.wall_source, '')}{gpu}".rstrip())
+                     f"{tokens}; {_seconds(r.wall_s, r.wall_source)}{gpu}")
     total = totals[totals["stage"] == "all"]
     if len(total) and not math.isnan(total["cost_usd"].iloc[0]):
         lines.append(f"cost   {_usd(total['new_cost_usd'].iloc[0])} for this run's calls "

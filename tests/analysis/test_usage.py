@@ -108,6 +108,7 @@ def test_usage_sums_per_model_and_stage(run_dir):
     assert (old["wall_s"], old["wall_source"]) == (sum(r[3] for r in A_ROWS), "latency") and math.isnan(old["gpu_s"])
     imp = u.loc[("infer", "IMP")]  # imported answers: no calls, nothing from the store, no time
     assert (imp["rows"], imp["calls"], imp["from_store"]) == (8, 0, 0) and math.isnan(imp["wall_s"])
+    assert math.isnan(imp["prompt_tokens"]) and imp["new_prompt_tokens"] == 0  # unknown; no call spent any
 
     j1 = u.loc[("judge", "j1")]
     assert (j1["calls"], j1["from_store"], j1["prompt_tokens"], j1["new_prompt_tokens"]) == (6, 2, 2428, 1815)
