@@ -40,6 +40,7 @@ from jasco_utils.cli_flags import (
     non_negative_float,
     parse_clip_list,
     positive_float,
+    reproduce_args,
     generate_from,
     positive_int,
     subset_flags,
@@ -48,6 +49,7 @@ from jasco_utils.cli_lists import cmd_models as _cmd_models
 from jasco_utils.cli_lists import cmd_runs as _cmd_runs
 from jasco_utils.data.dataset import N_CLIPS
 from jasco_utils.config import ConfigError
+from jasco_utils.executor import StageError
 from jasco_utils.io import StorageError, TableError
 from jasco_utils.models.base import EngineError
 from jasco_utils.paths import DEFAULT_DATASET_DIR, DEFAULT_STORE, PROCESSED_DIR, RunLayout
@@ -294,7 +296,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return stop
     try:
         run_dir = reproduce(cfg, args.run_dir, args.figures_dir, args.store, args.data_dir, args.all_clips,
-                            log=lambda line: print(line, flush=True), clips=clips)
+                            log=lambda line: print(line, flush=True), clips=clips, executor=args.executor,
+                            address=args.ray_address)
     except papermill.PapermillExecutionError as e:
         print(f"jasco reproduce: a notebook failed (its executed copy is under the run's notebooks/):\n{e}",
               file=sys.stderr)
@@ -418,16 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
 
     rp = sub.add_parser("reproduce", help="run the notebooks headlessly: Table II and Figure 2 for a configuration")
-    rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, modern (current ALLMs), or a .toml path")
-    rp.add_argument("--all-clips", action="store_true", help="all 80 clips, whatever the configuration says")
-    rp.add_argument("--clips", type=parse_clip_list, help="these clips, e.g. 1-10,42, whatever the configuration says")
-    rp.add_argument("--limit", type=positive_int, metavar="N",
-                    help="only the first N clips (of --clips, else of the configuration's; default: no limit)")
-    rp.add_argument("--run-dir", help="the run's folder (default runs/CONFIG)")
-    rp.add_argument("--figures-dir", help="where Table II, Figure 2, the statistics and the provenance go (default RUN_DIR/figures)")
-    rp.add_argument("--store", help=f"the call cache (default {DEFAULT_STORE})")
-    data_dir_arg(rp)
-    rp.add_argument("--dry-run", action="store_true", help="print the run plan (models, rows, verdicts) and stop")
+    reproduce_args(rp)
     rp.set_defaults(func=_cmd_reproduce)
     from jasco_utils.doctor import add_parser as add_doctor_parser
 
@@ -474,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     return no_abbreviations(parser)
 
 
-#: What the user can fix: said in one message, never a traceback.
-_USER_ERRORS = (TableError, StorageError, ConfigError, EngineError)
+#: What the user can fix (or a failed stage, named with its reason): said in one message, never a traceback.
+_USER_ERRORS = (TableError, StorageError, ConfigError, EngineError, StageError)
 
 
 def main(argv: list[str] | None = None) -> int:

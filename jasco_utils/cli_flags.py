@@ -224,3 +224,32 @@ def judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     run.add_argument("--store", default=str(DEFAULT_STORE), help="the call cache, SQLite (default %(default)s)")
     run.add_argument("--chunk-size", type=positive_int, default=256, help="rows per engine call (default 256)")
     return run
+
+
+def reproduce_args(rp: argparse.ArgumentParser) -> None:
+    """The flags of ``jasco reproduce``: the configuration, its clips, where the run goes, the executor."""
+    from jasco_utils.paths import DEFAULT_STORE
+
+    rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, modern (current ALLMs), or a .toml path")
+    rp.add_argument("--all-clips", action="store_true", help="all 80 clips, whatever the configuration says")
+    rp.add_argument("--clips", type=parse_clip_list, help="these clips, e.g. 1-10,42, whatever the configuration says")
+    rp.add_argument("--limit", type=positive_int, metavar="N",
+                    help="only the first N clips (of --clips, else of the configuration's; default: no limit)")
+    rp.add_argument("--run-dir", help="the run's folder (default runs/CONFIG)")
+    rp.add_argument("--figures-dir", help="where Table II, Figure 2, the statistics and the provenance go (default RUN_DIR/figures)")
+    rp.add_argument("--store", help=f"the call cache (default {DEFAULT_STORE})")
+    data_dir_arg(rp)
+    rp.add_argument("--dry-run", action="store_true", help="print the run plan (models, rows, verdicts) and stop")
+    executor_args(rp)
+
+
+def executor_args(parser: argparse.ArgumentParser) -> None:
+    """``--executor`` and ``--ray-address`` (:mod:`jasco_utils.executor`)."""
+    from jasco_utils.config import EXECUTORS
+
+    parser.add_argument("--executor", choices=EXECUTORS,
+                        help="where the model stages run: local (one after another on this machine) or ray "
+                             "(Ray tasks on a cluster; see the README's 'On a cluster'); default: the configuration's "
+                             "executor, else local")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="the Ray cluster for --executor ray (default $RAY_ADDRESS, else a Ray instance started here)")

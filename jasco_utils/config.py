@@ -132,6 +132,22 @@ class TokenPrice(StrictModel):
         return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
 
 
+class Resources(StrictModel):
+    """What one replica of a model asks a Ray cluster for (``resources = {num_gpus = 2}``), over
+    what :func:`jasco_utils.executor.job_resources` works out from its engine and options.
+
+    >>> Resources(num_gpus=2).num_cpus is None
+    True
+    """
+
+    num_cpus: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    num_gpus: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+
+
+#: Where a run's model stages execute (:mod:`jasco_utils.executor`).
+EXECUTORS = ("local", "ray")
+
+
 class ModelSpec(BaseModel):
     """One model, judge or ALLM: which engine runs it, with which options, generating how.
 
@@ -156,6 +172,9 @@ class ModelSpec(BaseModel):
         system: An ALLM's system message, where its model card requires one (``None``: the
             model's chat template decides).
         price: What its tokens cost (a hosted API's price), for the run's usage report.
+        replicas: On the Ray executor, its rows split by whole clips over this many replicas,
+            each a task of its own (the local executor runs one).
+        resources: On the Ray executor, what each replica asks for, over the defaults.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -175,6 +194,8 @@ class ModelSpec(BaseModel):
     tested: str = ""
     system: str | None = None
     price: TokenPrice | None = None
+    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    resources: Resources | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -287,6 +308,7 @@ class RunConfig(BaseModel):
         judge_check_clips: The judge check's clips, or ``None`` for all 80.
         judge_check_judge_clips: Judges checked on fewer clips (a slow judge), by key: a
             subset of ``judge_check_clips``.
+        executor: Where the model stages run (:data:`EXECUTORS`; ``--executor`` overrides it).
         text: The file's text (recorded in the provenance).
     """
 
@@ -304,6 +326,7 @@ class RunConfig(BaseModel):
     judge_check: bool = False
     judge_check_clips: list[int] | None = None
     judge_check_judge_clips: dict[str, list[int] | None] = Field(default_factory=dict)
+    executor: Literal["local", "ray"] = "local"
     text: str = ""
 
     def to_json(self) -> str:
@@ -327,7 +350,8 @@ from jasco_utils.config_files import (  # noqa: E402  (they build the models abo
     run_config_file,
 )
 
-__all__ = ["ALLM_DEFAULTS", "ALLMS_FILE", "ALLM_SOURCES", "CASCADE_LLM_ENGINE", "ConfigError", "GenerateConfig",
+__all__ = ["ALLM_DEFAULTS", "ALLMS_FILE", "ALLM_SOURCES", "CASCADE_LLM_ENGINE", "ConfigError", "EXECUTORS",
+           "GenerateConfig", "Resources",
            "JUDGES_FILE", "JUDGE_DEFAULTS", "ModelSpec", "ORIGINAL_SAMPLING", "RUN_CONFIGS_DIR", "RunConfig",
            "STRUCTURED_MODES", "TokenPrice", "allm_spec", "describe_errors", "get_judge", "load_allms", "load_judges",
            "load_run_config", "resolve_generate", "run_config_file"]

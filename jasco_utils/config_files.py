@@ -25,6 +25,7 @@ from jasco_utils.config import (
     ConfigError,
     GenerateConfig,
     ModelSpec,
+    Resources,
     RunConfig,
     Count,
     StrictModel,
@@ -108,7 +109,18 @@ class _Sampling(StrictModel):
         return GenerateConfig.model_validate({k: v for k, v in self.model_dump(exclude_unset=True).items() if k in names})
 
 
-class _JudgeEntry(_Sampling):
+class _Placement(StrictModel):
+    """Where a model runs on the Ray executor: its replicas and what each asks for."""
+
+    replicas: Annotated[int, Field(ge=1, le=1024)] | None = None
+    resources: Resources | None = None
+
+    def placement(self) -> dict[str, Any]:
+        """The set fields, for :class:`ModelSpec`."""
+        return {k: v for k, v in (("replicas", self.replicas), ("resources", self.resources)) if v is not None}
+
+
+class _JudgeEntry(_Sampling, _Placement):
     engine: str
     model: str | None = None
     name: str | None = None
@@ -124,7 +136,8 @@ def _judge_spec(key: str, entry: _JudgeEntry) -> ModelSpec:
 
     return ModelSpec(key=key, engine=entry.engine, model=entry.model, name=entry.name or key, options=entry.options,
                      template=entry.template or DEFAULT_JUDGE_TEMPLATE,
-                     generate=entry.level("structured", "max_explanation_chars"), price=entry.price)
+                     generate=entry.level("structured", "max_explanation_chars"), price=entry.price,
+                     **entry.placement())
 
 
 def _load_named(path: Path, what: str, schema: type[BaseModel],
@@ -173,7 +186,7 @@ def get_judge(key: str, path: str | os.PathLike[str] | None = None) -> ModelSpec
     return judges[key]
 
 
-class _AllmEntry(_Sampling):
+class _AllmEntry(_Sampling, _Placement):
     """An ``[[allms]]`` entry of a run configuration."""
 
     name: str | None = None
@@ -190,7 +203,7 @@ class _AllmEntry(_Sampling):
     price: TokenPrice | None = None
 
 
-class _NamedAllmEntry(_Sampling):
+class _NamedAllmEntry(_Sampling, _Placement):
     """An entry of :data:`ALLMS_FILE`."""
 
     engine: Literal["vllm", "openai"]
@@ -218,6 +231,7 @@ def _allm_from_entry(entry: _AllmEntry) -> tuple[ModelSpec | None, list[str]]:
             changes["system"] = entry.system
         if entry.price is not None:
             changes["price"] = entry.price
+        changes.update(entry.placement())
         return base.replace(**changes), []
     if not entry.name:
         return None, ["an ALLM needs a name"]
@@ -229,7 +243,7 @@ def _allm_from_entry(entry: _AllmEntry) -> tuple[ModelSpec | None, list[str]]:
         return None, [f"the {entry.engine} engine takes text only; use it as the cascade's llm_engine"]
     spec = ModelSpec(key=entry.name, engine=entry.engine, model=entry.model or entry.llm_model, options=entry.options,
                      llm_engine=entry.llm_engine, asr_model=entry.asr_model, path=entry.path,
-                     optional=entry.optional, system=entry.system, price=entry.price)
+                     optional=entry.optional, system=entry.system, price=entry.price, **entry.placement())
     return spec, []
 
 
@@ -265,7 +279,7 @@ def load_allms(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpe
 def _named_allm_spec(key: str, entry: _NamedAllmEntry) -> ModelSpec:
     return ModelSpec(key=key, engine=entry.engine, model=entry.model, name=entry.name or key, options=entry.options,
                      generate=entry.level(), family=entry.family or None, tested=entry.tested, system=entry.system,
-                     price=entry.price)
+                     price=entry.price, **entry.placement())
 
 
 def _check_clips(value: Any) -> list[int] | None:
@@ -279,6 +293,8 @@ def _check_clips(value: Any) -> list[int] | None:
 class _JudgingSection(_Sampling):
     judges: list[str] = Field(default_factory=list)
     judges_file: str | None = None
+    #: ``[judging.replicas]``: judge key -> replicas on the Ray executor (over the judge's entry).
+    replicas: dict[str, Annotated[int, Field(ge=1, le=1024)]] = Field(default_factory=dict)
     structured: Literal["regex", "json"] | None = None
     max_explanation_chars: Count | None = None
 
@@ -315,6 +331,7 @@ class _RunFile(StrictModel):
     description: str = ""
     clips: Any = None
     paper: bool = False
+    executor: Literal["local", "ray"] = "local"
     allm_sampling: _Sampling = Field(default_factory=_Sampling)
     judging: _JudgingSection = Field(default_factory=_JudgingSection)
     allms: list[_AllmEntry] = Field(default_factory=list)
@@ -328,7 +345,7 @@ class _RunFile(StrictModel):
 
 _RUN_SECTIONS = {(): _fields(_RunFile), ("allm_sampling",): _fields(_Sampling), ("judging",): _fields(_JudgingSection),
                  ("judge_check",): _fields(_JudgeCheckSection), ("allms",): _fields(_AllmEntry),
-                 ("allms", "price"): _fields(TokenPrice)}
+                 ("allms", "price"): _fields(TokenPrice), ("allms", "resources"): _fields(Resources)}
 
 
 def run_config_file(name_or_path: str | os.PathLike[str]) -> Path:
@@ -371,7 +388,10 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
         if key not in known:
             problems.append(f"judging.judges: no judge named {key!r}; known: {', '.join(known)}")
         else:
-            judges.append(resolve_generate(known[key], judge_level))
+            spec = known[key].replace(replicas=judging.replicas[key]) if key in judging.replicas else known[key]
+            judges.append(resolve_generate(spec, judge_level))
+    problems += [f"judging.replicas: {key!r} is not one of judging.judges {judging.judges}"
+                 for key in judging.replicas if key not in judging.judges]
     allm_level = run.allm_sampling.level()
     allms = []
     for i, entry in enumerate(run.allms):
@@ -398,5 +418,6 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
         allms=allms, judges=judges, judging=judge_level, allm_sampling=allm_level,
         judge_check=run.judge_check.enabled if run.judge_check.enabled is not None
         else "judge_check" in raw and bool(raw["judge_check"]),
-        judge_check_clips=check_clips, judge_check_judge_clips=run.judge_check.judge_clips, text=text,
+        judge_check_clips=check_clips, judge_check_judge_clips=run.judge_check.judge_clips, executor=run.executor,
+        text=text,
     )

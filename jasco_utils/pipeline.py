@@ -95,14 +95,26 @@ def _relay(source: IO[bytes], sink: IO[str] | None, tail: list[str] | None = Non
             kept -= len(tail.pop(0))
 
 
-def run_stage(stage: str, spec: ModelSpec, echo: bool = True, **kwargs: Any) -> None:
+def _die_with_parent() -> None:
+    """In a child process (Linux): be killed when the parent dies, so a killed Ray worker leaves no stage behind."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_stage(stage: str, spec: ModelSpec, echo: bool = True, die_with_parent: bool = False, **kwargs: Any) -> None:
     """Run a stage function for one model in its own process and wait for it.
 
     The spec and the arguments travel as JSON (no command-line translation); the child
     calls the same function :func:`_stage_function` names. With ``echo``, the child's
     output (its progress bar: rows done of total, cached / called / failed, rate, time left;
     then its summary) reaches this process's stdout and stderr as it happens: a terminal, or
-    the notebook cell that called it.
+    the notebook cell that called it. With ``die_with_parent`` (Linux), the child is killed
+    when this process dies (a Ray worker's stage).
 
     Raises:
         RuntimeError: The stage failed; the message holds the end of its error output.
@@ -113,7 +125,8 @@ def run_stage(stage: str, spec: ModelSpec, echo: bool = True, **kwargs: Any) -> 
                "kwargs": {k: (str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()}}
     env = {**os.environ, "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", str(PROGRESS_INTERVAL_S))}
     proc = subprocess.Popen([sys.executable, "-m", "jasco_utils.pipeline"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT_ROOT, env=env,
+                            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None)
     err_tail: list[str] = []
     relays = [threading.Thread(target=_relay, args=(proc.stdout, sys.stdout if echo else None), daemon=True),
               threading.Thread(target=_relay, args=(proc.stderr, sys.stderr if echo else None, err_tail), daemon=True)]
@@ -142,45 +155,31 @@ def prepare_manifest(config: RunConfig, run_dir: str | os.PathLike[str], data_di
 
 def run_inference(config: RunConfig, run_dir: str | os.PathLike[str], data_dir: str | None = None,
                   all_clips: bool = False, store: str | os.PathLike[str] = DEFAULT_STORE,
-                  clips: list[int] | None = None) -> list[Path]:
-    """Produce every ALLM's outputs table (one process per ALLM); return their paths.
+                  clips: list[int] | None = None, executor: str = "local", address: str | None = None) -> list[Path]:
+    """Produce every ALLM's outputs table (one process per ALLM, or one Ray task per replica); return their paths.
 
     The clips: ``clips`` when given, else all 80 with ``all_clips``, else the configuration's.
+    ``executor`` and ``address``: :func:`jasco_utils.executor.execute`.
     """
-    layout = RunLayout(run_dir)
-    manifest = prepare_manifest(config, run_dir, data_dir, all_clips, clips)
-    outputs = []
-    for spec in config.allms:
-        out = layout.output_path(spec.key)
-        if spec.engine == "import":
-            src = Path(spec.path)
-            src = src if src.is_absolute() else PROJECT_ROOT / src
-            if not src.is_file():
-                if spec.optional:
-                    print(f"{spec.name}: no answers at {src}; skipped (run the model elsewhere and put them there)")
-                    continue
-                raise FileNotFoundError(f"{spec.name}: no answers at {src}")
-            spec = spec.replace(path=str(src))
-        run_stage("infer", spec, manifest=manifest, out=out, data_dir=str(dataset_dir(data_dir)), store=str(store))
-        outputs.append(out)
-    return outputs
+    from jasco_utils.executor import execute, plan_jobs
+
+    prepare_manifest(config, run_dir, data_dir, all_clips, clips)
+    jobs = plan_jobs(config, run_dir, ["infer"], data_dir=data_dir)
+    return execute(jobs, run_dir, store, executor, address)
 
 
 def run_judging(config: RunConfig, run_dir: str | os.PathLike[str], outputs: list[Path] | None = None,
-                store: str | os.PathLike[str] = DEFAULT_STORE) -> list[Path]:
-    """Judge every outputs table with every judge (one process per judge and table)."""
-    layout = RunLayout(run_dir)
-    outputs = outputs if outputs is not None else layout.output_files()
-    judged = []
-    for out in outputs:
-        for spec in config.judges:
-            run_stage("judge", spec, outputs=out, out_dir=layout.judged_dir, store=str(store))
-            judged.append(layout.judged_path(Path(out).stem, spec.key))
-    return judged
+                store: str | os.PathLike[str] = DEFAULT_STORE, executor: str = "local",
+                address: str | None = None) -> list[Path]:
+    """Judge every outputs table with every judge (one process per judge and table, or one Ray task per replica)."""
+    from jasco_utils.executor import execute, plan_jobs
+
+    return execute(plan_jobs(config, run_dir, ["judge"], outputs=outputs), run_dir, store, executor, address)
 
 
 def run_judge_check(config: RunConfig, run_dir: str | os.PathLike[str], data_dir: str | None = None,
-                    store: str | os.PathLike[str] = DEFAULT_STORE) -> list[Path]:
+                    store: str | os.PathLike[str] = DEFAULT_STORE, executor: str = "local",
+                    address: str | None = None) -> list[Path]:
     """The run's judge check (its ``[judge_check]`` section): control answers judged by every judge.
 
     Writes the control table of the check's clips and, one process per judge (with the
@@ -192,17 +191,35 @@ def run_judge_check(config: RunConfig, run_dir: str | os.PathLike[str], data_dir
     """
     if not config.judge_check:
         return []
+    from jasco_utils.executor import execute, plan_jobs
     from jasco_utils.judging.controls import write_controls
-    from jasco_utils.paths import judged_name
 
-    out_dir = RunLayout(run_dir).check_dir
-    controls = write_controls(config.judge_check_clips, dataset_dir(data_dir), out_dir)
-    judged = []
-    for spec in config.judges:
-        run_stage("check", spec, controls=controls, out_dir=out_dir, store=str(store),
-                  clips=config.judge_check_judge_clips.get(spec.key))
-        judged.append(out_dir / judged_name(controls.stem, spec.key))
-    return judged
+    write_controls(config.judge_check_clips, dataset_dir(data_dir), RunLayout(run_dir).check_dir)
+    return execute(plan_jobs(config, run_dir, ["check"]), run_dir, store, executor, address)
+
+
+def run_stages(config: RunConfig, run_dir: str | os.PathLike[str], data_dir: str | None = None,
+               all_clips: bool = False, store: str | os.PathLike[str] = DEFAULT_STORE,
+               clips: list[int] | None = None, executor: str = "ray", address: str | None = None,
+               log=print) -> list[Path]:
+    """Every model stage of the run at once (ALLMs, judges, the judge check): on the ray executor,
+    each judge starts when the outputs it judges exist and independent stages run side by side.
+
+    ``jasco reproduce --executor ray`` calls this before the notebooks, which then find their
+    stages done (:func:`jasco_utils.executor.read_jobs`).
+
+    Returns:
+        Every table written.
+    """
+    from jasco_utils.executor import execute, plan_jobs
+
+    prepare_manifest(config, run_dir, data_dir, all_clips, clips)
+    if config.judge_check:
+        from jasco_utils.judging.controls import write_controls
+
+        write_controls(config.judge_check_clips, dataset_dir(data_dir), RunLayout(run_dir).check_dir)
+    jobs = plan_jobs(config, run_dir, ["infer", "judge", "check"], data_dir=data_dir, log=log)
+    return execute(jobs, run_dir, store, executor, address, log=log)
 
 
 def check_judges(
@@ -287,7 +304,7 @@ def notebooks() -> list[Path]:
 def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
               figures_dir: str | os.PathLike[str] | None = None, store: str | os.PathLike[str] | None = None,
               data_dir: str | None = None, all_clips: bool = False, log=print, stream: bool = True,
-              clips: list[int] | None = None) -> Path:
+              clips: list[int] | None = None, executor: str | None = None, address: str | None = None) -> Path:
     """Execute every stage notebook headlessly (papermill) for a run configuration.
 
     Each notebook gets the parameters it declares (read with ``papermill.inspect_notebook``)
@@ -295,6 +312,10 @@ def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
     ``RUN_DIR/figures``), ``all_clips`` and ``clips`` (these clips, whatever the configuration says); executed copies go to ``RUN_DIR/notebooks``. With
     ``stream``, what the notebooks print (each stage's live progress, its summary) goes to
     this process's stdout and stderr as it happens.
+
+    On the ray executor (``executor``, else the configuration's), every model stage runs first,
+    at once (:func:`run_stages`; ``address``: the Ray cluster, default ``RAY_ADDRESS`` or a Ray
+    instance started here); the notebooks then find their stages done and go on to the analysis.
 
     Returns:
         The run folder.
@@ -316,11 +337,17 @@ def reproduce(config: RunConfig, run_dir: str | os.PathLike[str] | None = None,
         "figures_dir": str(Path(figures_dir or RunLayout(run_dir).figures_dir).resolve()),
         "all_clips": bool(all_clips),
         "clips": format_clip_list(clips) if clips else "",
+        "executor": executor or "",
+        "ray_address": address or "",
     }
     layout = RunLayout(run_dir)
     make_folder(layout.notebooks_dir)
     start_run(config, run_dir)
     started = time.time()
+    if (executor or config.executor) == "ray":
+        log(f"[{time.time() - started:6.0f} s] every model stage on the ray executor")
+        run_stages(config, run_dir, data_dir, all_clips, values["store"], clips, "ray", address,
+                   log=lambda line: log(f"[{time.time() - started:6.0f} s] {line}"))
     for source in notebooks():
         out = layout.notebooks_dir / source.name
         log(f"[{time.time() - started:6.0f} s] executing {source.name} -> {out}")

@@ -125,6 +125,29 @@ def test_reproduce_shows_progress_and_ends_with_table2(cpu_run):
 
 
 @pytest.mark.slow
+def test_the_cpu_default_on_a_ray_cluster_equals_the_local_run(cpu_run, real_data_dir, tmp_path):
+    """The CPU default's model stages on a two-node Ray cluster, with the local run's store: every
+    stage is a Ray task seeded from that store (no model is asked again), and every table is the
+    local run's (Table II and Figure 2 are computed from them)."""
+    from conftest import local_ray_cluster
+    from test_executor import assert_same_tables
+
+    from jasco_utils.executor import read_records
+    from jasco_utils.pipeline import run_stages
+
+    root, run, _ = cpu_run
+    lines: list[str] = []
+    with local_ray_cluster(tmp_path / "stage-dir", nodes=(2, 2)) as cluster:
+        run_stages(load_run_config("cpu"), tmp_path / "ray-run", str(real_data_dir), store=root / "calls.sqlite",
+                   executor="ray", address=cluster.address, log=lines.append)
+    assert_same_tables(run, tmp_path / "ray-run")
+    records = read_records(tmp_path / "ray-run")
+    assert {r["executor"] for r in records} == {"ray"} and len(records) == 7  # 1 ALLM, 3 judges, 3 checks
+    new_calls = re.findall(r"\((\d+) new call\(s\)", "\n".join(lines))
+    assert len(new_calls) == 7 and set(new_calls) == {"0"}, lines
+
+
+@pytest.mark.slow
 def test_notebooks_run_from_the_notebooks_folder(cpu_run, real_data_dir, monkeypatch):
     """As JupyterLab starts them: in notebooks/, with the default parameters (paths relative to
     the project root). The defaults name runs/cpu and data/processed/calls.sqlite: where a

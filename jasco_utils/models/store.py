@@ -205,6 +205,53 @@ class Store:
             if wanted is None or r[0] in wanted
         ]
 
+    #: The columns of a stored call, as :meth:`export` gives them and :meth:`merge` takes them.
+    CALL_COLUMNS = ("key", "created_at", "engine", "model", "request", "text", "metadata")
+
+    def export(self, engines: Iterable[str] | None = None, models: Iterable[str] | None = None,
+               exclude: Iterable[str] = ()) -> list[tuple[str, ...]]:
+        """Stored calls as rows of :data:`CALL_COLUMNS` (the JSON fields as stored), for :meth:`merge`.
+
+        Args:
+            engines, models: Only calls of these engines / models (all when ``None``).
+            exclude: Keys left out (those another store already holds).
+        """
+        where, args = [], []
+        for column, values in (("engine", engines), ("model", models)):
+            if values is not None:
+                values = list(values)
+                where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
+                args += values
+        sql = f"SELECT {', '.join(self.CALL_COLUMNS)} FROM calls" + (f" WHERE {' AND '.join(where)}" if where else "")
+        skip = set(exclude)
+        with self._lock, self._storage_errors():
+            return [tuple(r) for r in self._db.execute(sql, args).fetchall() if r[0] not in skip]
+
+    def keys(self) -> set[str]:
+        """The keys of every stored call."""
+        with self._lock, self._storage_errors():
+            return {r[0] for r in self._db.execute("SELECT key FROM calls").fetchall()}
+
+    def merge(self, rows: Iterable[Sequence[str]]) -> int:
+        """Add calls exported from another store (:meth:`export`); return how many were new.
+
+        Keys are content hashes of everything that determines a call, so a key already here
+        holds the same call: merging twice, or merging rows this store has, changes nothing.
+        """
+        rows = [tuple(r) for r in rows]
+        self.require_writable(len(rows))
+        with self._lock, self._storage_errors():
+            before = self._db.execute("SELECT count(*) FROM calls").fetchone()[0]
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(f"INSERT OR IGNORE INTO calls ({', '.join(self.CALL_COLUMNS)}) "
+                                     f"VALUES ({', '.join('?' * len(self.CALL_COLUMNS))})", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return self._db.execute("SELECT count(*) FROM calls").fetchone()[0] - before
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
