@@ -158,9 +158,10 @@ def execute_on_ray(jobs: Sequence[Job], run_dir, store, address: str | None = No
     with Store(store) as st:
         for job in todo:
             upstream = refs.get(job.after, []) if job.after else []
-            source_bytes = None if upstream else job.source.read_bytes()
+            # put once in Ray's object store, shared by the job's shards (a ref argument is resolved)
+            source_bytes = None if upstream else ray.put(job.source.read_bytes())
             engines, models = _seed_filter(job.spec)
-            seed = st.export(engines, models) if engines else []
+            seed = ray.put(st.export(engines, models) if engines else [])
             res = job_resources(job.spec, gpus)
             for shard in shard_jobs(job):
                 payload = {"stage": shard.stage, "spec": shard.spec.to_dict(), "kwargs": shard.kwargs,
@@ -183,7 +184,7 @@ def _collect(ray, refs: dict[str, list], meta: dict, run_dir, st, log: Callable[
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         ref = ready[0]
-        job, shard, res = meta[ref]
+        job, shard, _ = meta[ref]
         try:
             result = ray.get(ref)
         except Exception as e:  # noqa: BLE001 - a failed task is reported with its model, below
