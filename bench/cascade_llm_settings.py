@@ -77,8 +77,14 @@ def answer(convs: list, threads: int | None, parallel: int, cache_prompt: bool, 
     server = xllamacpp.Server(params)
 
     def one(conv):
-        body = {"messages": conv, "temperature": 0.0, "top_p": 1.0, "max_tokens": max_tokens, "seed": 0,
-                "cache_prompt": cache_prompt}
+        body = {
+            "messages": conv,
+            "temperature": 0.0,
+            "top_p": 1.0,
+            "max_tokens": max_tokens,
+            "seed": 0,
+            "cache_prompt": cache_prompt,
+        }
         return server.handle_chat_completions(body)["choices"][0]["message"]["content"]
 
     t0 = time.perf_counter()
@@ -105,9 +111,11 @@ def main() -> int:
         print(f"  {name}: {results[name][0]:.1f} s", flush=True)
     base_s, base_texts = results["default"]
     for name, (seconds, texts) in results.items():
-        same = sum(a == b for a, b in zip(base_texts, texts))
-        print(f"{name:>13}: {seconds / len(convs):.2f} s a row, {base_s / seconds:.2f}x the default's speed, "
-              f"{same}/{len(convs)} answers as the default's")
+        same = sum(a == b for a, b in zip(base_texts, texts, strict=False))
+        print(
+            f"{name:>13}: {seconds / len(convs):.2f} s a row, {base_s / seconds:.2f}x the default's speed, "
+            f"{same}/{len(convs)} answers as the default's"
+        )
     print(f"640 rows at the default's speed: {base_s / len(convs) * 640 / 60:.1f} min")
     return 0
 

@@ -42,8 +42,9 @@ def _timed(label: str, times: dict[str, float], fn, *args, **kwargs):
     return out
 
 
-def run(data_dir: str | None, clips: list[int], smollm2_clips: int, llm_tokens: int, work: Path,
-        threads: int | None = None) -> dict[str, float]:
+def run(
+    data_dir: str | None, clips: list[int], smollm2_clips: int, llm_tokens: int, work: Path, threads: int | None = None
+) -> dict[str, float]:
     """Run the stages; return seconds per stage and the row counts."""
     from jasco_utils.data.manifest import build_manifest
     from jasco_utils.inference.asr import transcribe_clips
@@ -58,24 +59,51 @@ def run(data_dir: str | None, clips: list[int], smollm2_clips: int, llm_tokens: 
     times: dict[str, float] = {}
     manifest = build_manifest(data_dir, clips=clips)
     controls = build_controls(data_dir, clips)
-    few = build_controls(data_dir, clips[:max(2, smollm2_clips)])
+    few = build_controls(data_dir, clips[: max(2, smollm2_clips)])
     times.update(rows=len(manifest), clips=len(clips), controls=len(controls), few=len(few))
     with Store(work / "calls.sqlite") as store:
         recognizer = SpeechRecognizer()
         _timed("a_asr", times, transcribe_clips, manifest, recognizer, store, data_dir, False)
         with make_backend("embedded", threads=threads) as llm:
-            outputs, _, _ = _timed("b_cascade_llm", times, cascade_table, manifest, recognizer, llm, store,
-                                   data_dir=data_dir, sampling=SamplingConfig(max_tokens=llm_tokens),
-                                   progress=False)
+            outputs, _, _ = _timed(
+                "b_cascade_llm",
+                times,
+                cascade_table,
+                manifest,
+                recognizer,
+                llm,
+                store,
+                data_dir=data_dir,
+                sampling=SamplingConfig(max_tokens=llm_tokens),
+                progress=False,
+            )
             json_form = structured_output("json", "judge_original", 120)
-            _timed("e_smollm2_judge", times, judge_table, few, llm, store, judge="smollm2",
-                   sampling=SamplingConfig(max_tokens=160), structured=json_form, progress=False,
-                   whole_clips=False)
+            _timed(
+                "e_smollm2_judge",
+                times,
+                judge_table,
+                few,
+                llm,
+                store,
+                judge="smollm2",
+                sampling=SamplingConfig(max_tokens=160),
+                structured=json_form,
+                progress=False,
+                whole_clips=False,
+            )
         reference = _timed("c0_reference_load", times, make_backend, "reference")
-        _timed("c_reference_judge", times, judge_table, outputs, reference, store, judge="reference",
-               progress=False)
-        _timed("d_reference_check", times, judge_table, controls, reference, store, judge="reference",
-               progress=False, whole_clips=False)
+        _timed("c_reference_judge", times, judge_table, outputs, reference, store, judge="reference", progress=False)
+        _timed(
+            "d_reference_check",
+            times,
+            judge_table,
+            controls,
+            reference,
+            store,
+            judge="reference",
+            progress=False,
+            whole_clips=False,
+        )
     return times
 
 
@@ -90,22 +118,28 @@ def report(t: dict[str, float], all_clips: int = 80, smollm2_clips: int = 3) -> 
     }
     ref_row = (t["c_reference_judge"] + t["d_reference_check"]) / (t["rows"] + t["controls"])
     lines = [f"{k}: {v * 1000:.1f} ms" for k, v in per.items()]
-    lines += [f"SmolLM2 judge row / reference judge row: {per['SmolLM2 judge per row'] / ref_row:.0f}x",
-              f"cascade LLM row / reference judge row: {per['cascade LLM per row'] / ref_row:.0f}x",
-              f"reference judge load: {t['c0_reference_load']:.1f} s"]
+    lines += [
+        f"SmolLM2 judge row / reference judge row: {per['SmolLM2 judge per row'] / ref_row:.0f}x",
+        f"cascade LLM row / reference judge row: {per['cascade LLM per row'] / ref_row:.0f}x",
+        f"reference judge load: {t['c0_reference_load']:.1f} s",
+    ]
     rows, controls = 8 * all_clips, 10 * all_clips
     estimate = {
         "speech recognition": per["asr per clip"] * all_clips,
         "cascade LLM": per["cascade LLM per row"] * rows,
         "reference judge (answers + check)": t["c0_reference_load"] + ref_row * (rows + controls),
-        f"SmolLM2 judge, 2 prompts x {smollm2_clips} clips of controls":
-            per["SmolLM2 judge per row"] * 2 * 10 * smollm2_clips,
+        f"SmolLM2 judge, 2 prompts x {smollm2_clips} clips of controls": per["SmolLM2 judge per row"]
+        * 2
+        * 10
+        * smollm2_clips,
     }
     lines.append(f"estimate for {all_clips} clips ({rows} answers, {controls} control rows):")
     lines += [f"  {k}: {v / 60:.1f} min" for k, v in estimate.items()]
     total = sum(estimate.values())
-    lines.append(f"  total (without notebooks and process starts): {total / 60:.1f} min; "
-                 f"the cascade LLM is {100 * estimate['cascade LLM'] / total:.0f}% of it")
+    lines.append(
+        f"  total (without notebooks and process starts): {total / 60:.1f} min; "
+        f"the cascade LLM is {100 * estimate['cascade LLM'] / total:.0f}% of it"
+    )
     return "\n".join(lines)
 
 
@@ -115,8 +149,12 @@ def main() -> int:
     ap.add_argument("--clips", default="1-4", help="clips to run, e.g. 1-4 (default) or 1-80")
     ap.add_argument("--smollm2-clips", type=int, default=2, help="clips whose controls SmolLM2 judges (default 2)")
     ap.add_argument("--llm-tokens", type=int, default=96, help="the cascade LLM's max_tokens (cpu run: 96)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="SmolLM2's CPU threads (default all cores; 1 is faster when another process is busy)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="SmolLM2's CPU threads (default all cores; 1 is faster when another process is busy)",
+    )
     args = ap.parse_args()
     clips = _clips(args.clips)
     with tempfile.TemporaryDirectory(prefix="jasco-bench-") as tmp:

@@ -50,8 +50,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="jasco-bench-"))
     model = args.model or build_tiny_text_model(str(work / "tiny"))
     backend = make_backend(
-        "vllm", model, dtype=args.dtype, enforce_eager=True, max_model_len=4096,
-        tensor_parallel_size=args.tensor_parallel_size, enable_prefix_caching=False,
+        "vllm",
+        model,
+        dtype=args.dtype,
+        enforce_eager=True,
+        max_model_len=4096,
+        tensor_parallel_size=args.tensor_parallel_size,
+        enable_prefix_caching=False,
     )
     outputs = outputs_table(range(1, args.rows // 8 + 1))
     convs = [judge_messages(r) for r in outputs.to_dict(orient="records")]
@@ -75,18 +80,33 @@ def main() -> None:
     with Store(work / "calls.sqlite") as store:
         t_c1 = engine_alone()  # (c) before and after (b), so that neither profits from going second
         t = time.perf_counter()  # (b) this project
-        _, stats = judge_table(outputs, backend, store, sampling=sampling, reask=False, chunk_size=len(convs), progress=False)
+        _, stats = judge_table(
+            outputs, backend, store, sampling=sampling, reask=False, chunk_size=len(convs), progress=False
+        )
         t_b = time.perf_counter() - t
         assert stats.called == len(convs)
         t_c = (t_c1 + engine_alone()) / 2
 
         for seed in (1, 2):  # fill the cache for two more "judges"
-            judge_table(outputs, backend, store, sampling=SamplingConfig(max_tokens=args.max_tokens, seed=seed),
-                        reask=False, chunk_size=len(convs), progress=False)
+            judge_table(
+                outputs,
+                backend,
+                store,
+                sampling=SamplingConfig(max_tokens=args.max_tokens, seed=seed),
+                reask=False,
+                chunk_size=len(convs),
+                progress=False,
+            )
         t = time.perf_counter()  # (d) a fully cached re-run of 3 judges
         for seed in (0, 1, 2):
-            _, s = judge_table(outputs, backend, store, sampling=SamplingConfig(max_tokens=args.max_tokens, seed=seed),
-                               reask=False, progress=False)
+            _, s = judge_table(
+                outputs,
+                backend,
+                store,
+                sampling=SamplingConfig(max_tokens=args.max_tokens, seed=seed),
+                reask=False,
+                progress=False,
+            )
             assert s.called == 0
         t_d = time.perf_counter() - t
     backend.close()
@@ -95,7 +115,9 @@ def main() -> None:
     print(f"engine: {backend.engine_version}, model: {model}, rows: {n}, max_tokens: {args.max_tokens}")
     print(f"(a) original one-call-per-row loop : {t_a:8.2f} s  ({n / t_a:7.1f} rows/s)")
     print(f"(b) jasco batched judging          : {t_b:8.2f} s  ({n / t_b:7.1f} rows/s)")
-    print(f"(c) engine's own batched chat      : {t_c:8.2f} s  ({n / t_c:7.1f} rows/s; mean of a run before and after (b))")
+    print(
+        f"(c) engine's own batched chat      : {t_c:8.2f} s  ({n / t_c:7.1f} rows/s; mean of a run before and after (b))"
+    )
     print(f"(d) cached re-run, {n} rows x 3 judges: {t_d:6.2f} s")
     print(f"speed-up (a)/(b): {t_a / t_b:.1f}x   (target >= 20x)")
     print(f"overhead (b)/(c): {t_b / t_c:.3f}    (target <= 1.10)")

@@ -58,19 +58,32 @@ def _seconds(iso: str) -> float:
 def measure(config_path: Path, data_dir: str | None, work: Path, executor: str, address: str | None = None) -> dict:
     """Run every model stage of the configuration on one executor; return its times."""
     from jasco_utils.config import load_run_config
-    from jasco_utils.executor import read_records
-    from jasco_utils.pipeline import run_stages
+    from jasco_utils.pipeline.jobs import read_records
+    from jasco_utils.pipeline.reproduce import run_stages
 
     run_dir = work / executor
     t0 = time.perf_counter()
-    run_stages(load_run_config(config_path), run_dir, data_dir, store=work / f"{executor}.sqlite",
-               executor=executor, address=address, log=lambda line: None)
+    run_stages(
+        load_run_config(config_path),
+        run_dir,
+        data_dir,
+        store=work / f"{executor}.sqlite",
+        executor=executor,
+        address=address,
+        log=lambda line: None,
+    )
     wall = time.perf_counter() - t0
     records = read_records(run_dir)
     span = max(_seconds(r["finished_at"]) for r in records) - min(_seconds(r["started_at"]) for r in records)
     stage_sum = sum(r["wall_s"] for r in records)
-    return {"wall": wall, "span": span, "stage_sum": stage_sum, "overlap": stage_sum / span, "jobs": len(records),
-            "nodes": len({r.get("node_id") or r["node"] for r in records})}
+    return {
+        "wall": wall,
+        "span": span,
+        "stage_sum": stage_sum,
+        "overlap": stage_sum / span,
+        "jobs": len(records),
+        "nodes": len({r.get("node_id") or r["node"] for r in records}),
+    }
 
 
 def main() -> int:
@@ -101,10 +114,14 @@ def main() -> int:
             cluster.shutdown()
         print(f"  ray (two nodes of {args.cpus} CPUs): done in {on_ray['wall']:.0f} s", flush=True)
     for name, m in (("local", local), ("ray", on_ray)):
-        print(f"{name:>5}: {m['jobs']} stage runs on {m['nodes']} node(s); stages {m['stage_sum']:.0f} s in all, "
-              f"first start to last end {m['span']:.0f} s, wall {m['wall']:.0f} s; overlap {m['overlap']:.2f}")
-    print(f"overlap ray / local: {on_ray['overlap'] / local['overlap']:.2f}; "
-          f"wall local / ray: {local['wall'] / on_ray['wall']:.2f} (both on this machine's {os.cpu_count()} cores)")
+        print(
+            f"{name:>5}: {m['jobs']} stage runs on {m['nodes']} node(s); stages {m['stage_sum']:.0f} s in all, "
+            f"first start to last end {m['span']:.0f} s, wall {m['wall']:.0f} s; overlap {m['overlap']:.2f}"
+        )
+    print(
+        f"overlap ray / local: {on_ray['overlap'] / local['overlap']:.2f}; "
+        f"wall local / ray: {local['wall'] / on_ray['wall']:.2f} (both on this machine's {os.cpu_count()} cores)"
+    )
     return 0
 
 

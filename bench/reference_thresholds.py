@@ -1,6 +1,6 @@
 """Redo the search that fixed the reference judge's thresholds, on the odd clips only.
 
-The reference engine (:mod:`jasco_utils.models.reference`) decides with six thresholds. They
+The reference engine (:mod:`jasco_utils.judging.reference`) decides with six thresholds. They
 were chosen here: every combination of a small grid is scored on the **odd-numbered clips'**
 control answers (all ten kinds), and the combination with the highest mean of the paraphrased
 kinds' orientation and rating kappas wins, among those keeping the verbatim kinds' accuracy at
@@ -12,7 +12,7 @@ The floors start at 0.4: a clip's own audio- and speech-oriented answers, which 
 action, already reach cosines of 0.3 (their mean over the odd clips; up to 0.5), so a lower
 floor would call unrelated texts related (on the paraphrases alone the search picks 0.3, the
 grid's edge, and fits them more closely). The script prints the best combination, the one in
-use (:data:`~jasco_utils.models.reference.THRESHOLDS`), and both on the even clips::
+use (:data:`~jasco_utils.judging.reference.THRESHOLDS`), and both on the even clips::
 
     .venv/bin/python bench/reference_thresholds.py --data-dir ../shared/jasco-v0
 """
@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jasco_utils.judging.controls import CONTROL_KINDS, PARAPHRASED_KINDS, build_controls
 from jasco_utils.judging.prompts import render_judge_prompt
-from jasco_utils.models.reference import THRESHOLDS, ReferenceBackend, Thresholds, decide, features, read_prompt
+from jasco_utils.judging.reference import THRESHOLDS, ReferenceBackend, Thresholds, decide, features
+from jasco_utils.judging.reference_text import read_prompt
 
 GRID = {
     "ref_floor": [0.4, 0.45, 0.5, 0.55, 0.6],
@@ -58,9 +59,13 @@ def score(table: pd.DataFrame, feats: list, t: Thresholds) -> dict[str, float]:
         "para_rating_kappa": cohen_kappa_score(table.loc[para, "expected_rating"].astype(int), given_r[para]),
         "para_orientation_acc": float((table.loc[para, "expected_orientation"] == given_o[para]).mean()),
         "para_rating_acc": float((table.loc[para, "expected_rating"].astype(int) == given_r[para]).mean()),
-        "verbatim_acc": float(((table.loc[verb, "expected_rating"].astype(int) == given_r[verb]).mean()
-                               + (table.loc[verb & checked, "expected_orientation"] == given_o[verb & checked]).mean())
-                              / 2),
+        "verbatim_acc": float(
+            (
+                (table.loc[verb, "expected_rating"].astype(int) == given_r[verb]).mean()
+                + (table.loc[verb & checked, "expected_orientation"] == given_o[verb & checked]).mean()
+            )
+            / 2
+        ),
     }
     out["objective"] = (out["para_orientation_kappa"] + out["para_rating_kappa"]) / 2
     return out
@@ -74,16 +79,16 @@ def main() -> int:
     table = build_controls(args.data_dir).astype({"expected_rating": str})
     backend = ReferenceBackend()
     fields = [read_prompt(render_judge_prompt(row, template=args.template)) for row in table.to_dict(orient="records")]
-    from jasco_utils.models.reference import needed_texts
+    from jasco_utils.judging.reference import needed_texts
 
     backend.embed([t for f in fields for t in needed_texts(f)])
     feats = [features(f, backend._vectors.__getitem__) for f in fields]
     odd = (table["id"].astype(int) % 2 == 1).to_numpy()
-    fit_t, fit_f = table[odd], [f for f, o in zip(feats, odd) if o]
-    held_t, held_f = table[~odd], [f for f, o in zip(feats, odd) if not o]
+    fit_t, fit_f = table[odd], [f for f, o in zip(feats, odd, strict=False) if o]
+    held_t, held_f = table[~odd], [f for f, o in zip(feats, odd, strict=False) if not o]
     best = None
     for values in itertools.product(*GRID.values()):
-        t = Thresholds(**dict(zip(GRID, values)))
+        t = Thresholds(**dict(zip(GRID, values, strict=False)))
         s = score(fit_t, fit_f, t)
         key = (round(s["objective"], 6), round(s["verbatim_acc"], 6))
         if s["verbatim_acc"] >= VERBATIM_FLOOR and (best is None or key > best[0]):

@@ -1,17 +1,23 @@
 """jasco: the JASCO benchmark (Joint Audio-Speech Co-Reasoning) end to end.
 
 Implements the protocol of Wang et al., "What Are They Doing? Joint Audio-Speech
-Co-Reasoning" (arXiv:2409.14526). The subpackages follow the pipeline:
+Co-Reasoning" (arXiv:2409.14526). The packages are floors; each imports only from the floors
+below it (the ``layers`` contract in ``pyproject.toml``, checked by ``make lint``), top first:
 
-- :mod:`jasco_utils.data`: the dataset (download, clips, validation) and the 640-row manifest;
-- :mod:`jasco_utils.models`: one contract for every model, the engines behind it, the call
-  store (cache and resume) and the runner that puts them together;
-- :mod:`jasco_utils.inference`: ALLM answers, imported answers, the cascade baseline, ablations;
-- :mod:`jasco_utils.judging`: the judge prompts, the parsing of judge answers, the judge runner;
-- :mod:`jasco_utils.analysis`: the paper's metrics, scoring, statistics, Table II, Figure 2;
-
-with :mod:`jasco_utils.config` (models and runs as data), :mod:`jasco_utils.pipeline` (a run
-end to end) and :mod:`jasco_utils.cli` (the ``jasco`` command).
+- :mod:`jasco_utils.cli`: the ``jasco`` command, one module per command;
+- :mod:`jasco_utils.doctor`: this machine's facts and the run plan (does each model fit);
+- :mod:`jasco_utils.pipeline`: a run end to end (the notebooks), its stage jobs and executors;
+- :mod:`jasco_utils.report`: Table II files, figures, ``results.json``, the run's page;
+- :mod:`jasco_utils.analysis`: numbers only: the paper's metrics, scoring, statistics, the judge check;
+- :mod:`jasco_utils.run`: one run folder, its layout and the readers of its tables;
+- :mod:`jasco_utils.config`: the configuration files, checked, as model specs and run configurations;
+- :mod:`jasco_utils.inference` and :mod:`jasco_utils.judging`: stage 2 (ALLM answers, imported
+  answers, the cascade) and stage 3 (prompts, parsing, the judge runner, the reference judge,
+  judged-table readers), side by side;
+- :mod:`jasco_utils.models`: what a model is (the only generation defaults), the engines behind
+  one contract, the call store (cache and resume) and the runner;
+- :mod:`jasco_utils.data`: the dataset (download, clips, validation) and the manifest;
+- :mod:`jasco_utils.core`: paths, whole-file writes and checked reads, secrets, errors.
 
 The stable entry points are importable from here: :func:`parse_judgement`,
 :func:`parse_reask`, :func:`read_verdict`, :func:`best_mean`, :func:`dependence`,
@@ -23,7 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from jasco_utils.core import __version__
 
 #: Stable names -> the module that defines them (imported on first use).
 _EXPORTS: dict[str, str] = {
@@ -32,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "read_verdict": "jasco_utils.judging.parsing",
     "best_mean": "jasco_utils.analysis.metrics",
     "dependence": "jasco_utils.analysis.metrics",
-    "ModelSpec": "jasco_utils.config",
+    "ModelSpec": "jasco_utils.models.spec",
     "load_run_config": "jasco_utils.config",
 }
 

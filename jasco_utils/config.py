@@ -1,40 +1,43 @@
-"""Models and runs as data, every setting with one owner: :class:`GenerateConfig`, :class:`ModelSpec`, :class:`RunConfig`.
+"""The configuration files: named judges (``judges.toml``), named ALLMs (``allms.toml``), run configurations.
 
-A model is ``engine + model + options`` (as in lm-evaluation-harness and inspect_ai): the
-options reach the engine's backend constructor unchanged, checked against the constructor's
-own type hints. Judges and ALLMs are both models; a judge adds its prompt template, an ALLM
-may be the ``cascade`` baseline or answers to ``import``.
+Files become checked :class:`~jasco_utils.models.spec.ModelSpec` objects and a
+:class:`RunConfig`. Each file's schema is a pydantic model (no unknown field, no silent
+conversion); a file is checked whole and every problem is listed at once, each naming the file
+and the field, in words (:func:`~jasco_utils.core.errors.describe_errors`): a misspelled key,
+an unknown judge, engine or prompt template, a value of the wrong type, an option the backend
+does not take, or something that looks like a secret (keys are read from environment
+variables only). The loaders resolve a run configuration's generation settings
+(:func:`~jasco_utils.models.spec.resolve_generate`, the only owner of their defaults).
 
-What changes an answer (length limit, temperature, top-p, seed, structured output) is one
-:class:`GenerateConfig`, a field of every :class:`ModelSpec`, resolved once by one rule,
-lowest first (:func:`resolve_generate`):
-
-1. the built-in default (:data:`JUDGE_DEFAULTS`, :data:`ALLM_DEFAULTS`);
-2. the model's entry (``judges.toml``, ``allms.toml``);
-3. the run configuration: its ``[judging]`` / ``[allm_sampling]`` section, then the
-   ``[[allms]]`` entry's own fields;
-4. the command line.
-
-Every stage and every cache key reads the resolved object. Named judges live in
-:file:`jasco_utils/configs/judges.toml`, named ALLMs in :file:`configs/allms.toml`, run
-configurations in :file:`configs/runs/` or any TOML file. The schemas are pydantic models;
-everything is checked when loaded, every problem listed at once with the file and field at
-fault: a misspelled key, an unknown judge or engine, a value of the wrong type, an option the
-backend does not take, or something that looks like a secret (keys are read from
-environment variables only).
+Named judges live in :file:`jasco_utils/configs/judges.toml`, named ALLMs in
+:file:`configs/allms.toml`, run configurations in :file:`configs/runs/` or any TOML file.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from jasco_utils.models.base import SamplingConfig
-from jasco_utils.paths import PACKAGE_DIR, looks_secret
+from jasco_utils.core.errors import ConfigError, describe_errors
+from jasco_utils.core.paths import PACKAGE_DIR
+from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, template_problem
+from jasco_utils.models.registry import ENGINES, backend_class, check_spec, spec_problems
+from jasco_utils.models.spec import (
+    ALLM_SOURCES,
+    Count,
+    GenerateConfig,
+    ModelSpec,
+    Resources,
+    StrictModel,
+    TokenPrice,
+    resolve_generate,
+)
 
 #: The judges shipped with the package.
 JUDGES_FILE = PACKAGE_DIR / "configs" / "judges.toml"
@@ -42,252 +45,315 @@ JUDGES_FILE = PACKAGE_DIR / "configs" / "judges.toml"
 ALLMS_FILE = PACKAGE_DIR / "configs" / "allms.toml"
 #: Folder of the shipped run configurations.
 RUN_CONFIGS_DIR = PACKAGE_DIR / "configs" / "runs"
-#: ALLM sources besides the model engines: the speech-recognition cascade and imported answers.
-ALLM_SOURCES: tuple[str, ...] = ("cascade", "import")
-#: The cascade's text-LLM engine when none is named (runs on a CPU, nothing downloaded).
-CASCADE_LLM_ENGINE = "embedded"
-#: Structured-output modes of the judges' answers.
-STRUCTURED_MODES: tuple[str, ...] = ("regex", "json")
+#: Where a run's model stages execute (:mod:`jasco_utils.pipeline`): the run configuration's
+#: ``executor``, which ``--executor`` overrides.
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+Executor = Literal["local", "ray"]
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the file and the field."""
+def _fields(model: type[BaseModel]) -> list[str]:
+    return sorted(model.model_fields)
 
 
-class StrictModel(BaseModel):
-    """No unknown field, no silent conversion (``"4"`` is not 4), immutable."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-#: A whole number of 1 or more (a count or a limit).
-Count = Annotated[int, Field(ge=1)]
+def _read_toml(path: Path, what: str) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text), text
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read {what}: {e}") from None
 
 
-class GenerateConfig(StrictModel):
-    """How a model generates: every setting that changes an answer, in one place.
+def _raise(where: str, problems: list[str]) -> None:
+    if problems:
+        raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
 
-    A field left unset takes the value of the level below (:meth:`over`); a resolved config
-    (:func:`resolve_generate`) has every field. ``seed = None`` set explicitly means no seed.
-    ``chat_format`` (how vLLM turns a conversation into tokens) stays an option of the vLLM
-    backend: only that engine has it, and the backend writes it into the cache key.
 
-    >>> level = GenerateConfig(max_tokens=160)
-    >>> JUDGE_DEFAULTS.over(level).max_tokens, JUDGE_DEFAULTS.over(level).temperature
-    (160, 0.0)
-    >>> JUDGE_DEFAULTS.over(ORIGINAL_SAMPLING).over(level).sampling()
-    SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=160, seed=None)
-    """
+class _Sampling(StrictModel):
+    """The sampling fields a file may set at any level."""
 
     max_tokens: Count | None = None
     temperature: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     top_p: Annotated[float, Field(gt=0, le=1)] | None = None
     seed: int | None = None
-    structured: Literal["regex", "json"] | None = None
-    max_explanation_chars: Count | None = None
 
-    def over(self, *levels: GenerateConfig) -> GenerateConfig:
-        """This config with each level's set fields on top, in order (the last wins)."""
-        merged = self.model_dump(exclude_unset=True)
-        for level in levels:
-            merged.update(level.model_dump(exclude_unset=True))
-        return GenerateConfig.model_validate(merged)
-
-    def settings(self) -> dict[str, Any]:
-        """The fields set at this level (what a configuration file or a flag said)."""
-        return self.model_dump(exclude_unset=True)
-
-    def sampling(self) -> SamplingConfig:
-        """The engine's sampling settings (part of every cache key)."""
-        missing = [f for f in ("max_tokens", "temperature", "top_p") if getattr(self, f) is None]
-        if missing:
-            raise ConfigError(f"generation settings not resolved: {missing} unset (resolve_generate fills them)")
-        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
-                              seed=self.seed)
+    def level(self, *extra: str) -> GenerateConfig:
+        """The generation level these fields (and ``extra`` ones) set."""
+        names = {*_Sampling.model_fields, *extra}
+        return GenerateConfig.model_validate(
+            {k: v for k, v in self.model_dump(exclude_unset=True).items() if k in names}
+        )
 
 
-#: The built-in default of judges: greedy, seed 0, 1000 tokens (the original's limit), free answers.
-JUDGE_DEFAULTS = GenerateConfig(max_tokens=1000, temperature=0.0, top_p=1.0, seed=0, structured=None,
-                                max_explanation_chars=None)
-#: The built-in default of ALLMs: greedy, seed 0, 512 tokens.
-ALLM_DEFAULTS = GenerateConfig(max_tokens=512, temperature=0.0, top_p=1.0, seed=0)
-#: ``--original-sampling``: the original script's settings (vLLM's defaults: temperature 1.0,
-#: no seed). A preset level like any other: a length limit set above it still applies.
-ORIGINAL_SAMPLING = GenerateConfig(temperature=1.0, top_p=1.0, seed=None)
+class _Placement(StrictModel):
+    """Where a model runs on the Ray executor: its replicas and what each asks for."""
+
+    replicas: Annotated[int, Field(ge=1, le=1024)] | None = None
+    resources: Resources | None = None
+
+    def placement(self) -> dict[str, Any]:
+        """The set fields, for :class:`ModelSpec`."""
+        return {k: v for k, v in (("replicas", self.replicas), ("resources", self.resources)) if v is not None}
 
 
-class TokenPrice(StrictModel):
-    """What a hosted model's tokens cost, in US dollars per million tokens (``price = {prompt =
-    2.5, completion = 10.0}``): :mod:`jasco_utils.analysis.usage` turns a run's tokens into a cost.
-
-    >>> TokenPrice(prompt=2.5, completion=10).cost(1_000_000, 200_000)
-    4.5
-    """
-
-    prompt: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    completion: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
-        """The dollars these tokens cost."""
-        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
-
-
-class Resources(StrictModel):
-    """What one replica of a model asks a Ray cluster for (``resources = {num_gpus = 2}``), over
-    what :func:`jasco_utils.executor.job_resources` works out from its engine and options.
-
-    >>> Resources(num_gpus=2).num_cpus is None
-    True
-    """
-
-    num_cpus: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    num_gpus: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-
-
-#: Where a run's model stages execute (:mod:`jasco_utils.executor`).
-EXECUTORS = ("local", "ray")
-
-
-class ModelSpec(BaseModel):
-    """One model, judge or ALLM: which engine runs it, with which options, generating how.
-
-    Attributes:
-        key: The short name used on the command line and in file names (``llama-3.1-70b``).
-        engine: A model engine (``vllm``, ``openai``, ``embedded``: see
-            :data:`jasco_utils.models.ENGINES`) or, for ALLMs, ``cascade`` or ``import``.
-        model: Model id, path or served name (the cascade's text LLM; none for ``import``).
-        name: The name tables show (default: ``key``).
-        options: Keyword arguments for the engine's backend, passed unchanged (for the
-            cascade: its text LLM's backend).
-        template: A judge's prompt template (``None`` for ALLMs).
-        generate: How it generates; resolved (:func:`resolve_generate`) before a stage runs.
-        llm_engine: The cascade's text-LLM engine.
-        asr_model: The cascade's speech recogniser (a faster-whisper model folder; default the
-            bundled Whisper tiny.en).
-        path: ``import``: the file of answers made elsewhere.
-        optional: ``import``: skip this ALLM, with a message, when the file is absent.
-        family: A named ALLM's architecture (``qwen2_audio``, ``ultravox``, ...).
-        tested: A named ALLM's test here (a tiny model of its family through the same code
-            path), or why none runs here.
-        system: An ALLM's system message, where its model card requires one (``None``: the
-            model's chat template decides).
-        price: What its tokens cost (a hosted API's price), for the run's usage report.
-        replicas: On the Ray executor, its rows split by whole clips over this many replicas,
-            each a task of its own (the local executor runs one).
-        resources: On the Ray executor, what each replica asks for, over the defaults.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
-
-    key: str
+class _JudgeEntry(_Sampling, _Placement):
     engine: str
     model: str | None = None
-    name: str = ""
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = None
     template: str | None = None
-    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    options: dict[str, Any] = Field(default_factory=dict)
+    structured: Literal["regex", "json"] | None = None
+    max_explanation_chars: Count | None = None
+    price: TokenPrice | None = None
+
+
+def _judge_spec(key: str, entry: _JudgeEntry) -> ModelSpec:
+    return ModelSpec(
+        key=key,
+        engine=entry.engine,
+        model=entry.model,
+        name=entry.name or key,
+        options=entry.options,
+        template=entry.template or DEFAULT_JUDGE_TEMPLATE,
+        generate=entry.level("structured", "max_explanation_chars"),
+        price=entry.price,
+        **entry.placement(),
+    )
+
+
+def _load_named(
+    path: Path, what: str, schema: type[BaseModel], build: Callable[[str, Any], ModelSpec]
+) -> dict[str, ModelSpec]:
+    """The models of a named-models file, by key: each table validated by ``schema``, built into
+    a spec by ``build`` and checked; every problem of the file at once."""
+    data, _ = _read_toml(path, f"named {what}s")
+    out, problems = {}, []
+    for key, raw in data.items():
+        if not isinstance(raw, dict):
+            problems.append(f"[{key}]: {what} is a table with engine and model")
+            continue
+        try:
+            entry = schema.model_validate(raw)
+        except ValidationError as e:
+            fields_of = {(): _fields(schema), ("price",): _fields(TokenPrice)}
+            problems += [f"[{key}]: {p}" for p in describe_errors(e, fields_of)]
+            continue
+        out[key] = build(key, entry)
+        if what == "judge" and out[key].engine in ALLM_SOURCES:
+            problems.append(f"[{key}]: engine {out[key].engine!r} is for ALLMs; a judge runs on a model engine")
+        else:
+            problems += [f"{key}: {p}" for p in spec_problems(out[key]) + template_problem(out[key])]
+    _raise(str(path), problems)
+    return out
+
+
+def load_judges(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpec]:
+    """The judges of a TOML file (the shipped ones when ``path`` is ``None``), by key.
+
+    Raises:
+        ConfigError: The file cannot be read or entries are malformed (each named).
+    """
+    return _load_named(Path(path) if path else JUDGES_FILE, "judge", _JudgeEntry, _judge_spec)
+
+
+def get_judge(key: str, path: str | os.PathLike[str] | None = None) -> ModelSpec:
+    """One named judge (its entry's generation level, unresolved).
+
+    Raises:
+        KeyError: No such judge; the message lists the known keys.
+    """
+    judges = load_judges(path)
+    if key not in judges:
+        raise KeyError(f"no judge named {key!r}; known: {', '.join(judges)}")
+    return judges[key]
+
+
+class _AllmEntry(_Sampling, _Placement):
+    """An ``[[allms]]`` entry of a run configuration."""
+
+    name: str | None = None
+    engine: str | None = None
+    model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
     llm_engine: str | None = None
+    llm_model: str | None = None
     asr_model: str | None = None
     path: str | None = None
     optional: bool = False
+    allm: str | None = None
+    system: str | None = None
+    price: TokenPrice | None = None
+
+
+class _NamedAllmEntry(_Sampling, _Placement):
+    """An entry of :data:`ALLMS_FILE`."""
+
+    engine: Literal["vllm", "openai"]
+    model: str
+    name: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
     family: str | None = None
     tested: str = ""
     system: str | None = None
     price: TokenPrice | None = None
-    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
-    resources: Resources | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _name_defaults_to_key(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("name") and "key" in data:
-            data = {**data, "name": data["key"]}
-        return data
-
-    @property
-    def backend_engine(self) -> str | None:
-        """The engine whose backend this spec builds (the cascade's text LLM's), or ``None``."""
-        if self.engine == "cascade":
-            return self.llm_engine or CASCADE_LLM_ENGINE
-        return None if self.engine == "import" else self.engine
-
-    @property
-    def is_judge(self) -> bool:
-        return self.template is not None
-
-    def replace(self, **changes: Any) -> ModelSpec:
-        """A copy with some fields changed, checked like a new spec."""
-        return ModelSpec.model_validate({**self.model_dump(exclude_unset=True), **changes})
-
-    def with_generate(self, *levels: GenerateConfig) -> ModelSpec:
-        """A copy whose ``generate`` has the levels' set fields on top (the last wins)."""
-        return self.replace(generate=self.generate.over(*levels))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The spec as JSON-ready data (for a stage run in its own process, ``config.json``)."""
-        return self.model_dump(mode="json", exclude_unset=True)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
-        """Inverse of :meth:`to_dict`."""
-        return cls.model_validate(dict(data))
-
-    def problems(self) -> list[str]:
-        """What is wrong with this spec (empty when it can run), each naming the field."""
-        from jasco_utils.models import ENGINES, default_model, option_problems
-
-        engines = sorted(ENGINES) + list(ALLM_SOURCES)
-        if self.engine not in engines:
-            return [f"engine {self.engine!r} is not one of {engines}"]
-        if self.engine == "import":
-            return ([] if self.path else ["an import needs a path (the file of answers)"]) + (
-                ["an import takes no options"] if self.options else [])
-        out = []
-        backend = self.backend_engine
-        if backend not in ENGINES:
-            return [f"llm_engine {backend!r} is not one of {sorted(ENGINES)}"]
-        if not self.model and default_model(backend) is None:
-            out.append(f"engine {backend} needs a model")
-        from jasco_utils.models import backend_class
-
-        if not self.is_judge and backend_class(backend).judge_only:
-            out.append(f"engine {backend} only rates answers to a judge prompt: it cannot answer as an ALLM or a "
-                       "cascade's text LLM")
-        out += [f"option {opt!r} looks like a secret; configurations never hold keys: name an environment variable "
-                "with api_key_env instead" for opt in self.options if looks_secret(opt)]
-        out += option_problems(backend, {k: v for k, v in self.options.items() if not looks_secret(k)})
-        if self.template is not None:
-            from jasco_utils.judging.prompts import judge_templates
-
-            if self.template not in judge_templates():
-                out.append(f"template {self.template!r} is not one of {judge_templates()}")
-        gen = self.generate
-        if gen.max_explanation_chars is not None and gen.structured is None:
-            out.append("max_explanation_chars (--max-explanation-chars) bounds structured answers only: "
-                       "set structured (--structured) too")
-        return out
-
-    def check(self, where: str = "") -> ModelSpec:
-        """Validate the spec; return it.
-
-        Raises:
-            ConfigError: Every problem (:meth:`problems`), naming the spec and the field.
-        """
-        problems = self.problems()
-        if problems:
-            at = f"{where}: " if where else ""
-            raise ConfigError("\n".join(f"{at}{self.key}: {p}" for p in problems))
-        return self
 
 
-def resolve_generate(spec: ModelSpec, *levels: GenerateConfig) -> ModelSpec:
-    """The spec with its generation settings resolved: built-in default < its own < ``levels``.
+def _allm_from_entry(entry: _AllmEntry) -> tuple[ModelSpec | None, list[str]]:
+    """An ``[[allms]]`` entry as a spec (a named ALLM's generation level, the entry's own not yet applied),
+    or the problems."""
+    if entry.allm is not None:
+        named = load_allms()
+        if entry.allm not in named:
+            return None, [f"allm: no ALLM named {entry.allm!r}; known: {', '.join(named)} (jasco allms)"]
+        base = named[entry.allm]
+        changes: dict[str, Any] = {"options": {**base.options, **entry.options}}
+        if entry.name:
+            changes.update(key=entry.name, name=entry.name)
+        if entry.system is not None:
+            changes["system"] = entry.system
+        if entry.price is not None:
+            changes["price"] = entry.price
+        changes.update(entry.placement())
+        return base.replace(**changes), []
+    if not entry.name:
+        return None, ["an ALLM needs a name"]
+    if entry.engine is None:
+        return None, ["an ALLM needs an engine (vllm, openai, cascade or import)"]
+    if entry.engine in ENGINES and not backend_class(entry.engine).takes_audio:
+        return None, [f"the {entry.engine} engine takes text only; use it as the cascade's llm_engine"]
+    spec = ModelSpec(
+        key=entry.name,
+        engine=entry.engine,
+        model=entry.model or entry.llm_model,
+        options=entry.options,
+        llm_engine=entry.llm_engine,
+        asr_model=entry.asr_model,
+        path=entry.path,
+        optional=entry.optional,
+        system=entry.system,
+        price=entry.price,
+        **entry.placement(),
+    )
+    return spec, []
 
-    ``spec.generate`` holds its entry's level (``judges.toml``, ``allms.toml``); ``levels`` are
-    the run configuration's and the command line's, lowest first. Resolving a resolved spec
-    again changes nothing.
+
+def allm_spec(raw: Mapping[str, Any], where: str) -> ModelSpec:
+    """An ALLM entry of a run configuration as a :class:`ModelSpec` (its own generation level).
+
+    ``engine`` names the engine (``vllm``, ``openai``, ``cascade`` or ``import``). The
+    cascade's text LLM is ``llm_engine`` / ``llm_model``. ``allm`` names an ALLM of
+    :data:`ALLMS_FILE` instead; the entry's other fields override its own (``options`` are
+    merged).
+
+    Raises:
+        ConfigError: Every problem of the entry, each naming its field.
     """
-    return spec.replace(generate=(JUDGE_DEFAULTS if spec.is_judge else ALLM_DEFAULTS).over(spec.generate, *levels))
+    try:
+        entry = _AllmEntry.model_validate(dict(raw))
+    except ValidationError as e:
+        _raise(where, describe_errors(e, {(): _fields(_AllmEntry), ("price",): _fields(TokenPrice)}))
+    spec, problems = _allm_from_entry(entry)
+    _raise(where, problems)
+    return check_spec(spec.with_generate(entry.level()), where)
+
+
+def load_allms(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpec]:
+    """The named ALLMs of a TOML file (the shipped :data:`ALLMS_FILE` when ``path`` is ``None``), by key.
+
+    Raises:
+        ConfigError: The file cannot be read or entries are malformed (each named).
+    """
+    return _load_named(Path(path) if path else ALLMS_FILE, "ALLM", _NamedAllmEntry, _named_allm_spec)
+
+
+def _named_allm_spec(key: str, entry: _NamedAllmEntry) -> ModelSpec:
+    return ModelSpec(
+        key=key,
+        engine=entry.engine,
+        model=entry.model,
+        name=entry.name or key,
+        options=entry.options,
+        generate=entry.level(),
+        family=entry.family or None,
+        tested=entry.tested,
+        system=entry.system,
+        price=entry.price,
+        **entry.placement(),
+    )
+
+
+def _check_clips(value: Any) -> list[int] | None:
+    """``"all"`` (``None``) or a non-empty list of clip ids 1..80 (sorted, once each)."""
+    if value != "all" and not (
+        isinstance(value, list)
+        and value
+        and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 80 for c in value)
+    ):
+        raise ValueError(f'must be "all" or a list of clip ids 1..80, not {value!r}')
+    return None if value == "all" else sorted(set(value))
+
+
+class _JudgingSection(_Sampling):
+    judges: list[str] = Field(default_factory=list)
+    judges_file: str | None = None
+    #: ``[judging.replicas]``: judge key -> replicas on the Ray executor (over the judge's entry).
+    replicas: dict[str, Annotated[int, Field(ge=1, le=1024)]] = Field(default_factory=dict)
+    structured: Literal["regex", "json"] | None = None
+    max_explanation_chars: Count | None = None
+
+
+def _check_clips_of_check(value: Any) -> list[int] | None:
+    clips = _check_clips(value)
+    if clips is not None and len(clips) < 2:
+        raise ValueError("needs two clips or more (other_clip gives each clip another clip's answer)")
+    return clips
+
+
+class _JudgeCheckSection(StrictModel):
+    enabled: bool | None = None
+    clips: Any = None
+    judge_clips: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("clips", mode="before")
+    @classmethod
+    def _clips(cls, value: Any) -> list[int] | None:
+        return _check_clips_of_check(value)
+
+    @field_validator("judge_clips", mode="before")
+    @classmethod
+    def _judge_clips(cls, value: Any) -> dict[str, list[int] | None]:
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a table of judge = clips, not {value!r}")
+        return {k: _check_clips_of_check(v) for k, v in value.items()}
+
+
+class _RunFile(StrictModel):
+    """The schema of a run configuration file."""
+
+    name: str | None = None
+    description: str = ""
+    clips: Any = None
+    paper: bool = False
+    executor: Executor = "local"
+    allm_sampling: _Sampling = Field(default_factory=_Sampling)
+    judging: _JudgingSection = Field(default_factory=_JudgingSection)
+    allms: list[_AllmEntry] = Field(default_factory=list)
+    judge_check: _JudgeCheckSection = Field(default_factory=_JudgeCheckSection)
+
+    @field_validator("clips", mode="before")
+    @classmethod
+    def _clips(cls, value: Any) -> list[int] | None:
+        return _check_clips(value)
+
+
+_RUN_SECTIONS = {
+    (): _fields(_RunFile),
+    ("allm_sampling",): _fields(_Sampling),
+    ("judging",): _fields(_JudgingSection),
+    ("judge_check",): _fields(_JudgeCheckSection),
+    ("allms",): _fields(_AllmEntry),
+    ("allms", "price"): _fields(TokenPrice),
+    ("allms", "resources"): _fields(Resources),
+}
 
 
 class RunConfig(BaseModel):
@@ -326,7 +392,7 @@ class RunConfig(BaseModel):
     judge_check: bool = False
     judge_check_clips: list[int] | None = None
     judge_check_judge_clips: dict[str, list[int] | None] = Field(default_factory=dict)
-    executor: Literal["local", "ray"] = "local"
+    executor: Executor = "local"
     text: str = ""
 
     def to_json(self) -> str:
@@ -339,19 +405,107 @@ class RunConfig(BaseModel):
         return cls.model_validate_json(text)
 
 
-# The files: named judges and ALLMs, run configurations (their schemas and loaders).
-from jasco_utils.config_files import (  # noqa: E402  (they build the models above)
-    allm_spec,
-    describe_errors,
-    get_judge,
-    load_allms,
-    load_judges,
-    load_run_config,
-    run_config_file,
-)
+def run_config_file(name_or_path: str | os.PathLike[str]) -> Path:
+    """The file of a run configuration: ``configs/runs/NAME.toml`` for a name, else the path.
 
-__all__ = ["ALLM_DEFAULTS", "ALLMS_FILE", "ALLM_SOURCES", "CASCADE_LLM_ENGINE", "ConfigError", "EXECUTORS",
-           "GenerateConfig", "Resources",
-           "JUDGES_FILE", "JUDGE_DEFAULTS", "ModelSpec", "ORIGINAL_SAMPLING", "RUN_CONFIGS_DIR", "RunConfig",
-           "STRUCTURED_MODES", "TokenPrice", "allm_spec", "describe_errors", "get_judge", "load_allms", "load_judges",
-           "load_run_config", "resolve_generate", "run_config_file"]
+    Raises:
+        ConfigError: No such file; the message lists the shipped configurations.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = RUN_CONFIGS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in RUN_CONFIGS_DIR.glob("*.toml"))
+        raise ConfigError(f"no run configuration {str(name_or_path)!r}; shipped ones: {known}, or give a .toml path")
+    return path
+
+
+def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
+    """Load ``configs/runs/NAME.toml`` or a TOML file at a path, check all of it, resolve its models.
+
+    Raises:
+        ConfigError: Unknown name, unreadable file, or every problem of the file (each naming
+            the file and the field).
+    """
+    path = run_config_file(name_or_path)
+    raw, text = _read_toml(path, "run configuration")
+    where = str(path)
+    try:
+        run = _RunFile.model_validate(raw)
+    except ValidationError as e:
+        _raise(where, describe_errors(e, _RUN_SECTIONS))
+    judging, problems = run.judging, []
+    judges_file = judging.judges_file
+    if judges_file is not None:
+        judges_file = Path(judges_file) if Path(judges_file).is_absolute() else path.parent / judges_file
+    known = load_judges(judges_file)
+    judge_level = judging.level("structured", "max_explanation_chars")
+    judges = []
+    for key in judging.judges:
+        if key not in known:
+            problems.append(f"judging.judges: no judge named {key!r}; known: {', '.join(known)}")
+        else:
+            spec = known[key].replace(replicas=judging.replicas[key]) if key in judging.replicas else known[key]
+            judges.append(resolve_generate(spec, judge_level))
+    problems += [
+        f"judging.replicas: {key!r} is not one of judging.judges {judging.judges}"
+        for key in judging.replicas
+        if key not in judging.judges
+    ]
+    allm_level = run.allm_sampling.level()
+    allms = []
+    for i, entry in enumerate(run.allms):
+        spec, bad = _allm_from_entry(entry)
+        bad = bad or [f"{spec.key}: {p}" for p in spec_problems(spec)]
+        problems += [f"allms[{i}]: {p}" for p in bad]
+        if spec is not None and not bad:
+            allms.append(resolve_generate(spec, allm_level, entry.level()))
+    if any(s.generate.max_explanation_chars is not None and s.generate.structured is None for s in judges):
+        problems.append("judging.max_explanation_chars bounds structured answers only: set judging.structured too")
+    check_clips = run.judge_check.clips
+    for key, clips in run.judge_check.judge_clips.items():
+        if key not in judging.judges:
+            problems.append(f"judge_check.judge_clips: {key!r} is not one of judging.judges {judging.judges}")
+        elif clips is not None and check_clips is not None and set(clips) - set(check_clips):
+            problems.append(
+                f"judge_check.judge_clips.{key}: clips {sorted(set(clips) - set(check_clips))} are not "
+                f"among judge_check.clips"
+            )
+    names = [s.key for s in allms]
+    if len(set(names)) != len(names):
+        problems.append(f"two ALLMs share a name: {names}")
+    _raise(where, problems)
+    return RunConfig(
+        name=run.name or path.stem,
+        path=path,
+        description=run.description,
+        clips=run.clips,
+        paper=run.paper,
+        allms=allms,
+        judges=judges,
+        judging=judge_level,
+        allm_sampling=allm_level,
+        judge_check=run.judge_check.enabled
+        if run.judge_check.enabled is not None
+        else "judge_check" in raw and bool(raw["judge_check"]),
+        judge_check_clips=check_clips,
+        judge_check_judge_clips=run.judge_check.judge_clips,
+        executor=run.executor,
+        text=text,
+    )
+
+
+__all__ = [
+    "ALLMS_FILE",
+    "EXECUTORS",
+    "Executor",
+    "JUDGES_FILE",
+    "RUN_CONFIGS_DIR",
+    "RunConfig",
+    "allm_spec",
+    "get_judge",
+    "load_allms",
+    "load_judges",
+    "load_run_config",
+    "run_config_file",
+]

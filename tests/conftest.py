@@ -80,12 +80,33 @@ def synthetic_dataset(tmp_path: Path) -> Path:
     root = tmp_path / "synthetic"
     root.mkdir()
     rows = [
-        ("1", "Waves crashing,seagulls", "Let\u2019s build a castle over there.", "At the beach.",
-         "Planning to build a castle.", "They are building a sandcastle.", "sandcastle"),
-        ("2", "Crowd", "That's not a yellow but a red!", "At an event.",
-         "Discussing a colour.", "At a sports match, reacting to the referee.", "sport,referee"),
-        ("3", "Wind", "Hold the string tight!", "Outdoors on a windy day.",
-         "Holding something.", "They are flying a kite.", "kite"),
+        (
+            "1",
+            "Waves crashing,seagulls",
+            "Let\u2019s build a castle over there.",
+            "At the beach.",
+            "Planning to build a castle.",
+            "They are building a sandcastle.",
+            "sandcastle",
+        ),
+        (
+            "2",
+            "Crowd",
+            "That's not a yellow but a red!",
+            "At an event.",
+            "Discussing a colour.",
+            "At a sports match, reacting to the referee.",
+            "sport,referee",
+        ),
+        (
+            "3",
+            "Wind",
+            "Hold the string tight!",
+            "Outdoors on a windy day.",
+            "Holding something.",
+            "They are flying a kite.",
+            "kite",
+        ),
     ]
     pd.DataFrame(rows, columns=list(SYNTHETIC_COLUMNS)).to_csv(root / "v0.csv", index=False)
     sf.write(root / "1.wav", _tone(440, 16_000, 16_000, 0.5), 16_000, subtype="FLOAT")
@@ -113,11 +134,19 @@ def outputs_table(clips, answer: str = "They are building a sandcastle at the be
         for k, instruction in enumerate(INSTRUCTIONS):
             rows.append(
                 {
-                    "id": cid, "audio": f"{cid}.wav", "n_frames": 16000, "audio_sound": f"Waves and gulls {cid}",
-                    "spoken_text": f"Let's build it here {cid}", "prompt": instruction, "with_speech": True,
-                    "audio_only_target": "They are at the beach.", "speech_only_target": "They are building.",
-                    "target_keywords": "sandcastle", "tgt_text": "They are building a sandcastle.",
-                    "allm_output": f"{answer} (clip {cid}, instruction {k + 1})", "model": "allm",
+                    "id": cid,
+                    "audio": f"{cid}.wav",
+                    "n_frames": 16000,
+                    "audio_sound": f"Waves and gulls {cid}",
+                    "spoken_text": f"Let's build it here {cid}",
+                    "prompt": instruction,
+                    "with_speech": True,
+                    "audio_only_target": "They are at the beach.",
+                    "speech_only_target": "They are building.",
+                    "target_keywords": "sandcastle",
+                    "tgt_text": "They are building a sandcastle.",
+                    "allm_output": f"{answer} (clip {cid}, instruction {k + 1})",
+                    "model": "allm",
                 }
             )
     return pd.DataFrame(rows)
@@ -149,7 +178,6 @@ def dataset_and_clips(request, real_clips) -> tuple[Path, list[int]]:
     if (REAL_DATA_DIR / "v0.csv").is_file():
         return request.getfixturevalue("real_data_dir"), list(real_clips)
     return request.getfixturevalue("synthetic_dataset"), [1, 2, 3]
-
 
 
 @contextlib.contextmanager

@@ -73,8 +73,16 @@ def scored_rows(spec, clips=range(1, 81), instructions=range(1, 9)) -> pd.DataFr
         for c in clips:
             for k in instructions:
                 rating, orientation = f(c, k)
-                recs.append({"model": model, "judge": judge, "id": c, "instruction": k, "rating": rating,
-                             "orientation": orientation})
+                recs.append(
+                    {
+                        "model": model,
+                        "judge": judge,
+                        "id": c,
+                        "instruction": k,
+                        "rating": rating,
+                        "orientation": orientation,
+                    }
+                )
     rows = pd.DataFrame(recs)
     rows["rating"] = pd.array(rows["rating"], dtype="Int64")
     rows["orientation"] = pd.array(rows["orientation"], dtype=object)

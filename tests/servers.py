@@ -30,7 +30,9 @@ class FaultyChatServer:
     returning a behaviour.
     """
 
-    def __init__(self, script=(), default: str = "ok", answer: str = ANSWER, stall_s: float = 2.0, delay_s: float = 0.0):
+    def __init__(
+        self, script=(), default: str = "ok", answer: str = ANSWER, stall_s: float = 2.0, delay_s: float = 0.0
+    ):
         self.script = deque(script)
         self.default, self.answer, self.stall_s, self.delay_s = default, answer, stall_s, delay_s
         self.requests: list[dict] = []
@@ -97,8 +99,13 @@ class FaultyChatServer:
                     "object": "chat.completion",
                     "created": 0,
                     "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "length" if behaviour == "length" else "stop"}],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "length" if behaviour == "length" else "stop",
+                        }
+                    ],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 }
             )
@@ -139,9 +146,23 @@ def vllm_server(model_dir, served_name: str, log_dir, extra_args=(), start_timeo
         port = s.getsockname()[1]
     log = Path(log_dir) / "server.log"
     cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-        "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-        "--enforce-eager", "--max-model-len", "4096", *extra_args,
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        served_name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "4096",
+        *extra_args,
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1"}
     with open(log, "w") as fh:

@@ -12,18 +12,20 @@ import pandas as pd
 import pytest
 from judged_tables import make_rows, project_layout_file
 
-from jasco_utils.analysis.results import write_results
-from jasco_utils.analysis.scoring import expand_judged, score_files
+from jasco_utils.analysis.scoring import score_files
 from jasco_utils.cli import build_parser, main
-from jasco_utils.io import TableError
-from jasco_utils.paths import PROJECT_ROOT, RunLayout
+from jasco_utils.core.io import TableError
+from jasco_utils.core.paths import PROJECT_ROOT
+from jasco_utils.judging.tables import expand_judged
+from jasco_utils.report.results import write_results
+from jasco_utils.run import Run
 
 
 @pytest.fixture
 def judged_run(tmp_path):
     """A run folder with judged tables of two ALLMs by two judges, each as CSV and Parquet."""
     run = tmp_path / "run"
-    layout = RunLayout(run)
+    layout = Run(run)
     layout.judged_dir.mkdir(parents=True)
     for seed, (model, judge) in enumerate([(m, j) for m in ("A", "B") for j in ("j1", "j2")]):
         ids, outputs = make_rows(seed, clips=range(1, 6))
@@ -38,7 +40,7 @@ def _score_json(capsys, *args) -> list[dict]:
 
 
 def test_score_takes_a_run_folder_a_judged_folder_and_parquet(judged_run, capsys):
-    judged = RunLayout(judged_run).judged_dir
+    judged = Run(judged_run).judged_dir
     csvs = sorted(judged.glob("*.csv"))
     expected = _score_json(capsys, *csvs)
     assert len(expected) == 6  # 2 ALLMs x 2 judges, and each ALLM's average
@@ -106,17 +108,17 @@ def test_judges_and_allms_list_the_named_models(capsys):
 
 
 def test_results_json_and_jasco_runs(judged_run, tmp_path, capsys):
-    from jasco_utils.analysis.results import run_analysis
     from jasco_utils.config import load_run_config
+    from jasco_utils.report.results import run_analysis
 
     with pytest.raises(FileNotFoundError, match="run the analysis"):
         write_results(judged_run)
     run_analysis(load_run_config("cpu"), judged_run, data_dir=str(tmp_path / "no-dataset"))
-    figures = RunLayout(judged_run).figures_dir
+    figures = Run(judged_run).figures_dir
     assert (figures / "table2.csv").is_file() and (figures / "figure2.png").is_file()
     path = write_results(judged_run)
     results = json.loads(path.read_text())
-    assert path == RunLayout(judged_run).results
+    assert path == Run(judged_run).results
     assert {"table2", "scores", "intervals", "judge_check", "provenance", "files"} <= set(results)
     average = next(r for r in results["table2"] if r["LLM-Judge"] == "Average")
     table = pd.read_csv(figures / "table2.csv").set_index("LLM-Judge")

@@ -9,18 +9,14 @@ import pytest
 
 import jasco_utils
 from jasco_utils.cli import build_parser, main
-from jasco_utils.cli_flags import cli_options
-from jasco_utils.config import (
-    ConfigError,
-    ModelSpec,
-    get_judge,
-    load_allms,
-    load_judges,
-    load_run_config,
-)
+from jasco_utils.cli.flags import cli_options
+from jasco_utils.config import get_judge, load_allms, load_judges, load_run_config
+from jasco_utils.core.errors import ConfigError
 from jasco_utils.judging.prompts import judge_templates
 from jasco_utils.models import ENGINES, check_options, engine_options, make_backend
 from jasco_utils.models.embedded import EmbeddedBackend
+from jasco_utils.models.registry import check_spec
+from jasco_utils.models.spec import ModelSpec
 
 
 def write(tmp_path, text: str, name: str = "run.toml"):
@@ -41,22 +37,35 @@ def test_judges_and_allms_are_one_spec():
     judge = get_judge("llama-3.1-70b")
     allm = load_run_config("paper").allms[0]
     assert isinstance(judge, ModelSpec) and isinstance(allm, ModelSpec)
-    assert judge.options == {"tensor_parallel_size": 4, "dtype": "float16", "max_model_len": 4096,
-                             "chat_format": "original"}
+    assert judge.options == {
+        "tensor_parallel_size": 4,
+        "dtype": "float16",
+        "max_model_len": 4096,
+        "chat_format": "original",
+    }
     assert (allm.engine, allm.model) == ("vllm", "Qwen/Qwen2-Audio-7B-Instruct")
     assert ModelSpec.from_dict(json.loads(json.dumps(judge.to_dict()))) == judge
 
 
 def test_unknown_option_is_refused_with_the_accepted_ones():
-    with pytest.raises(ValueError, match=r"takes no option\(s\) \['n_ctxx'\]; it takes \['n_ctx', 'revision', 'threads'\]"):
+    with pytest.raises(
+        ValueError, match=r"takes no option\(s\) \['n_ctxx'\]; it takes \['n_ctx', 'revision', 'threads'\]"
+    ):
         check_options("embedded", {"n_ctxx": 2048})
     with pytest.raises(ConfigError, match="n_ctxx"):
-        ModelSpec(key="j", engine="embedded", options={"n_ctxx": 1}).check()
+        check_spec(ModelSpec(key="j", engine="embedded", options={"n_ctxx": 1}))
 
 
 def test_vllm_takes_any_engine_argument_but_not_typos():
-    check_options("vllm", {"trust_remote_code": True, "limit_mm_per_prompt": {"audio": 1}, "revision": "main",
-                           "gpu_memory_utilization": 0.8})
+    check_options(
+        "vllm",
+        {
+            "trust_remote_code": True,
+            "limit_mm_per_prompt": {"audio": 1},
+            "revision": "main",
+            "gpu_memory_utilization": 0.8,
+        },
+    )
     with pytest.raises(ValueError, match="tensor_paralel_size"):
         check_options("vllm", {"tensor_paralel_size": 2})
 
@@ -70,8 +79,8 @@ def test_options_reach_the_backend_constructor_unchanged():
 
 def test_secret_options_are_refused():
     with pytest.raises(ConfigError, match="looks like a secret"):
-        ModelSpec(key="j", engine="openai", model="m", options={"api_key": "sk-123"}).check()
-    ModelSpec(key="j", engine="openai", model="m", options={"api_key_env": "MY_KEY"}).check()
+        check_spec(ModelSpec(key="j", engine="openai", model="m", options={"api_key": "sk-123"}))
+    check_spec(ModelSpec(key="j", engine="openai", model="m", options={"api_key_env": "MY_KEY"}))
 
 
 def test_judges_file_errors_name_the_entry(tmp_path):
@@ -90,10 +99,12 @@ def test_judges_file_errors_name_the_entry(tmp_path):
         ('[judging]\njudges = ["llama-3-70b"]\n', "no judge named 'llama-3-70b'"),
         ('[judging]\nstructured = "yaml"\n', "judging.structured must be one of"),
         ('[judging]\nmax_tokens = "many"\n', "judging.max_tokens must be an integer"),
-        ('clips = [0, 3]\n', "clip ids 1..80"),
+        ("clips = [0, 3]\n", "clip ids 1..80"),
         ('[[allms]]\nname = "A"\nengine = "vllm"\n', "A: engine vllm needs a model"),
-        ('[[allms]]\nname = "A"\nengine = "vllm"\nmodel = "m"\noptions = { tensor_paralel_size = 2 }\n',
-         r"allms\[0\]: A: engine vllm takes no option"),
+        (
+            '[[allms]]\nname = "A"\nengine = "vllm"\nmodel = "m"\noptions = { tensor_paralel_size = 2 }\n',
+            r"allms\[0\]: A: engine vllm takes no option",
+        ),
         ('[[allms]]\nname = "A"\nengine = "import"\n', "an import needs a path"),
         ('[[allms]]\nname = "A"\nengine = "tgi"\nmodel = "m"\n', "engine 'tgi' is not one of"),
     ],
@@ -112,14 +123,31 @@ def test_cli_choices_and_flags_come_from_the_registries():
     parser = build_parser()
     judge = next(a for a in parser._subparsers._group_actions[0].choices["judge"]._actions if a.dest == "template")
     assert judge.choices == judge_templates()
-    args = parser.parse_args(["judge", "o.csv", "--engine", "vllm", "--model", "m", "--gpu-memory-utilization", "0.5",
-                              "--engine-arg", "trust_remote_code=true", "--engine-arg", 'limit_mm_per_prompt={"audio": 1}'])
-    assert cli_options(args, ["vllm"]) == {"vllm": {"gpu_memory_utilization": 0.5, "trust_remote_code": True,
-                                                    "limit_mm_per_prompt": {"audio": 1}}}
+    args = parser.parse_args(
+        [
+            "judge",
+            "o.csv",
+            "--engine",
+            "vllm",
+            "--model",
+            "m",
+            "--gpu-memory-utilization",
+            "0.5",
+            "--engine-arg",
+            "trust_remote_code=true",
+            "--engine-arg",
+            'limit_mm_per_prompt={"audio": 1}',
+        ]
+    )
+    assert cli_options(args, ["vllm"]) == {
+        "vllm": {"gpu_memory_utilization": 0.5, "trust_remote_code": True, "limit_mm_per_prompt": {"audio": 1}}
+    }
     for engine in ENGINES:
         for name, opt in engine_options(engine).items():
             if opt.type is not object and name != "seed":
-                assert f"--{name.replace('_', '-')}" in parser._subparsers._group_actions[0].choices["judge"].format_help()
+                assert (
+                    f"--{name.replace('_', '-')}" in parser._subparsers._group_actions[0].choices["judge"].format_help()
+                )
 
 
 def test_cli_refuses_options_before_loading_a_model(tmp_path, capsys):
@@ -131,8 +159,21 @@ def test_cli_refuses_options_before_loading_a_model(tmp_path, capsys):
 
 
 #: The architecture families the named ALLMs must cover.
-FAMILIES_WANTED = {"qwen2_audio", "qwen2_5_omni", "qwen3_omni_moe", "voxtral", "phi4mm", "gemma3n", "granite_speech",
-                   "audioflamingo3", "ultravox", "kimi_audio", "midashenglm", "minicpmo", "hosted"}
+FAMILIES_WANTED = {
+    "qwen2_audio",
+    "qwen2_5_omni",
+    "qwen3_omni_moe",
+    "voxtral",
+    "phi4mm",
+    "gemma3n",
+    "granite_speech",
+    "audioflamingo3",
+    "ultravox",
+    "kimi_audio",
+    "midashenglm",
+    "minicpmo",
+    "hosted",
+}
 
 
 def test_named_allms_cover_the_families_and_say_what_is_tested():
@@ -159,7 +200,20 @@ def test_a_named_allm_in_a_run_configuration_and_on_the_command_line(tmp_path, c
     with pytest.raises(ConfigError, match="no ALLM named 'qwen-audio'; known: qwen2-audio"):
         load_run_config(write(tmp_path, '[[allms]]\nallm = "qwen-audio"\n'))
     manifest = write_manifest(build_manifest(synthetic_dataset), tmp_path / "m.csv")
-    assert main(["infer", str(manifest), "--allm", "qwen-audio", "--store", str(tmp_path / "c.sqlite"),
-                 "--out", str(tmp_path / "o.csv")]) != 0
+    assert (
+        main(
+            [
+                "infer",
+                str(manifest),
+                "--allm",
+                "qwen-audio",
+                "--store",
+                str(tmp_path / "c.sqlite"),
+                "--out",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        != 0
+    )
     err = capsys.readouterr().err
     assert "qwen2-audio" in err and "Traceback" not in err

@@ -15,8 +15,10 @@ import time
 
 import pytest
 
-from jasco_utils.config import ConfigError, ModelSpec, load_run_config
-from jasco_utils.doctor import (
+from jasco_utils.config import load_run_config
+from jasco_utils.core.errors import ConfigError
+from jasco_utils.core.paths import PROJECT_ROOT
+from jasco_utils.doctor.machine import (
     _visible,
     load_model_sizes,
     model_facts,
@@ -25,10 +27,7 @@ from jasco_utils.doctor import (
     size_from_folder,
     stored_answers,
 )
-from jasco_utils.models.base import Response
-from jasco_utils.models.store import Store
-from jasco_utils.paths import PROJECT_ROOT
-from jasco_utils.plan import (
+from jasco_utils.doctor.plan import (
     FITS,
     GPU,
     NO_FIT,
@@ -38,6 +37,9 @@ from jasco_utils.plan import (
     ModelSize,
     fit,
 )
+from jasco_utils.models.base import Response
+from jasco_utils.models.spec import ModelSpec
+from jasco_utils.models.store import Store
 
 SIZES = load_model_sizes()
 LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
@@ -71,7 +73,9 @@ def test_70b_fits_four_80gb_cards_with_tp4_and_not_with_tp2():
 def test_70b_on_two_cards_is_told_to_quantize_and_on_one_to_get_more():
     tp2 = fit(llama(tensor_parallel_size=2), ModelFacts(SIZES[LLAMA_70B]), Machine(cards(2), "cuda"))
     assert tp2.status == NO_FIT and tp2.advice == ['quantization = "fp8"']
-    fp8 = fit(llama(tensor_parallel_size=2, quantization="fp8"), ModelFacts(SIZES[LLAMA_70B]), Machine(cards(2), "cuda"))
+    fp8 = fit(
+        llama(tensor_parallel_size=2, quantization="fp8"), ModelFacts(SIZES[LLAMA_70B]), Machine(cards(2), "cuda")
+    )
     assert fp8.status == FITS and 70e9 < fp8.weight_bytes < 71e9
     tp4 = fit(llama(tensor_parallel_size=4), ModelFacts(SIZES[LLAMA_70B]), Machine(cards(1), "cuda"))
     assert tp4.status == NO_FIT and "asks for 4 GPUs" in tp4.reason and "1 here" in tp4.reason
@@ -132,8 +136,15 @@ def test_the_size_table_cites_a_source_for_every_model_of_the_paper():
         size = SIZES[spec.model]
         assert size.source and size.params > 1e9 and size.layers and size.kv_heads and size.head_dim
     # the counts computed from the configs agree with the arithmetic the doctor applies to a cached config.json
-    qwen = {"hidden_size": 8192, "num_hidden_layers": 80, "intermediate_size": 29568, "num_attention_heads": 64,
-            "num_key_value_heads": 8, "vocab_size": 152064, "model_type": "qwen2"}
+    qwen = {
+        "hidden_size": 8192,
+        "num_hidden_layers": 80,
+        "intermediate_size": 29568,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
+        "vocab_size": 152064,
+        "model_type": "qwen2",
+    }
     assert params_from_config(qwen) == SIZES["Qwen/Qwen2.5-72B-Instruct"].params
 
 
@@ -163,8 +174,17 @@ def test_a_model_in_the_hub_cache_is_sized_from_its_files(tmp_path, monkeypatch)
     snap.mkdir(parents=True)
     (snap.parents[1] / "refs").mkdir()
     (snap.parents[1] / "refs" / "main").write_text("abc123")
-    (snap / "config.json").write_text(json.dumps({"num_hidden_layers": 2, "num_attention_heads": 4,
-                                                  "num_key_value_heads": 2, "hidden_size": 64, "torch_dtype": "bfloat16"}))
+    (snap / "config.json").write_text(
+        json.dumps(
+            {
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "hidden_size": 64,
+                "torch_dtype": "bfloat16",
+            }
+        )
+    )
     _safetensors(snap / "model.safetensors", {"embed": ("BF16", [100, 64]), "layer.0": ("BF16", [64, 64])})
     facts = model_facts(ModelSpec(key="t", engine="vllm", model="org/tiny"), sizes={})
     assert facts.cached is True and facts.size.params == 100 * 64 + 64 * 64 and facts.size.dtype == "bfloat16"
@@ -196,7 +216,9 @@ def test_the_plan_counts_rows_and_the_answers_already_stored(tmp_path):
     machine = Machine(packages=frozenset({"xllamacpp", "faster_whisper", "sentence_transformers"}))
     plan = run_plan(cfg, clips=[1, 2, 3], store=store, machine=machine)
     allm, reference, smollm2 = plan.rows[0], plan.rows[1], plan.rows[2]
-    assert plan.n_clips == 3 and allm.rows == 24 and allm.stored == 5 and allm.stored_text == "19-24 to compute (5 stored)"
+    assert (
+        plan.n_clips == 3 and allm.rows == 24 and allm.stored == 5 and allm.stored_text == "19-24 to compute (5 stored)"
+    )
     # the run's answers + ten control answers per check clip: all 80 for the reference judge, 3 for SmolLM2
     assert (reference.rows, smollm2.rows) == (24 + 80 * 10, 24 + 3 * 10) and smollm2.stored == 0
     assert not plan.blocking and "every model can run here" in plan.format()
@@ -204,13 +226,21 @@ def test_the_plan_counts_rows_and_the_answers_already_stored(tmp_path):
 
 def _jasco(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "jasco_utils.cli", *args], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT, timeout=120, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "jasco_utils.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
     return proc, time.monotonic() - started
 
 
-NO_NVIDIA_SMI = pytest.mark.skipif(shutil.which("nvidia-smi") is not None,
-                                   reason="this machine has nvidia-smi: the no-GPU report is for machines without")
+NO_NVIDIA_SMI = pytest.mark.skipif(
+    shutil.which("nvidia-smi") is not None,
+    reason="this machine has nvidia-smi: the no-GPU report is for machines without",
+)
 
 
 @NO_NVIDIA_SMI
@@ -236,21 +266,24 @@ def test_reproduce_prints_the_plan_and_stops_before_anything_loads(tmp_path):
     proc, _ = _jasco("reproduce", "--config", "paper", "--run-dir", str(run), "--store", str(tmp_path / "c.sqlite"))
     assert proc.returncode == 1 and "run plan: paper, 80 clips, 7 models" in proc.stdout
     assert "stopped before any model loads" in proc.stderr and not run.exists()
-    proc, _ = _jasco("reproduce", "--config", "cpu", "--dry-run", "--run-dir", str(run),
-                     "--store", str(tmp_path / "c.sqlite"))
+    proc, _ = _jasco(
+        "reproduce", "--config", "cpu", "--dry-run", "--run-dir", str(run), "--store", str(tmp_path / "c.sqlite")
+    )
     assert proc.returncode == 0 and "run plan: cpu, 2 clips, 4 models" in proc.stdout and not run.exists()
 
 
 def test_nvidia_smi_output_is_read_as_the_documented_csv(tmp_path, monkeypatch):
     """The GPU inventory from `nvidia-smi --query-gpu=index,uuid,name,memory.total,memory.free
     --format=csv,noheader,nounits` (MiB): a stand-in executable prints what a two-card machine does."""
-    from jasco_utils.doctor import nvidia_smi_gpus
+    from jasco_utils.doctor.machine import nvidia_smi_gpus
 
     exe = tmp_path / "nvidia-smi"
-    exe.write_text("#!/bin/sh\n"
-                   "case \"$*\" in *index,uuid,name,memory.total,memory.free*csv,noheader,nounits*) ;; *) exit 9 ;; esac\n"
-                   "echo '0, GPU-11aa, NVIDIA H100 80GB HBM3, 81559, 80000'\n"
-                   "echo '1, GPU-22bb, NVIDIA H100 80GB HBM3, 81559, 1024'\n")
+    exe.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *index,uuid,name,memory.total,memory.free*csv,noheader,nounits*) ;; *) exit 9 ;; esac\n'
+        "echo '0, GPU-11aa, NVIDIA H100 80GB HBM3, 81559, 80000'\n"
+        "echo '1, GPU-22bb, NVIDIA H100 80GB HBM3, 81559, 1024'\n"
+    )
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -14,15 +14,22 @@ import re
 import pytest
 
 from jasco_utils.config import load_judges
-from jasco_utils.doctor import load_model_sizes
-from jasco_utils.paths import PROJECT_ROOT
-from jasco_utils.plan import FITS, GPU, Machine, ModelFacts, fit
+from jasco_utils.core.paths import PROJECT_ROOT
+from jasco_utils.doctor.machine import load_model_sizes
+from jasco_utils.doctor.plan import FITS, GPU, Machine, ModelFacts, fit
 
 #: Options of the vLLM backend itself (not engine arguments).
 BACKEND_ONLY = {"chat_format"}
 #: The options the README must show examples of.
-DOCUMENTED = {"tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "quantization",
-              "max_model_len", "enforce_eager", "download_dir"}
+DOCUMENTED = {
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "gpu_memory_utilization",
+    "quantization",
+    "max_model_len",
+    "enforce_eager",
+    "download_dir",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +54,15 @@ def _cards(n: int, gb: float) -> tuple[GPU, ...]:
     return tuple(GPU(i, f"{gb:.0f} GB", int(gb * 1e9), int(gb * 1e9)) for i in range(n))
 
 
-@pytest.mark.parametrize("key, n, gb", [("llama-3.1-70b-tp4", 4, 80), ("llama-3.1-70b-fp8", 2, 80),
-                                        ("mistral-large-tp4-pp2", 8, 40), ("qwen2.5-72b-eager", 4, 80)])
+@pytest.mark.parametrize(
+    "key, n, gb",
+    [
+        ("llama-3.1-70b-tp4", 4, 80),
+        ("llama-3.1-70b-fp8", 2, 80),
+        ("mistral-large-tp4-pp2", 8, 40),
+        ("qwen2.5-72b-eager", 4, 80),
+    ],
+)
 def test_each_example_fits_the_gpus_its_comment_names(readme_judges, key, n, gb):
     spec = readme_judges[key]
     verdict = fit(spec, ModelFacts(load_model_sizes()[spec.model]), Machine(_cards(n, gb), "cuda"))
@@ -58,8 +72,12 @@ def test_each_example_fits_the_gpus_its_comment_names(readme_judges, key, n, gb)
 def test_the_borderline_case_the_readme_names(readme_judges):
     """70B bfloat16 with tensor parallel 2 on two cards reporting 81559 MiB: fits, barely."""
     spec = readme_judges["llama-3.1-70b-tp4"]
-    tp2 = type(spec)(key="tp2", engine="vllm", model=spec.model,
-                     options={"tensor_parallel_size": 2, "dtype": "bfloat16", "max_model_len": 4096})
+    tp2 = type(spec)(
+        key="tp2",
+        engine="vllm",
+        model=spec.model,
+        options={"tensor_parallel_size": 2, "dtype": "bfloat16", "max_model_len": 4096},
+    )
     h100 = tuple(GPU(i, "H100", 81559 * 2**20, 81559 * 2**20) for i in range(2))
     assert fit(tp2, ModelFacts(load_model_sizes()[spec.model]), Machine(h100, "cuda")).status == FITS
     assert fit(tp2, ModelFacts(load_model_sizes()[spec.model]), Machine(_cards(2, 80), "cuda")).status != FITS

@@ -18,8 +18,12 @@ import pandas as pd
 import pytest
 from conftest import local_ray_cluster, outputs_table
 
-from jasco_utils.config import ConfigError, ModelSpec, load_run_config
-from jasco_utils.executor import (
+from jasco_utils.config import load_run_config
+from jasco_utils.core.errors import ConfigError
+from jasco_utils.core.io import read_table_checked
+from jasco_utils.models.spec import ModelSpec
+from jasco_utils.models.store import Store
+from jasco_utils.pipeline.jobs import (
     Job,
     StageError,
     clip_shards,
@@ -28,10 +32,8 @@ from jasco_utils.executor import (
     read_records,
     shard_jobs,
 )
-from jasco_utils.io import read_table_checked
-from jasco_utils.models.store import Store
-from jasco_utils.pipeline import prepare_manifest, run_inference, run_judging, run_stages
-from jasco_utils.ray_executor import read_jobs, stage_dir
+from jasco_utils.pipeline.ray_executor import read_jobs, stage_dir
+from jasco_utils.pipeline.reproduce import prepare_manifest, run_inference, run_judging, run_stages
 from jasco_utils.run import Run
 
 #: Columns that differ between two runs of the same calls (when, how long, from where).
@@ -124,13 +126,17 @@ def test_store_merge_is_idempotent(tmp_path, real_data_dir):
 
 
 def test_executor_and_replicas_settings_are_checked(tmp_path):
-    good = _write(tmp_path / "good.toml", 'executor = "ray"\nclips = [1, 2]\n[judging]\njudges = ["reference"]\n'
-                                          '[judging.replicas]\nreference = 4\n')
+    good = _write(
+        tmp_path / "good.toml",
+        'executor = "ray"\nclips = [1, 2]\n[judging]\njudges = ["reference"]\n[judging.replicas]\nreference = 4\n',
+    )
     cfg = load_run_config(good)
     assert cfg.executor == "ray" and cfg.judges[0].replicas == 4
     assert json.loads(cfg.to_json())["executor"] == "ray"
-    bad = _write(tmp_path / "bad.toml", 'executor = "slurm"\n[judging]\njudges = ["reference"]\n'
-                                        '[judging.replicas]\nreference = 0\nnobody = 2\n')
+    bad = _write(
+        tmp_path / "bad.toml",
+        'executor = "slurm"\n[judging]\njudges = ["reference"]\n[judging.replicas]\nreference = 0\nnobody = 2\n',
+    )
     with pytest.raises(ConfigError) as err:
         load_run_config(bad)
     text = str(err.value)
@@ -144,13 +150,20 @@ def test_local_executor_records_each_stage(tmp_path, real_data_dir):
     """The local executor runs as before and writes one record per stage."""
     answers = tmp_path / "answers.csv"
     outputs_table([1, 2]).to_csv(answers, index=False)
-    cfg = load_run_config(_write(tmp_path / "run.toml", f'clips = [1, 2]\n[judging]\njudges = ["reference"]\n'
-                                 f'[[allms]]\nname = "Imported"\nengine = "import"\npath = "{answers}"\n'))
+    cfg = load_run_config(
+        _write(
+            tmp_path / "run.toml",
+            f'clips = [1, 2]\n[judging]\njudges = ["reference"]\n'
+            f'[[allms]]\nname = "Imported"\nengine = "import"\npath = "{answers}"\n',
+        )
+    )
     run_dir = tmp_path / "run"
     run_stages(cfg, run_dir, str(real_data_dir), store=tmp_path / "calls.sqlite", executor="local")
     records = read_records(run_dir)
     assert [(r["stage"], r["model"], r["executor"]) for r in records] == [
-        ("infer", "Imported", "local"), ("judge", "reference", "local")]
+        ("infer", "Imported", "local"),
+        ("judge", "reference", "local"),
+    ]
     assert all(r["wall_s"] > 0 and r["started_at"] <= r["finished_at"] for r in records)
     assert len(Run(run_dir).judged()) == 16
 
@@ -209,7 +222,7 @@ def _kill_worker_mid_stage(stop: threading.Event, killed: list, min_rows: int = 
             if n < min_rows:
                 continue
             for proc in psutil.process_iter(["cmdline"]):
-                if (proc.info["cmdline"] or [])[-2:] != ["-m", "jasco_utils.pipeline"]:
+                if (proc.info["cmdline"] or [])[-2:] != ["-m", "jasco_utils.pipeline.reproduce"]:
                     continue
                 try:
                     mine = any(Path(f.path).parent == db.parent for f in proc.open_files())
@@ -224,7 +237,8 @@ def _kill_worker_mid_stage(stop: threading.Event, killed: list, min_rows: int = 
 
 
 def test_two_allms_on_ray_side_by_side_with_a_killed_worker_equal_the_local_run(
-        ray_cluster, two_allm_config, real_data_dir):
+    ray_cluster, two_allm_config, real_data_dir
+):
     """The local executor, then the cluster, each from an empty store. On the cluster the two
     ALLMs run at the same time, and the cascade's worker is SIGKILLed once its text LLM has
     stored three answers: Ray runs the task again, the retry takes those three from its store,
@@ -235,8 +249,14 @@ def test_two_allms_on_ray_side_by_side_with_a_killed_worker_equal_the_local_run(
     watcher = threading.Thread(target=_kill_worker_mid_stage, args=(stop, killed), daemon=True)
     watcher.start()
     try:
-        run_stages(cfg, root / "ray", str(real_data_dir), store=root / "ray.sqlite", executor="ray",
-                   address=ray_cluster.address)
+        run_stages(
+            cfg,
+            root / "ray",
+            str(real_data_dir),
+            store=root / "ray.sqlite",
+            executor="ray",
+            address=ray_cluster.address,
+        )
     finally:
         stop.set()
         watcher.join(timeout=5)
@@ -269,7 +289,10 @@ def test_two_allms_on_ray_side_by_side_with_a_killed_worker_equal_the_local_run(
 def test_a_stage_that_fails_fails_the_run_naming_the_model(ray_cluster, tmp_path, real_data_dir):
     answers = tmp_path / "answers.csv"
     outputs_table([1, 2]).to_csv(answers, index=False)
-    cfg = load_run_config(_write(tmp_path / "run.toml", f"""clips = [1, 2]
+    cfg = load_run_config(
+        _write(
+            tmp_path / "run.toml",
+            f"""clips = [1, 2]
 [judging]
 judges = ["reference"]
 [[allms]]
@@ -279,12 +302,20 @@ path = "{answers}"
 [[allms]]
 name = "Broken"
 engine = "vllm"
-model = "{tmp_path / 'no-such-model'}"
-"""))
+model = "{tmp_path / "no-such-model"}"
+""",
+        )
+    )
     run_dir = tmp_path / "run"
     with pytest.raises(StageError) as err:
-        run_stages(cfg, run_dir, str(real_data_dir), store=tmp_path / "calls.sqlite", executor="ray",
-                   address=ray_cluster.address)
+        run_stages(
+            cfg,
+            run_dir,
+            str(real_data_dir),
+            store=tmp_path / "calls.sqlite",
+            executor="ray",
+            address=ray_cluster.address,
+        )
     text = str(err.value)
     assert "infer:Broken" in text and "judge:reference:Broken" in text and "no-such-model" in text
     # the other ALLM's stages ran to the end; nothing of the broken one was written

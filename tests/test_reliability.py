@@ -21,9 +21,9 @@ import pytest
 from conftest import outputs_table
 from servers import FaultyChatServer
 
-import jasco_utils.io as jio
+import jasco_utils.core.io as jio
 from jasco_utils.cli import main
-from jasco_utils.io import StorageError, TableError, read_table_checked, write_csv, write_pair
+from jasco_utils.core.io import StorageError, TableError, read_table_checked, write_csv, write_pair
 from jasco_utils.judging.judge import judge_table
 from jasco_utils.models import make_backend
 from jasco_utils.models.base import Response, SamplingConfig
@@ -33,9 +33,29 @@ CONV = [{"role": "user", "content": "hello"}]
 
 
 def _judge_argv(outputs: Path, url: str, out: Path, store: Path, *extra: str) -> list[str]:
-    return ["judge", str(outputs), "--engine", "openai", "--model", "m", "--judge-name", "j", "--base-url", url,
-            "--max-attempts", "2", "--backoff", "0.01", "--timeout", "5", "--out-dir", str(out), "--store", str(store),
-            *extra]
+    return [
+        "judge",
+        str(outputs),
+        "--engine",
+        "openai",
+        "--model",
+        "m",
+        "--judge-name",
+        "j",
+        "--base-url",
+        url,
+        "--max-attempts",
+        "2",
+        "--backoff",
+        "0.01",
+        "--timeout",
+        "5",
+        "--out-dir",
+        str(out),
+        "--store",
+        str(store),
+        *extra,
+    ]
 
 
 def _backend(url: str, **kw):
@@ -114,15 +134,17 @@ def test_a_failed_reask_fails_the_row(tmp_path):
     with pytest.raises(TableError, match="8 row\\(s\\) whose judge call failed"):
         read_judged_rows(path)
     # the next run asks the re-ask again (the first answers come from the store)
-    with FaultyChatServer(answer=lambda b: "Both" if "[Model Explanation]" in json.dumps(b) else answer) as s, \
-            Store(tmp_path / "c.sqlite") as store:
+    with (
+        FaultyChatServer(answer=lambda b: "Both" if "[Model Explanation]" in json.dumps(b) else answer) as s,
+        Store(tmp_path / "c.sqlite") as store,
+    ):
         table, stats = judge_table(outputs_table([1]), _backend(s.url), store, progress=False)
         assert len(s.requests) == 1
     assert table["status"].eq("ok").all() and table["orientation"].eq("Both").all() and stats.failed == 0
 
 
 def read_judged_rows(path):
-    from jasco_utils.analysis.scoring import read_judged
+    from jasco_utils.judging.tables import read_judged
 
     return read_judged(path)
 
@@ -261,35 +283,115 @@ def test_a_secret_canary_is_written_nowhere(synthetic_dataset, tmp_path, capfd, 
     with FaultyChatServer(default=echo_for_clip_2) as s:
         (ws / "judges.toml").write_text(
             f'["canary"]\nengine = "openai"\nmodel = "m"\n'
-            f'options = {{ base_url = "{s.url}", api_key_env = "JASCO_CANARY_KEY", max_attempts = 1 }}\n')
+            f'options = {{ base_url = "{s.url}", api_key_env = "JASCO_CANARY_KEY", max_attempts = 1 }}\n'
+        )
         (ws / "run.toml").write_text(
             'name = "canary"\nclips = [1, 2]\n[judging]\njudges = ["canary"]\njudges_file = "judges.toml"\n'
-            '[judge_check]\nenabled = false\n'
-            f'[[allms]]\nname = "A"\nengine = "import"\npath = "{ws / "answers.csv"}"\n')
+            "[judge_check]\nenabled = false\n"
+            f'[[allms]]\nname = "A"\nengine = "import"\npath = "{ws / "answers.csv"}"\n'
+        )
         # the faulty pass: the key comes back in the server's errors for clip 2
-        assert main(["infer", str(ws / "manifest.csv"), "--import", str(ws / "answers.csv"), "--name", "A",
-                     "--out", str(run / "outputs" / "A.csv")]) == 1  # no manifest yet: refused, named
-        assert main(["manifest", "--data-dir", str(synthetic_dataset), "--out", str(run / "manifest.csv"),
-                     "--clips", "1-2"]) == 0
-        assert main(["infer", str(run / "manifest.csv"), "--import", str(ws / "answers.csv"), "--name", "A",
-                     "--out", str(run / "outputs" / "A.csv"), "--data-dir", str(synthetic_dataset)]) == 0
-        assert main(["judge", str(run / "outputs" / "A.csv"), "--judge", "canary", "--judges-file", str(ws / "judges.toml"),
-                     "--out-dir", str(run / "judged"), "--store", str(store)]) == 1
+        assert (
+            main(
+                [
+                    "infer",
+                    str(ws / "manifest.csv"),
+                    "--import",
+                    str(ws / "answers.csv"),
+                    "--name",
+                    "A",
+                    "--out",
+                    str(run / "outputs" / "A.csv"),
+                ]
+            )
+            == 1
+        )  # no manifest yet: refused, named
+        assert (
+            main(
+                ["manifest", "--data-dir", str(synthetic_dataset), "--out", str(run / "manifest.csv"), "--clips", "1-2"]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "infer",
+                    str(run / "manifest.csv"),
+                    "--import",
+                    str(ws / "answers.csv"),
+                    "--name",
+                    "A",
+                    "--out",
+                    str(run / "outputs" / "A.csv"),
+                    "--data-dir",
+                    str(synthetic_dataset),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "judge",
+                    str(run / "outputs" / "A.csv"),
+                    "--judge",
+                    "canary",
+                    "--judges-file",
+                    str(ws / "judges.toml"),
+                    "--out-dir",
+                    str(run / "judged"),
+                    "--store",
+                    str(store),
+                ]
+            )
+            == 1
+        )
         failed = pd.read_csv(run / "judged" / "A__canary.csv", keep_default_na=False)
         assert failed["status"].eq("failed").sum() == 8
         assert failed.loc[failed["status"] == "failed", "error"].str.contains("Incorrect API key").all()
-        assert main(["judge", str(run / "outputs" / "A.csv"), "--engine", "openai", "--model", "m",
-                     "--base-url", s.url.replace("http://", f"http://user:{CANARY}@"),
-                     "--out-dir", str(ws / "elsewhere"), "--store", str(store)]) == 1
+        assert (
+            main(
+                [
+                    "judge",
+                    str(run / "outputs" / "A.csv"),
+                    "--engine",
+                    "openai",
+                    "--model",
+                    "m",
+                    "--base-url",
+                    s.url.replace("http://", f"http://user:{CANARY}@"),
+                    "--out-dir",
+                    str(ws / "elsewhere"),
+                    "--store",
+                    str(store),
+                ]
+            )
+            == 1
+        )
         # the healthy pass: the whole run, notebooks and all
         s.default = "ok"
-        assert main(["reproduce", "--config", str(ws / "run.toml"), "--run-dir", str(run), "--store", str(store),
-                     "--data-dir", str(synthetic_dataset)]) == 0
+        assert (
+            main(
+                [
+                    "reproduce",
+                    "--config",
+                    str(ws / "run.toml"),
+                    "--run-dir",
+                    str(run),
+                    "--store",
+                    str(store),
+                    "--data-dir",
+                    str(synthetic_dataset),
+                ]
+            )
+            == 0
+        )
     printed = capfd.readouterr()
     assert "Incorrect API key" in printed.out + printed.err  # the faults were seen and reported...
     written = [p for p in ws.rglob("*") if p.is_file()]
     assert {"provenance.json", "results.json", "A__canary.parquet", "calls.sqlite", "02_judging.ipynb"} <= {
-        p.name for p in written}
+        p.name for p in written
+    }
     holding = [str(p) for p in written if CANARY.encode() in p.read_bytes()]
     assert holding == [] and CANARY not in printed.out + printed.err  # ...but never the key
     with Store(store) as st:

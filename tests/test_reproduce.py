@@ -16,10 +16,11 @@ import papermill
 import pytest
 from judged_tables import make_rows, project_layout_file
 
-from jasco_utils.analysis.results import run_analysis
 from jasco_utils.analysis.scoring import score_files
-from jasco_utils.paths import DEFAULT_STORE, NOTEBOOKS_DIR, PROJECT_ROOT, RunLayout, judged_files
-from jasco_utils.pipeline import load_run_config, notebooks
+from jasco_utils.core.paths import DEFAULT_STORE, NOTEBOOKS_DIR, PROJECT_ROOT, judged_files
+from jasco_utils.pipeline.reproduce import load_run_config, notebooks
+from jasco_utils.report.results import run_analysis
+from jasco_utils.run import Run
 
 
 def test_notebook_sources_have_no_outputs_and_a_parameters_cell():
@@ -53,8 +54,13 @@ def test_table2_equals_jasco_score(tmp_path, real_data_dir):
     run = tmp_path / "run"
     for seed, (model, judge) in enumerate([(m, j) for m in ("A", "B") for j in ("j1", "j2", "j3")]):
         ids, outputs = make_rows(seed, clips=range(1, 11))
-        project_layout_file((run / "judged").mkdir(parents=True, exist_ok=True) or run / "judged" / f"{model}__{judge}.csv",
-                            ids, outputs, model=model, judge=judge)
+        project_layout_file(
+            (run / "judged").mkdir(parents=True, exist_ok=True) or run / "judged" / f"{model}__{judge}.csv",
+            ids,
+            outputs,
+            model=model,
+            judge=judge,
+        )
     result = run_analysis(load_run_config("cpu"), run, figures_dir=tmp_path / "fig", data_dir=str(real_data_dir))
     table = pd.read_csv(tmp_path / "fig" / "table2.csv").set_index("LLM-Judge")
     for rec in score_files(sorted((run / "judged").glob("*.csv"))):
@@ -75,9 +81,23 @@ def cpu_run(tmp_path_factory, real_data_dir):
     run = root / "run"
     env = {**os.environ, "JASCO_DATA_DIR": str(real_data_dir)}
     proc = subprocess.run(
-        [sys.executable, "-m", "jasco_utils.cli", "reproduce", "--config", "cpu", "--run-dir", str(run),
-         "--store", str(root / "calls.sqlite")],
-        capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=3000,
+        [
+            sys.executable,
+            "-m",
+            "jasco_utils.cli",
+            "reproduce",
+            "--config",
+            "cpu",
+            "--run-dir",
+            str(run),
+            "--store",
+            str(root / "calls.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=3000,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return root, run, proc
@@ -87,7 +107,7 @@ def cpu_run(tmp_path_factory, real_data_dir):
 def test_reproduce_cpu_default_end_to_end(cpu_run):
     """The CPU default through papermill: every notebook runs, Table II equals `jasco score`."""
     _, run, proc = cpu_run
-    fig = RunLayout(run).figures_dir
+    fig = Run(run).figures_dir
     for source in notebooks():
         name = source.name
         nb = nbformat.read(run / "notebooks" / name, as_version=4)
@@ -98,12 +118,19 @@ def test_reproduce_cpu_default_end_to_end(cpu_run):
     table = pd.read_csv(fig / "table2.csv").set_index("LLM-Judge")
     for rec in score_files(judged):
         assert table.loc[rec["judge"], rec["model"]] == pytest.approx(rec["best_mean"], abs=1e-12)
-    for name in ("figure2.png", "figure2.pdf", "table2.md", "table2.tex", "provenance.json", "table2_ci.csv",
-                 "judge_check.png"):
+    for name in (
+        "figure2.png",
+        "figure2.pdf",
+        "table2.md",
+        "table2.tex",
+        "provenance.json",
+        "table2_ci.csv",
+        "judge_check.png",
+    ):
         assert (fig / name).stat().st_size > 0, name
     outputs = pd.read_csv(run / "outputs" / "Cascade-Whisper-SmolLM2.csv", keep_default_na=False)
     assert (outputs["transcript"] != "").all() and (outputs["allm_output"] != "").all()
-    results = json.loads(RunLayout(run).results.read_text())
+    results = json.loads(Run(run).results.read_text())
     assert results["table2"] and results["judge_check"] and results["provenance"]["configuration"] == "cpu"
     assert (run / "browse.html").stat().st_size > 10_000
 
@@ -115,12 +142,12 @@ def test_reproduce_shows_progress_and_ends_with_table2(cpu_run):
     seen = proc.stdout + proc.stderr
     assert "judging with" in seen and any(unit in seen for unit in ("row/s", "s/row")), seen[-3000:]
     assert "Kernel is running over TCP" not in seen and "Traceback" not in seen
-    table = (RunLayout(run).figures_dir / "table2.md").read_text()
+    table = (Run(run).figures_dir / "table2.md").read_text()
     assert proc.stdout.rstrip().splitlines()[-1].startswith("(the cpu configuration")
     assert table.splitlines()[2] in proc.stdout  # Table II's header row, printed
-    assert str(RunLayout(run).results) in proc.stdout
+    assert str(Run(run).results) in proc.stdout
     # the cascade's answers stop at the cpu configuration's 96 tokens: said, with the count
-    truncated = pd.read_csv(RunLayout(run).output_files()[0], keep_default_na=False)["status"].eq("truncated").sum()
+    truncated = pd.read_csv(Run(run).output_files()[0], keep_default_na=False)["status"].eq("truncated").sum()
     assert (f"{truncated} answer(s) cut off at max_tokens" in proc.stdout) == (truncated > 0)
 
 
@@ -132,14 +159,21 @@ def test_the_cpu_default_on_a_ray_cluster_equals_the_local_run(cpu_run, real_dat
     from conftest import local_ray_cluster
     from test_executor import assert_same_tables
 
-    from jasco_utils.executor import read_records
-    from jasco_utils.pipeline import run_stages
+    from jasco_utils.pipeline.jobs import read_records
+    from jasco_utils.pipeline.reproduce import run_stages
 
     root, run, _ = cpu_run
     lines: list[str] = []
     with local_ray_cluster(tmp_path / "stage-dir", nodes=(2, 2)) as cluster:
-        run_stages(load_run_config("cpu"), tmp_path / "ray-run", str(real_data_dir), store=root / "calls.sqlite",
-                   executor="ray", address=cluster.address, log=lines.append)
+        run_stages(
+            load_run_config("cpu"),
+            tmp_path / "ray-run",
+            str(real_data_dir),
+            store=root / "calls.sqlite",
+            executor="ray",
+            address=cluster.address,
+            log=lines.append,
+        )
     assert_same_tables(run, tmp_path / "ray-run")
     records = read_records(tmp_path / "ray-run")
     assert {r["executor"] for r in records} == {"ray"} and len(records) == 7  # 1 ALLM, 3 judges, 3 checks
@@ -166,8 +200,8 @@ def test_notebooks_run_from_the_notebooks_folder(cpu_run, real_data_dir, monkeyp
         parameters = {"run_dir": f"runs/{name}/run", "store": f"runs/{name}/calls.sqlite"}
     monkeypatch.setenv("JASCO_DATA_DIR", str(real_data_dir))
     before = sorted(p.name for p in NOTEBOOKS_DIR.iterdir())
-    (RunLayout(run).figures_dir / "table2.md").unlink()
-    RunLayout(run).results.unlink()
+    (Run(run).figures_dir / "table2.md").unlink()
+    Run(run).results.unlink()
     (run / "browse.html").unlink()
     try:
         for link, target in links.items():
@@ -175,15 +209,20 @@ def test_notebooks_run_from_the_notebooks_folder(cpu_run, real_data_dir, monkeyp
             link.symlink_to(target, target_is_directory=target.is_dir())
         for source in notebooks():
             declared = papermill.inspect_notebook(str(source))
-            papermill.execute_notebook(str(source), str(root / f"from-notebooks-{source.name}"), cwd=str(NOTEBOOKS_DIR),
-                                       parameters={k: v for k, v in parameters.items() if k in declared},
-                                       progress_bar=False, kernel_name="python3")
+            papermill.execute_notebook(
+                str(source),
+                str(root / f"from-notebooks-{source.name}"),
+                cwd=str(NOTEBOOKS_DIR),
+                parameters={k: v for k, v in parameters.items() if k in declared},
+                progress_bar=False,
+                kernel_name="python3",
+            )
     finally:
         for link in links:
             if link.is_symlink():
                 link.unlink()
     assert sorted(p.name for p in NOTEBOOKS_DIR.iterdir()) == before  # nothing written beside the notebooks
-    assert (RunLayout(run).figures_dir / "table2.md").is_file() and RunLayout(run).results.is_file()
+    assert (Run(run).figures_dir / "table2.md").is_file() and Run(run).results.is_file()
     assert (run / "browse.html").is_file()
 
 
@@ -202,11 +241,22 @@ def test_jupyterlab_starts_and_lists_the_notebooks(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = "jasco-test-token"
-    proc = subprocess.Popen([jupyter, "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-                             f"--IdentityProvider.token={token}", f"--notebook-dir={NOTEBOOKS_DIR}",
-                             *(["--allow-root"] if os.geteuid() == 0 else [])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-                            env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")})
+    proc = subprocess.Popen(
+        [
+            jupyter,
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--notebook-dir={NOTEBOOKS_DIR}",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")},
+    )
     try:
         deadline, names = time.time() + 120, None
         while time.time() < deadline and names is None:

@@ -12,19 +12,13 @@ import sqlite3
 
 import pandas as pd
 import pytest
-
 from conftest import outputs_table
+
 from jasco_utils.cli import build_parser, main
-from jasco_utils.cli_flags import generate_from, judge_specs
-from jasco_utils.config import (
-    ALLM_DEFAULTS,
-    JUDGE_DEFAULTS,
-    ConfigError,
-    GenerateConfig,
-    get_judge,
-    load_run_config,
-    resolve_generate,
-)
+from jasco_utils.cli.flags import generate_from, judge_specs
+from jasco_utils.config import get_judge, load_run_config
+from jasco_utils.core.errors import ConfigError
+from jasco_utils.models.spec import ALLM_DEFAULTS, JUDGE_DEFAULTS, GenerateConfig, resolve_generate
 
 JUDGES = '["tiny"]\nengine = "embedded"\nmodel = "SmolLM2-135M-Instruct"\nmax_tokens = {n}\ntemperature = 0.5\n'
 
@@ -47,12 +41,14 @@ def test_each_level_overrides_the_one_below_for_judges(tmp_path):
     assert (default.max_tokens, default.temperature, default.seed) == (1000, 0.0, 0)
     entry = resolve_generate(get_judge("tiny", judges)).generate
     assert (entry.max_tokens, entry.temperature, entry.seed) == (77, 0.5, 0)
-    cfg = load_run_config(_run_file(tmp_path, f'[judging]\njudges = ["tiny"]\njudges_file = "{judges}"\n'
-                                              'max_tokens = 55\nseed = 3\n'))
+    cfg = load_run_config(
+        _run_file(tmp_path, f'[judging]\njudges = ["tiny"]\njudges_file = "{judges}"\nmax_tokens = 55\nseed = 3\n')
+    )
     [run] = cfg.judges
     assert (run.generate.max_tokens, run.generate.temperature, run.generate.seed) == (55, 0.5, 3)
-    args = build_parser().parse_args(["judge", "o.csv", "--judge", "tiny", "--judges-file", str(judges),
-                                      "--max-tokens", "33"])
+    args = build_parser().parse_args(
+        ["judge", "o.csv", "--judge", "tiny", "--judges-file", str(judges), "--max-tokens", "33"]
+    )
     [cli] = judge_specs(args, [get_judge("tiny", judges)])
     assert (cli.generate.max_tokens, cli.generate.temperature) == (33, 0.5)
 
@@ -65,7 +61,9 @@ def test_a_flag_left_out_leaves_the_named_judges_value():
 
 
 def test_original_sampling_is_a_preset_that_keeps_the_length_limit():
-    args = build_parser().parse_args(["judge", "o.csv", "--judge", "smollm2", "--original-sampling", "--max-tokens", "50"])
+    args = build_parser().parse_args(
+        ["judge", "o.csv", "--judge", "smollm2", "--original-sampling", "--max-tokens", "50"]
+    )
     [spec] = judge_specs(args, [get_judge("smollm2")])
     assert spec.generate.sampling().as_dict() == {"temperature": 1.0, "top_p": 1.0, "max_tokens": 50, "seed": None}
 
@@ -73,11 +71,16 @@ def test_original_sampling_is_a_preset_that_keeps_the_length_limit():
 def test_each_level_overrides_the_one_below_for_allms(tmp_path):
     named = load_run_config(_run_file(tmp_path, '[[allms]]\nallm = "qwen2-audio"\n')).allms[0]
     assert named.generate.max_tokens == ALLM_DEFAULTS.max_tokens == 512
-    section = load_run_config(_run_file(tmp_path, '[allm_sampling]\nmax_tokens = 100\ntemperature = 0.7\n'
-                                                  '[[allms]]\nallm = "qwen2-audio"\n')).allms[0]
+    section = load_run_config(
+        _run_file(tmp_path, '[allm_sampling]\nmax_tokens = 100\ntemperature = 0.7\n[[allms]]\nallm = "qwen2-audio"\n')
+    ).allms[0]
     assert (section.generate.max_tokens, section.generate.temperature) == (100, 0.7)
-    own = load_run_config(_run_file(tmp_path, '[allm_sampling]\nmax_tokens = 100\ntemperature = 0.7\n'
-                                              '[[allms]]\nallm = "qwen2-audio"\nmax_tokens = 50\n')).allms[0]
+    own = load_run_config(
+        _run_file(
+            tmp_path,
+            '[allm_sampling]\nmax_tokens = 100\ntemperature = 0.7\n[[allms]]\nallm = "qwen2-audio"\nmax_tokens = 50\n',
+        )
+    ).allms[0]
     assert (own.generate.max_tokens, own.generate.temperature) == (50, 0.7)
     args = build_parser().parse_args(["infer", "m.csv", "--allm", "qwen2-audio", "--seed", "9"])
     assert resolve_generate(own, generate_from(args)).generate.sampling().seed == 9
@@ -86,7 +89,7 @@ def test_each_level_overrides_the_one_below_for_allms(tmp_path):
 def test_resolving_twice_changes_nothing_and_the_spec_travels_as_json():
     spec = resolve_generate(get_judge("smollm2"), GenerateConfig(max_tokens=10))
     assert resolve_generate(spec) == spec
-    from jasco_utils.config import ModelSpec
+    from jasco_utils.models.spec import ModelSpec
 
     back = ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
     assert back.generate.sampling() == spec.generate.sampling() and back == spec
@@ -106,12 +109,18 @@ def test_the_resolved_configuration_round_trips_through_config_json(tmp_path):
     assert again.allms[0].generate.max_tokens == 96
 
 
-@pytest.mark.parametrize("body, message", [
-    ('[judging]\nmax_tokens = 0\n', "judging.max_tokens must be 1 or more, not 0"),
-    ('[judging]\ntop_p = 1.5\n', "judging.top_p must be 1 or less, not 1.5"),
-    ('[allm_sampling]\nstructured = "json"\n', r"\[allm_sampling\] has unknown field\(s\) \['structured'\]"),
-    ('[judging]\nmax_tokens = "x"\ntemperature = -1\n', "(?s)max_tokens must be an integer.*temperature must be 0 or more"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("[judging]\nmax_tokens = 0\n", "judging.max_tokens must be 1 or more, not 0"),
+        ("[judging]\ntop_p = 1.5\n", "judging.top_p must be 1 or less, not 1.5"),
+        ('[allm_sampling]\nstructured = "json"\n', r"\[allm_sampling\] has unknown field\(s\) \['structured'\]"),
+        (
+            '[judging]\nmax_tokens = "x"\ntemperature = -1\n',
+            "(?s)max_tokens must be an integer.*temperature must be 0 or more",
+        ),
+    ],
+)
 def test_generation_settings_are_checked_with_every_problem_named(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message):
         load_run_config(_run_file(tmp_path, body))
@@ -119,7 +128,7 @@ def test_generation_settings_are_checked_with_every_problem_named(tmp_path, body
 
 @pytest.fixture
 def synthetic_outputs(tmp_path):
-    from jasco_utils.io import write_csv
+    from jasco_utils.core.io import write_csv
 
     return write_csv(outputs_table([1, 2]), tmp_path / "outputs.csv")
 
@@ -127,7 +136,9 @@ def synthetic_outputs(tmp_path):
 def _tokens_the_engine_generated(store, judged_csv) -> list[tuple[int, str]]:
     keys = pd.read_csv(judged_csv, dtype=str, keep_default_na=False)["cache_key"].tolist()
     with sqlite3.connect(store) as db:
-        rows = db.execute(f"SELECT key, metadata FROM calls WHERE key IN ({','.join('?' * len(keys))})", keys).fetchall()
+        rows = db.execute(
+            f"SELECT key, metadata FROM calls WHERE key IN ({','.join('?' * len(keys))})", keys
+        ).fetchall()
     meta = [json.loads(m) for _, m in rows]
     return sorted({(m["completion_tokens"], m["finish_reason"]) for m in meta})
 
@@ -137,8 +148,23 @@ def test_a_named_judges_max_tokens_reaches_the_engine(tmp_path, synthetic_output
     """The bug this guards: ``--max-tokens``'s default (1000) used to win over the judge's own limit."""
     judges = _judges_file(tmp_path, n=7)
     store = tmp_path / "calls.sqlite"
-    rc = main(["judge", str(synthetic_outputs), "--judge", "tiny", "--judges-file", str(judges), "--clips", "1",
-               "--store", str(store), "--out-dir", str(tmp_path / "judged"), "--no-reask"])
+    rc = main(
+        [
+            "judge",
+            str(synthetic_outputs),
+            "--judge",
+            "tiny",
+            "--judges-file",
+            str(judges),
+            "--clips",
+            "1",
+            "--store",
+            str(store),
+            "--out-dir",
+            str(tmp_path / "judged"),
+            "--no-reask",
+        ]
+    )
     assert rc == 0
     [judged] = sorted((tmp_path / "judged").glob("*__tiny.csv"))
     assert _tokens_the_engine_generated(store, judged) == [(7, "length")]
@@ -146,10 +172,12 @@ def test_a_named_judges_max_tokens_reaches_the_engine(tmp_path, synthetic_output
 
 @pytest.mark.slow
 def test_a_run_configurations_max_tokens_reaches_the_engine_through_the_stage_process(tmp_path, synthetic_outputs):
-    from jasco_utils.pipeline import run_judging
+    from jasco_utils.pipeline.reproduce import run_judging
 
     judges = _judges_file(tmp_path, n=7)
-    cfg = load_run_config(_run_file(tmp_path, f'[judging]\njudges = ["tiny"]\njudges_file = "{judges}"\nmax_tokens = 5\n'))
+    cfg = load_run_config(
+        _run_file(tmp_path, f'[judging]\njudges = ["tiny"]\njudges_file = "{judges}"\nmax_tokens = 5\n')
+    )
     store = tmp_path / "calls.sqlite"
     one_clip = tmp_path / "outputs.csv"
     df = pd.read_csv(synthetic_outputs, dtype=str, keep_default_na=False)
@@ -159,8 +187,10 @@ def test_a_run_configurations_max_tokens_reaches_the_engine_through_the_stage_pr
 
 
 def test_a_slow_judge_can_take_fewer_clips_of_the_judge_check(tmp_path):
-    body = ('[judging]\njudges = ["reference", "smollm2"]\n[judge_check]\nenabled = true\nclips = [1, 2, 3, 4]\n'
-            '[judge_check.judge_clips]\nsmollm2 = [1, 2]\n')
+    body = (
+        '[judging]\njudges = ["reference", "smollm2"]\n[judge_check]\nenabled = true\nclips = [1, 2, 3, 4]\n'
+        "[judge_check.judge_clips]\nsmollm2 = [1, 2]\n"
+    )
     cfg = load_run_config(_run_file(tmp_path, body))
     assert cfg.judge_check_clips == [1, 2, 3, 4] and cfg.judge_check_judge_clips == {"smollm2": [1, 2]}
     with pytest.raises(ConfigError, match=r"judge_clips.smollm2: clips \[7\] are not among judge_check.clips"):

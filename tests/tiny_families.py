@@ -22,8 +22,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tiny_models import SEED, _fill_weights, build_tokenizer
 
@@ -38,8 +39,16 @@ TEXT = dict(
 )
 
 
-def _tokenizer(extra_tokens=(), named: dict[str, str] | None = None, eos="<|im_end|>", bos=None, pad="<|endoftext|>",
-               unk=None, chat_template: str | None = None, vocab_size: int | None = None):
+def _tokenizer(
+    extra_tokens=(),
+    named: dict[str, str] | None = None,
+    eos="<|im_end|>",
+    bos=None,
+    pad="<|endoftext|>",
+    unk=None,
+    chat_template: str | None = None,
+    vocab_size: int | None = None,
+):
     """The tiny BPE tokenizer with extra special tokens; ``named`` ones (``audio_token=...``)
     also become tokenizer attributes, as processors look them up there."""
     from transformers import PreTrainedTokenizerFast
@@ -85,7 +94,7 @@ def _prefix_renamer(pairs: list[tuple[str, str]]) -> Callable[[str], str]:
     def rename(k: str) -> str:
         for old, new in pairs:
             if k.startswith(old):
-                return new + k[len(old):]
+                return new + k[len(old) :]
         return k
 
     return rename
@@ -104,8 +113,10 @@ def _save(model, out_dir: str, eos_id, pad_id, seed: int = SEED, **gen) -> None:
 
 def _audio_part_test(var: str = "content") -> str:
     """Jinja test: is this content part an audio one (HF ``audio``, OpenAI ``input_audio``/``audio_url``)."""
-    return (f"{var}['type'] in ['audio', 'input_audio', 'audio_url'] or 'audio' in {var} "
-            f"or 'audio_url' in {var} or 'input_audio' in {var}")
+    return (
+        f"{var}['type'] in ['audio', 'input_audio', 'audio_url'] or 'audio' in {var} "
+        f"or 'audio_url' in {var} or 'input_audio' in {var}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,18 +155,31 @@ def build_tiny_audioflamingo3(out_dir: str, seed: int = SEED) -> str:
     tok = _tokenizer(extra_tokens=["<sound>"], chat_template=AF3_TEMPLATE)
     eos_id, pad_id = _ids(tok, "<|im_end|>", "<|endoftext|>")
     config = AudioFlamingo3Config(
-        audio_config=dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
-                          num_mel_bins=128, max_source_positions=1500),
-        text_config=dict(model_type="qwen2", **TEXT, vocab_size=len(tok), tie_word_embeddings=False,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                         eos_token_id=eos_id, pad_token_id=pad_id),
+        audio_config=dict(
+            hidden_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=128,
+            num_mel_bins=128,
+            max_source_positions=1500,
+        ),
+        text_config=dict(
+            model_type="qwen2",
+            **TEXT,
+            vocab_size=len(tok),
+            tie_word_embeddings=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+        ),
         audio_token_id=tok.convert_tokens_to_ids("<sound>"),
     )
     model = AudioFlamingo3ForConditionalGeneration(config).to(torch.float32)
     _save(model, out_dir, eos_id, pad_id, seed)
     _rename_keys(out_dir, _prefix_renamer([("language_model.model.model.", "language_model.model.")]))
-    features = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
-                                       n_fft=400, return_attention_mask=True)
+    features = WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400, return_attention_mask=True
+    )
     AudioFlamingo3Processor(features, tok, chat_template=AF3_TEMPLATE).save_pretrained(out_dir)
     return out_dir
 
@@ -185,7 +209,7 @@ ULTRAVOX_TOKENS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|
 # Ultravox ships its processor as code beside the weights (trust_remote_code); this one does
 # what it does: Whisper features per 30 s chunk, and "<|audio|>" expanded to one placeholder
 # per projector frame (encoder frames / stack_factor).
-ULTRAVOX_PROCESSING_PY = '''# Ultravox processor: Whisper features in 30 s chunks and audio placeholders.
+ULTRAVOX_PROCESSING_PY = """# Ultravox processor: Whisper features in 30 s chunks and audio placeholders.
 import math
 
 import numpy as np
@@ -252,7 +276,7 @@ class UltravoxProcessor(ProcessorMixin):
             if include_audio_num_chunks:
                 data["audio_num_chunks"] = torch.tensor(num_chunks)
         return BatchFeature(data, tensor_type=return_tensors)
-'''
+"""
 
 
 def build_tiny_ultravox(out_dir: str, seed: int = SEED) -> str:
@@ -266,16 +290,34 @@ def build_tiny_ultravox(out_dir: str, seed: int = SEED) -> str:
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     os.makedirs(out_dir, exist_ok=True)
-    tok = _tokenizer(extra_tokens=ULTRAVOX_TOKENS, eos="<|eot_id|>", bos="<|begin_of_text|>",
-                     chat_template=ULTRAVOX_TEMPLATE)
+    tok = _tokenizer(
+        extra_tokens=ULTRAVOX_TOKENS, eos="<|eot_id|>", bos="<|begin_of_text|>", chat_template=ULTRAVOX_TEMPLATE
+    )
     eos_id, pad_id, bos_id, audio_id = _ids(tok, "<|eot_id|>", "<|endoftext|>", "<|begin_of_text|>", "<|audio|>")
     stack, proj_hidden = 8, 128
-    audio_cfg = dict(model_type="whisper", d_model=64, encoder_layers=1, encoder_attention_heads=2,
-                     encoder_ffn_dim=128, num_mel_bins=128, max_source_positions=1500,
-                     decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=128, vocab_size=64)
-    text_cfg = dict(model_type="llama", **TEXT, vocab_size=len(tok), tie_word_embeddings=False,
-                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                    bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id)
+    audio_cfg = dict(
+        model_type="whisper",
+        d_model=64,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        num_mel_bins=128,
+        max_source_positions=1500,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=128,
+        vocab_size=64,
+    )
+    text_cfg = dict(
+        model_type="llama",
+        **TEXT,
+        vocab_size=len(tok),
+        tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        bos_token_id=bos_id,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+    )
     root = nn.Module()
     root.audio_tower = WhisperEncoder(WhisperConfig(**{k: v for k, v in audio_cfg.items() if k != "model_type"}))
     projector = root.multi_modal_projector = nn.Module()
@@ -294,32 +336,65 @@ def build_tiny_ultravox(out_dir: str, seed: int = SEED) -> str:
     state = {k: v.detach().contiguous() for k, v in root.state_dict().items()}
     save_file(state, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
     config = dict(
-        architectures=["UltravoxModel"], model_type="ultravox", audio_config=audio_cfg, text_config=text_cfg,
-        audio_token_index=audio_id, hidden_size=proj_hidden, stack_factor=stack, projector_act="swiglu",
-        projector_ln_mid=True, norm_init=0.4, torch_dtype="float32", vocab_size=len(tok),
-        bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id,
+        architectures=["UltravoxModel"],
+        model_type="ultravox",
+        audio_config=audio_cfg,
+        text_config=text_cfg,
+        audio_token_index=audio_id,
+        hidden_size=proj_hidden,
+        stack_factor=stack,
+        projector_act="swiglu",
+        projector_ln_mid=True,
+        norm_init=0.4,
+        torch_dtype="float32",
+        vocab_size=len(tok),
+        bos_token_id=bos_id,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
     )
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
-    GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, bos_token_id=bos_id, do_sample=False).save_pretrained(out_dir)
+    GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, bos_token_id=bos_id, do_sample=False).save_pretrained(
+        out_dir
+    )
     tok.save_pretrained(out_dir)
-    features = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
-                                       n_fft=400, return_attention_mask=True)
+    features = WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400, return_attention_mask=True
+    )
     with open(os.path.join(out_dir, "ultravox_processing.py"), "w") as f:
         f.write(ULTRAVOX_PROCESSING_PY)
     with open(os.path.join(out_dir, "processor_config.json"), "w") as f:
-        json.dump({"processor_class": "UltravoxProcessor",
-                   "auto_map": {"AutoProcessor": "ultravox_processing.UltravoxProcessor"},
-                   "feature_extractor": features.to_dict(), "audio_placeholder": "<|audio|>", "stack_factor": stack,
-                   "encoder_ds_factor": 2, "audio_context_size": 3000}, f, indent=2)
+        json.dump(
+            {
+                "processor_class": "UltravoxProcessor",
+                "auto_map": {"AutoProcessor": "ultravox_processing.UltravoxProcessor"},
+                "feature_extractor": features.to_dict(),
+                "audio_placeholder": "<|audio|>",
+                "stack_factor": stack,
+                "encoder_ds_factor": 2,
+                "audio_context_size": 3000,
+            },
+            f,
+            indent=2,
+        )
     return out_dir
+
 
 # ---------------------------------------------------------------------------------------------
 # GLM-ASR
 # ---------------------------------------------------------------------------------------------
 
-GLMASR_TOKENS = ["[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>",
-                 "<|begin_of_audio|>", "<|pad|>", "<|end_of_audio|>"]
+GLMASR_TOKENS = [
+    "[gMASK]",
+    "<sop>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|observation|>",
+    "<|begin_of_audio|>",
+    "<|pad|>",
+    "<|end_of_audio|>",
+]
 # GLM-4's template, as GLM-ASR uses it: "[gMASK]<sop>", turns as "<|role|>\n...", an audio part
 # renders as "<|begin_of_audio|><|pad|><|end_of_audio|>" (the processor expands "<|pad|>").
 GLMASR_TEMPLATE = (
@@ -350,20 +425,32 @@ def build_tiny_glmasr(out_dir: str, seed: int = SEED) -> str:
     pad_id = eos_ids[0]
     config = GlmAsrConfig(
         # intermediate_size / hidden_size is the number of frames merged (4)
-        audio_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=1, num_attention_heads=2,
-                          num_key_value_heads=2, num_mel_bins=128, max_position_embeddings=1500,
-                          rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                           "partial_rotary_factor": 0.5}),
-        text_config=dict(**TEXT, vocab_size=len(tok), rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                         eos_token_id=eos_ids, pad_token_id=pad_id),
+        audio_config=dict(
+            hidden_size=64,
+            intermediate_size=256,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            num_mel_bins=128,
+            max_position_embeddings=1500,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+        ),
+        text_config=dict(
+            **TEXT,
+            vocab_size=len(tok),
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            eos_token_id=eos_ids,
+            pad_token_id=pad_id,
+        ),
         audio_token_id=tok.convert_tokens_to_ids("<|pad|>"),
         tie_word_embeddings=True,
     )
     model = GlmAsrForConditionalGeneration(config).to(torch.float32)
     _save(model, out_dir, eos_ids, pad_id, seed)
     _rename_keys(out_dir, _prefix_renamer([("language_model.model.model.", "language_model.model.")]))
-    features = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
-                                       n_fft=400, return_attention_mask=True)
+    features = WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400, return_attention_mask=True
+    )
     GlmAsrProcessor(features, tok, chat_template=GLMASR_TEMPLATE, audio_token="<|pad|>").save_pretrained(out_dir)
     return out_dir
 
@@ -415,13 +502,32 @@ def build_tiny_funaudiochat(out_dir: str, seed: int = SEED) -> str:
     tok = _tokenizer(extra_tokens=["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"], chat_template=FUNAUDIOCHAT_TEMPLATE)
     eos_id, pad_id, audio_id = _ids(tok, "<|im_end|>", "<|endoftext|>", "<|AUDIO|>")
     d, out_dim, ffn = 64, 64, 128
-    audio_cfg = dict(model_type="funaudiochat_audio_encoder", num_mel_bins=128, encoder_layers=1,
-                     encoder_attention_heads=2, encoder_ffn_dim=ffn, d_model=d, max_source_positions=1500,
-                     n_window=100, output_dim=out_dim, codebook_size=FUNAUDIOCHAT_CODEBOOK, pad_token_id=0,
-                     group_size=5, continuous_features_mode="replace", enable_audio_invert_tower=False)
-    text_cfg = dict(model_type="qwen3", **TEXT, head_dim=32, vocab_size=len(tok), tie_word_embeddings=False,
-                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                    eos_token_id=eos_id, pad_token_id=pad_id)
+    audio_cfg = dict(
+        model_type="funaudiochat_audio_encoder",
+        num_mel_bins=128,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=ffn,
+        d_model=d,
+        max_source_positions=1500,
+        n_window=100,
+        output_dim=out_dim,
+        codebook_size=FUNAUDIOCHAT_CODEBOOK,
+        pad_token_id=0,
+        group_size=5,
+        continuous_features_mode="replace",
+        enable_audio_invert_tower=False,
+    )
+    text_cfg = dict(
+        model_type="qwen3",
+        **TEXT,
+        head_dim=32,
+        vocab_size=len(tok),
+        tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+    )
     # the checkpoint's modules, under its names
     root = nn.Module()
     enc = root.continuous_audio_tower = nn.Module()
@@ -459,21 +565,31 @@ def build_tiny_funaudiochat(out_dir: str, seed: int = SEED) -> str:
         qb, vb = state.pop(f"{pre}q_proj.bias"), state.pop(f"{pre}v_proj.bias")
         state[f"{pre}qkv_proj.bias"] = torch.cat([qb, torch.zeros_like(qb), vb]).contiguous()
     save_file(state, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-    config = dict(architectures=["FunAudioChatForConditionalGeneration"], model_type="funaudiochat",
-                  audio_config=audio_cfg, text_config=text_cfg, audio_token_index=audio_id, hidden_size=64,
-                  torch_dtype="float32", eos_token_id=eos_id, pad_token_id=pad_id)
+    config = dict(
+        architectures=["FunAudioChatForConditionalGeneration"],
+        model_type="funaudiochat",
+        audio_config=audio_cfg,
+        text_config=text_cfg,
+        audio_token_index=audio_id,
+        hidden_size=64,
+        torch_dtype="float32",
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+    )
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
-    WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400,
-                            return_attention_mask=True).save_pretrained(out_dir)
+    WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400, return_attention_mask=True
+    ).save_pretrained(out_dir)
     # the speech tokenizer: one token per speech code, the pad token first (the codebook's padding index)
     codes = ["<|audio_pad|>"] + [f"<|speech_{i}|>" for i in range(1, FUNAUDIOCHAT_CODEBOOK)]
     speech = Tokenizer(models.WordLevel({c: i for i, c in enumerate(codes)}, unk_token="<|audio_pad|>"))
     speech.add_special_tokens(codes)
-    PreTrainedTokenizerFast(tokenizer_object=speech, pad_token="<|audio_pad|>", unk_token="<|audio_pad|>",
-                            model_max_length=100000).save_pretrained(os.path.join(out_dir, "speech_tokenizer"))
+    PreTrainedTokenizerFast(
+        tokenizer_object=speech, pad_token="<|audio_pad|>", unk_token="<|audio_pad|>", model_max_length=100000
+    ).save_pretrained(os.path.join(out_dir, "speech_tokenizer"))
     return out_dir
 
 
@@ -529,16 +645,36 @@ def build_tiny_moss_audio(out_dir: str, seed: int = SEED) -> str:
 
     os.makedirs(out_dir, exist_ok=True)
     tok = _tokenizer(extra_tokens=["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"], chat_template=MOSS_AUDIO_TEMPLATE)
-    eos_id, pad_id, audio_id, bos_a, eos_a = _ids(tok, "<|im_end|>", "<|endoftext|>", "<|AUDIO|>", "<|audio_bos|>",
-                                                 "<|audio_eos|>")
+    eos_id, pad_id, audio_id, bos_a, eos_a = _ids(
+        tok, "<|im_end|>", "<|endoftext|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"
+    )
     d, ffn, down, adapter = 64, 128, 8, 128
-    audio_cfg = dict(d_model=d, output_dim=d, num_mel_bins=128, encoder_layers=2, encoder_attention_heads=2,
-                     encoder_ffn_dim=ffn, downsample_rate=8, downsample_hidden_size=down,
-                     max_source_positions=1500, dropout=0.0, attention_dropout=0.0, activation_function="gelu",
-                     n_window=200, conv_chunksize=64, deepstack_encoder_layer_indexes=[0])
-    text_cfg = dict(**TEXT, head_dim=32, vocab_size=len(tok), tie_word_embeddings=False,
-                    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                    eos_token_id=eos_id, pad_token_id=pad_id)
+    audio_cfg = dict(
+        d_model=d,
+        output_dim=d,
+        num_mel_bins=128,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=ffn,
+        downsample_rate=8,
+        downsample_hidden_size=down,
+        max_source_positions=1500,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_function="gelu",
+        n_window=200,
+        conv_chunksize=64,
+        deepstack_encoder_layer_indexes=[0],
+    )
+    text_cfg = dict(
+        **TEXT,
+        head_dim=32,
+        vocab_size=len(tok),
+        tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+    )
 
     def gated(n_in: int) -> nn.Module:
         m = nn.Module()
@@ -573,10 +709,18 @@ def build_tiny_moss_audio(out_dir: str, seed: int = SEED) -> str:
     _fill_weights(root, seed)
     state = {k: v.detach().contiguous() for k, v in root.state_dict().items()}
     save_file(state, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-    config = dict(architectures=["MossAudioModel"], model_type="moss_audio",
-                  auto_map={"AutoConfig": "configuration_moss_audio.MossAudioConfig"},
-                  audio_config=audio_cfg, language_config=text_cfg, adapter_hidden_size=adapter,
-                  deepstack_num_inject_layers=1, torch_dtype="float32", eos_token_id=eos_id, pad_token_id=pad_id)
+    config = dict(
+        architectures=["MossAudioModel"],
+        model_type="moss_audio",
+        auto_map={"AutoConfig": "configuration_moss_audio.MossAudioConfig"},
+        audio_config=audio_cfg,
+        language_config=text_cfg,
+        adapter_hidden_size=adapter,
+        deepstack_num_inject_layers=1,
+        torch_dtype="float32",
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+    )
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     with open(os.path.join(out_dir, "configuration_moss_audio.py"), "w") as f:
@@ -584,10 +728,17 @@ def build_tiny_moss_audio(out_dir: str, seed: int = SEED) -> str:
     GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     with open(os.path.join(out_dir, "processor_config.json"), "w") as f:
-        json.dump({"audio_token_id": audio_id, "audio_start_id": bos_a, "audio_end_id": eos_a,
-                   "enable_time_marker": False,
-                   "mel_config": {"mel_dim": 128, "mel_sr": 16000, "mel_hop_length": 160, "mel_n_fft": 400}},
-                  f, indent=2)
+        json.dump(
+            {
+                "audio_token_id": audio_id,
+                "audio_start_id": bos_a,
+                "audio_end_id": eos_a,
+                "enable_time_marker": False,
+                "mel_config": {"mel_dim": 128, "mel_sr": 16000, "mel_hop_length": 160, "mel_n_fft": 400},
+            },
+            f,
+            indent=2,
+        )
     return out_dir
 
 
@@ -598,17 +749,40 @@ def build_tiny_moss_audio(out_dir: str, seed: int = SEED) -> str:
 #: Tekken's control tokens in their ranks (Voxtral's: "[AUDIO]" is 24, "[BEGIN_AUDIO]" 25,
 #: "[TRANSCRIBE]" 34); the other ranks up to VOXTRAL_NUM_SPECIAL are fillers.
 VOXTRAL_SPECIAL = {
-    0: "<unk>", 1: "<s>", 2: "</s>", 3: "[INST]", 4: "[/INST]", 5: "[AVAILABLE_TOOLS]", 6: "[/AVAILABLE_TOOLS]",
-    7: "[TOOL_RESULTS]", 8: "[/TOOL_RESULTS]", 9: "[TOOL_CALLS]", 10: "[IMG]", 11: "<pad>", 12: "[IMG_BREAK]",
-    13: "[IMG_END]", 14: "[PREFIX]", 15: "[MIDDLE]", 16: "[SUFFIX]", 17: "[SYSTEM_PROMPT]", 18: "[/SYSTEM_PROMPT]",
-    19: "[TOOL_CONTENT]", 20: "[ARGS]", 21: "[CALL_ID]", 24: "[AUDIO]", 25: "[BEGIN_AUDIO]", 34: "[TRANSCRIBE]",
+    0: "<unk>",
+    1: "<s>",
+    2: "</s>",
+    3: "[INST]",
+    4: "[/INST]",
+    5: "[AVAILABLE_TOOLS]",
+    6: "[/AVAILABLE_TOOLS]",
+    7: "[TOOL_RESULTS]",
+    8: "[/TOOL_RESULTS]",
+    9: "[TOOL_CALLS]",
+    10: "[IMG]",
+    11: "<pad>",
+    12: "[IMG_BREAK]",
+    13: "[IMG_END]",
+    14: "[PREFIX]",
+    15: "[MIDDLE]",
+    16: "[SUFFIX]",
+    17: "[SYSTEM_PROMPT]",
+    18: "[/SYSTEM_PROMPT]",
+    19: "[TOOL_CONTENT]",
+    20: "[ARGS]",
+    21: "[CALL_ID]",
+    24: "[AUDIO]",
+    25: "[BEGIN_AUDIO]",
+    34: "[TRANSCRIBE]",
 }
 VOXTRAL_SPECIAL_IDS = {v: k for k, v in VOXTRAL_SPECIAL.items()}
 VOXTRAL_NUM_SPECIAL = 64
 #: Tekken's pre-tokenization pattern
-TEKKEN_PATTERN = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
-                  r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}|"
-                  r" ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+TEKKEN_PATTERN = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}|"
+    r" ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 
 def write_tiny_tekken(path: str) -> int:
@@ -628,17 +802,36 @@ def write_tiny_tekken(path: str) -> int:
         raw = bytes(byte_of[c] for c in token) if token not in specials else b""
         if len(raw) > 1 and raw not in merged:
             merged.append(raw)
-    vocab = [{"rank": r, "token_bytes": base64.b64encode(raw).decode(), "token_str": None}
-             for r, raw in enumerate(merged)]
-    special = [{"rank": r, "token_str": VOXTRAL_SPECIAL.get(r, Tekkenizer.SPECIAL_TOKEN_TEMPLATE.format(id=r)),
-                "is_control": True} for r in range(VOXTRAL_NUM_SPECIAL)]
+    vocab = [
+        {"rank": r, "token_bytes": base64.b64encode(raw).decode(), "token_str": None} for r, raw in enumerate(merged)
+    ]
+    special = [
+        {
+            "rank": r,
+            "token_str": VOXTRAL_SPECIAL.get(r, Tekkenizer.SPECIAL_TOKEN_TEMPLATE.format(id=r)),
+            "is_control": True,
+        }
+        for r in range(VOXTRAL_NUM_SPECIAL)
+    ]
     size = VOXTRAL_NUM_SPECIAL + len(vocab)
     data = {
-        "config": {"pattern": TEKKEN_PATTERN, "num_vocab_tokens": len(vocab), "default_vocab_size": size,
-                   "default_num_special_tokens": VOXTRAL_NUM_SPECIAL, "version": "v11"},
-        "vocab": vocab, "special_tokens": special, "version": 1, "type": "Tekken",
-        "audio": {"sampling_rate": 16000, "frame_rate": 12.5, "chunk_length_s": 30.0,
-                  "audio_encoding_config": {"num_mel_bins": 128, "hop_length": 160, "window_size": 400}},
+        "config": {
+            "pattern": TEKKEN_PATTERN,
+            "num_vocab_tokens": len(vocab),
+            "default_vocab_size": size,
+            "default_num_special_tokens": VOXTRAL_NUM_SPECIAL,
+            "version": "v11",
+        },
+        "vocab": vocab,
+        "special_tokens": special,
+        "version": 1,
+        "type": "Tekken",
+        "audio": {
+            "sampling_rate": 16000,
+            "frame_rate": 12.5,
+            "chunk_length_s": 30.0,
+            "audio_encoding_config": {"num_mel_bins": 128, "hop_length": 160, "window_size": 400},
+        },
     }
     with open(path, "w") as f:
         json.dump(data, f)
@@ -668,11 +861,24 @@ def build_tiny_voxtral(out_dir: str, seed: int = SEED) -> str:
     d, ffn, n_heads, head_dim = 64, 256, 2, 32  # ffn = 4 * d: the projector takes 4 stacked frames
     text = dict(TEXT, head_dim=head_dim)
     config = VoxtralConfig(
-        audio_config=dict(hidden_size=d, intermediate_size=ffn, num_hidden_layers=1, num_attention_heads=n_heads,
-                          num_mel_bins=128, max_source_positions=1500, vocab_size=64),
-        text_config=dict(**text, vocab_size=vocab, tie_word_embeddings=False,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                         bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id),
+        audio_config=dict(
+            hidden_size=d,
+            intermediate_size=ffn,
+            num_hidden_layers=1,
+            num_attention_heads=n_heads,
+            num_mel_bins=128,
+            max_source_positions=1500,
+            vocab_size=64,
+        ),
+        text_config=dict(
+            **text,
+            vocab_size=vocab,
+            tie_word_embeddings=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            bos_token_id=bos_id,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+        ),
         audio_token_id=VOXTRAL_SPECIAL_IDS["[AUDIO]"],
     )
     model = VoxtralForConditionalGeneration(config).to(torch.float32)
@@ -684,12 +890,19 @@ def build_tiny_voxtral(out_dir: str, seed: int = SEED) -> str:
         positions = model.get_submodule("model.audio_tower.embed_positions").weight
         positions.copy_(sinusoids(*positions.shape))
     model.eval()
-    model.generation_config = GenerationConfig(bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id,
-                                               do_sample=False)
+    model.generation_config = GenerationConfig(
+        bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False
+    )
     model.save_pretrained(out_dir, safe_serialization=True)
     processor = VoxtralProcessor(
-        WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400,
-                                return_attention_mask=True),
+        WhisperFeatureExtractor(
+            feature_size=128,
+            sampling_rate=16000,
+            hop_length=160,
+            chunk_length=30,
+            n_fft=400,
+            return_attention_mask=True,
+        ),
         MistralCommonBackend(tokenizer_path=os.path.join(out_dir, "tekken.json")),
     )
     processor.save_pretrained(out_dir)
@@ -698,24 +911,41 @@ def build_tiny_voxtral(out_dir: str, seed: int = SEED) -> str:
     def interleave(w: torch.Tensor, heads: int) -> torch.Tensor:
         return w.view(heads, 2, head_dim // 2, w.shape[1]).transpose(1, 2).reshape(w.shape)
 
-    lm_names = [("self_attn.q_proj", "attention.wq"), ("self_attn.k_proj", "attention.wk"),
-                ("self_attn.v_proj", "attention.wv"), ("self_attn.o_proj", "attention.wo"),
-                ("mlp.gate_proj", "feed_forward.w1"), ("mlp.down_proj", "feed_forward.w2"),
-                ("mlp.up_proj", "feed_forward.w3"), ("post_attention_layernorm", "ffn_norm"),
-                ("input_layernorm", "attention_norm"), ("embed_tokens", "tok_embeddings")]
-    encoder_prefixes = [("conv1.", "conv_layers.0."), ("conv2.", "conv_layers.1."),
-                        ("layer_norm.", "transformer.norm."), ("layers.", "transformer.layers.")]
-    encoder_names = [("self_attn.q_proj", "attention.wq"), ("self_attn.k_proj", "attention.wk"),
-                     ("self_attn.v_proj", "attention.wv"), ("self_attn.out_proj", "attention.wo"),
-                     ("self_attn_layer_norm", "attention_norm"), ("final_layer_norm", "ffn_norm"),
-                     ("fc1", "feed_forward.w1"), ("fc2", "feed_forward.w2")]
+    lm_names = [
+        ("self_attn.q_proj", "attention.wq"),
+        ("self_attn.k_proj", "attention.wk"),
+        ("self_attn.v_proj", "attention.wv"),
+        ("self_attn.o_proj", "attention.wo"),
+        ("mlp.gate_proj", "feed_forward.w1"),
+        ("mlp.down_proj", "feed_forward.w2"),
+        ("mlp.up_proj", "feed_forward.w3"),
+        ("post_attention_layernorm", "ffn_norm"),
+        ("input_layernorm", "attention_norm"),
+        ("embed_tokens", "tok_embeddings"),
+    ]
+    encoder_prefixes = [
+        ("conv1.", "conv_layers.0."),
+        ("conv2.", "conv_layers.1."),
+        ("layer_norm.", "transformer.norm."),
+        ("layers.", "transformer.layers."),
+    ]
+    encoder_names = [
+        ("self_attn.q_proj", "attention.wq"),
+        ("self_attn.k_proj", "attention.wk"),
+        ("self_attn.v_proj", "attention.wv"),
+        ("self_attn.out_proj", "attention.wo"),
+        ("self_attn_layer_norm", "attention_norm"),
+        ("final_layer_norm", "ffn_norm"),
+        ("fc1", "feed_forward.w1"),
+        ("fc2", "feed_forward.w2"),
+    ]
     out = {}
     for k, v in model.state_dict().items():
         v = v.detach().contiguous()
         if k == "lm_head.weight":
             out["output.weight"] = v
         elif k.startswith("model.language_model."):
-            k = k[len("model.language_model."):]
+            k = k[len("model.language_model.") :]
             for old, new in lm_names:
                 k = k.replace(old, new)
             if k.endswith("attention.wq.weight"):
@@ -724,7 +954,7 @@ def build_tiny_voxtral(out_dir: str, seed: int = SEED) -> str:
                 v = interleave(v, text["num_key_value_heads"]).contiguous()
             out[k] = v
         elif k.startswith("model.audio_tower."):
-            k = k[len("model.audio_tower."):]
+            k = k[len("model.audio_tower.") :]
             if k.startswith("embed_positions"):
                 continue  # sinusoidal: vLLM computes it
             k = _prefix_renamer(encoder_prefixes)(k)
@@ -738,22 +968,41 @@ def build_tiny_voxtral(out_dir: str, seed: int = SEED) -> str:
             raise KeyError(k)
     save_file(out, os.path.join(out_dir, "consolidated.safetensors"), metadata={"format": "pt"})
     params = {
-        "dim": d, "n_layers": text["num_hidden_layers"], "head_dim": head_dim, "hidden_dim": text["intermediate_size"],
-        "n_heads": text["num_attention_heads"], "n_kv_heads": text["num_key_value_heads"], "rope_theta": 10000.0,
-        "norm_eps": config.text_config.rms_norm_eps, "vocab_size": vocab,
+        "dim": d,
+        "n_layers": text["num_hidden_layers"],
+        "head_dim": head_dim,
+        "hidden_dim": text["intermediate_size"],
+        "n_heads": text["num_attention_heads"],
+        "n_kv_heads": text["num_key_value_heads"],
+        "rope_theta": 10000.0,
+        "norm_eps": config.text_config.rms_norm_eps,
+        "vocab_size": vocab,
         "max_seq_len": text["max_position_embeddings"],
         "max_position_embeddings": text["max_position_embeddings"],
-        "multimodal": {"whisper_model_args": {
-            "encoder_args": {"dim": d, "n_layers": 1, "head_dim": d // n_heads, "hidden_dim": ffn, "n_heads": n_heads,
-                             "vocab_size": 64, "max_source_positions": 1500,
-                             "audio_encoding_args": {"num_mel_bins": 128, "window_size": 400,
-                                                     "sampling_rate": 16000, "hop_length": 160}},
-            "downsample_args": {"downsample_factor": 4}}},
+        "multimodal": {
+            "whisper_model_args": {
+                "encoder_args": {
+                    "dim": d,
+                    "n_layers": 1,
+                    "head_dim": d // n_heads,
+                    "hidden_dim": ffn,
+                    "n_heads": n_heads,
+                    "vocab_size": 64,
+                    "max_source_positions": 1500,
+                    "audio_encoding_args": {
+                        "num_mel_bins": 128,
+                        "window_size": 400,
+                        "sampling_rate": 16000,
+                        "hop_length": 160,
+                    },
+                },
+                "downsample_args": {"downsample_factor": 4},
+            }
+        },
     }
     with open(os.path.join(out_dir, "params.json"), "w") as f:
         json.dump(params, f, indent=2)
     return out_dir
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -787,131 +1036,176 @@ class Family:
     hf_audio_in_chat: bool = False
 
 
-TORCHVISION = ("torchvision is not installed: PyPI's torchvision is a CUDA build pinned to another torch, and "
-               "it breaks vLLM's CPU build (see the vLLM CPU notes)")
+TORCHVISION = (
+    "torchvision is not installed: PyPI's torchvision is a CUDA build pinned to another torch, and "
+    "it breaks vLLM's CPU build (see the vLLM CPU notes)"
+)
 
 FAMILIES: dict[str, Family] = {
     # -- proven: the test runs these ------------------------------------------------------------
     "audioflamingo3": Family(
-        "audioflamingo3", build_tiny_audioflamingo3, "AudioFlamingo3ForConditionalGeneration",
+        "audioflamingo3",
+        build_tiny_audioflamingo3,
+        "AudioFlamingo3ForConditionalGeneration",
         engine_args={"limit_mm_per_prompt": {"audio": 1}},
     ),
     "ultravox": Family(
-        "ultravox", build_tiny_ultravox, None,
+        "ultravox",
+        build_tiny_ultravox,
+        None,
         engine_args={"limit_mm_per_prompt": {"audio": 1}, "trust_remote_code": True},
         hf_note="transformers does not implement Ultravox (the hub model runs its own code)",
     ),
     "glmasr": Family(
-        "glmasr", build_tiny_glmasr, "GlmAsrForConditionalGeneration",
+        "glmasr",
+        build_tiny_glmasr,
+        "GlmAsrForConditionalGeneration",
         engine_args={"limit_mm_per_prompt": {"audio": 1}},
     ),
     "funaudiochat": Family(
-        "funaudiochat", build_tiny_funaudiochat, None,
+        "funaudiochat",
+        build_tiny_funaudiochat,
+        None,
         engine_args={"limit_mm_per_prompt": {"audio": 1}},
         hf_note="transformers does not implement Fun-Audio-Chat (vLLM has its own config, processor and model)",
     ),
     "moss_audio": Family(
-        "moss_audio", build_tiny_moss_audio, None,
+        "moss_audio",
+        build_tiny_moss_audio,
+        None,
         engine_args={"limit_mm_per_prompt": {"audio": 1}, "trust_remote_code": True},
         hf_note="transformers does not implement MOSS-Audio (vLLM has its own model and processor)",
     ),
     "voxtral": Family(
-        "voxtral", build_tiny_voxtral, "VoxtralForConditionalGeneration",
-        engine_args={"limit_mm_per_prompt": {"audio": 1}, "tokenizer_mode": "mistral", "config_format": "mistral",
-                     "load_format": "mistral"},
+        "voxtral",
+        build_tiny_voxtral,
+        "VoxtralForConditionalGeneration",
+        engine_args={
+            "limit_mm_per_prompt": {"audio": 1},
+            "tokenizer_mode": "mistral",
+            "config_format": "mistral",
+            "load_format": "mistral",
+        },
         hf_audio_in_chat=True,
     ),
     # -- not running here: the builder or the engine stops, with the error recorded -------------
     "qwen2_5_omni": Family(
-        "qwen2_5_omni", None, "Qwen2_5OmniForConditionalGeneration",
+        "qwen2_5_omni",
+        None,
+        "Qwen2_5OmniForConditionalGeneration",
         engine_args={"limit_mm_per_prompt": {"audio": 1, "image": 0, "video": 0}},
         hf_generate_attr="thinker",
         status="blocked: Qwen2_5OmniProcessor needs a video processor: building it raises 'ImportError: "
-               "Qwen2VLVideoProcessor requires the Torchvision library but it was not found in your environment.'; "
-               "loading a processor saved without one raises \"OSError: Can't load video processor for '<dir>'\" "
-               "(vLLM loads the same processor). " + TORCHVISION,
+        "Qwen2VLVideoProcessor requires the Torchvision library but it was not found in your environment.'; "
+        "loading a processor saved without one raises \"OSError: Can't load video processor for '<dir>'\" "
+        "(vLLM loads the same processor). " + TORCHVISION,
     ),
     "qwen3_asr": Family(
-        "qwen3_asr", None, "Qwen3ASRForConditionalGeneration",
+        "qwen3_asr",
+        None,
+        "Qwen3ASRForConditionalGeneration",
         engine_args={"limit_mm_per_prompt": {"audio": 1}},
         status="blocked: a tiny model of it ran in transformers, but vLLM cannot import its model: "
-               "qwen3_asr.py imports qwen2_5_omni_thinker -> qwen2_5_vl -> qwen2_vl, which imports transformers' "
-               "image_processing_qwen2_vl: 'ModuleNotFoundError: No module named 'torchvision'' (the engine "
-               "reports 'Model architectures ['Qwen3ASRForConditionalGeneration'] failed to be inspected'). "
-               + TORCHVISION,
+        "qwen3_asr.py imports qwen2_5_omni_thinker -> qwen2_5_vl -> qwen2_vl, which imports transformers' "
+        "image_processing_qwen2_vl: 'ModuleNotFoundError: No module named 'torchvision'' (the engine "
+        "reports 'Model architectures ['Qwen3ASRForConditionalGeneration'] failed to be inspected'). " + TORCHVISION,
     ),
     "qwen3_omni_moe": Family(
-        "qwen3_omni_moe", None, "Qwen3OmniMoeForConditionalGeneration",
+        "qwen3_omni_moe",
+        None,
+        "Qwen3OmniMoeForConditionalGeneration",
         status="blocked as qwen2_5_omni: Qwen3OmniMoeProcessor takes the same video processor "
-               "(VIDEO_PROCESSOR_MAPPING_NAMES['qwen3_omni_moe'] == {'torchvision': None}). " + TORCHVISION,
+        "(VIDEO_PROCESSOR_MAPPING_NAMES['qwen3_omni_moe'] == {'torchvision': None}). " + TORCHVISION,
     ),
     "gemma3n": Family(
-        "gemma3n", None, None,
+        "gemma3n",
+        None,
+        None,
         engine_args={"limit_mm_per_prompt": {"audio": 1, "image": 0}},
         hf_note="transformers builds Gemma 3n's vision tower with timm (not installed; timm needs torchvision)",
         status="blocked: a tiny model of it was built, but vLLM's engine fails to start: gemma3n_mm.py:617 "
-               "builds the vision tower with AutoModel.from_config even with image limit 0, and TimmWrapperModel raises 'ImportError: "
-               "TimmWrapperModel requires the timm library but it was not found in your environment.' "
-               "(transformers' Gemma3nForConditionalGeneration too). timm needs torchvision: " + TORCHVISION,
+        "builds the vision tower with AutoModel.from_config even with image limit 0, and TimmWrapperModel raises 'ImportError: "
+        "TimmWrapperModel requires the timm library but it was not found in your environment.' "
+        "(transformers' Gemma3nForConditionalGeneration too). timm needs torchvision: " + TORCHVISION,
     ),
     "granite_speech": Family(
-        "granite_speech", None, "GraniteSpeechForConditionalGeneration",
+        "granite_speech",
+        None,
+        "GraniteSpeechForConditionalGeneration",
         status="blocked: 'ImportError: GraniteSpeechFeatureExtractor requires the torchaudio library but it was "
-               "not found in your environment.' (its log-mel features are torchaudio's MelSpectrogram); PyPI's "
-               "torchaudio is a CUDA build that breaks vLLM's CPU build",
+        "not found in your environment.' (its log-mel features are torchaudio's MelSpectrogram); PyPI's "
+        "torchaudio is a CUDA build that breaks vLLM's CPU build",
     ),
     "phi4_multimodal": Family(
-        "phi4_multimodal", None, "Phi4MultimodalForCausalLM",
+        "phi4_multimodal",
+        None,
+        "Phi4MultimodalForCausalLM",
         status="not supported by vLLM 0.32: its registry lists Phi4MultimodalForCausalLM (the transformers "
-               "layout) under _PREVIOUSLY_SUPPORTED_MODELS (removed in 0.12.0); only the hub's remote-code "
-               "Phi4MMForCausalLM remains, whose processor and weights are the hub model's own code",
+        "layout) under _PREVIOUSLY_SUPPORTED_MODELS (removed in 0.12.0); only the hub's remote-code "
+        "Phi4MMForCausalLM remains, whose processor and weights are the hub model's own code",
     ),
     "midashenglm": Family(
-        "midashenglm", None, None,
+        "midashenglm",
+        None,
+        None,
         status="blocked: vLLM cannot import its model: midashenglm.py raises 'ModuleNotFoundError: No module named "
-               "'torchaudio'' (its Dasheng mel features are torchaudio's); PyPI's torchaudio is a CUDA build that "
-               "breaks vLLM's CPU build",
+        "'torchaudio'' (its Dasheng mel features are torchaudio's); PyPI's torchaudio is a CUDA build that "
+        "breaks vLLM's CPU build",
     ),
     "cohere_asr": Family(
-        "cohere_asr", None, "CohereAsrForConditionalGeneration",
+        "cohere_asr",
+        None,
+        "CohereAsrForConditionalGeneration",
         status="blocked as midashenglm: importing vLLM's cohere_asr.py raises 'ModuleNotFoundError: No module "
-               "named 'torchaudio''",
+        "named 'torchaudio''",
     ),
     "funasr": Family(
-        "funasr", None, None,
+        "funasr",
+        None,
+        None,
         status="blocked as midashenglm: importing vLLM's funasr.py raises 'ModuleNotFoundError: No module named "
-               "'torchaudio''",
+        "'torchaudio''",
     ),
     "gemma4": Family(
-        "gemma4", None, None,
+        "gemma4",
+        None,
+        None,
         status="blocked: importing vLLM's gemma4_mm.py raises 'ModuleNotFoundError: Could not import module "
-               "'Gemma4Processor'' (transformers' processing_gemma4 needs torchvision). " + TORCHVISION,
+        "'Gemma4Processor'' (transformers' processing_gemma4 needs torchvision). " + TORCHVISION,
     ),
     "fireredasr2": Family(
-        "fireredasr2", None, None,
+        "fireredasr2",
+        None,
+        None,
         status="not run: vLLM's FireRedASR2 feature extractor computes its fbank features with kaldi_native_fbank "
-               "('ModuleNotFoundError: No module named 'kaldi_native_fbank''), not a dependency of the project",
+        "('ModuleNotFoundError: No module named 'kaldi_native_fbank''), not a dependency of the project",
     ),
     "kimi_audio": Family(
-        "kimi_audio", None, None,
+        "kimi_audio",
+        None,
+        None,
         status="not run: vLLM's Kimi-Audio is made for its transcription endpoint: its tokenizer (tokenizer_mode "
-               "'kimi_audio', tiktoken) has no chat template (get_chat_template returns only one passed in) and "
-               "the folder has no processor to carry one, so (as read in vllm/tokenizers/kimi_audio.py and "
-               "renderers/hf.py; not run) LLM.chat ends in 'No chat template available'; "
-               "running it through infer_table needs a chat_template option in the project's vLLM backend "
-               "(LLM.chat(..., chat_template=...)). Besides, its processor hard-codes the special token ids "
-               "151643-151671 and reads Whisper's config, features and weights from whisper-large-v3/",
+        "'kimi_audio', tiktoken) has no chat template (get_chat_template returns only one passed in) and "
+        "the folder has no processor to carry one, so (as read in vllm/tokenizers/kimi_audio.py and "
+        "renderers/hf.py; not run) LLM.chat ends in 'No chat template available'; "
+        "running it through infer_table needs a chat_template option in the project's vLLM backend "
+        "(LLM.chat(..., chat_template=...)). Besides, its processor hard-codes the special token ids "
+        "151643-151671 and reads Whisper's config, features and weights from whisper-large-v3/",
     ),
     "minicpmo": Family(
-        "minicpmo", None, None,
+        "minicpmo",
+        None,
+        None,
         status="not run: the processor is the checkpoint's own remote code (vLLM wraps the checkpoint's "
-               "MiniCPMOProcessor and image processor), and the model always builds MiniCPM-V's vision tower "
-               "and resampler besides the Whisper audio tower",
+        "MiniCPMOProcessor and image processor), and the model always builds MiniCPM-V's vision tower "
+        "and resampler besides the Whisper audio tower",
     ),
     "phi4mm": Family(
-        "phi4mm", None, None,
+        "phi4mm",
+        None,
+        None,
         status="not run: vLLM's Phi4MMForCausalLM (the hub's remote-code layout) takes the hub's processor "
-               "code (processing_phi4mm.py, image and audio), too large to write here",
+        "code (processing_phi4mm.py, image and audio), too large to write here",
     ),
 }
 

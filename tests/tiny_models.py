@@ -10,6 +10,7 @@ Everything is made locally (no hub access) and deterministically:
 Usage:  python tests/tiny_models.py OUT_DIR [--audio]
         (or import and call build_tiny_text_model / build_tiny_audio_model)
 """
+
 from __future__ import annotations
 
 import json
@@ -176,9 +177,7 @@ def build_tiny_text_model(out_dir: str, seed: int = SEED) -> str:
     model = Qwen2ForCausalLM(config).to(torch.float32)
     _fill_weights(model, seed)
     model.eval()
-    model.generation_config = GenerationConfig(
-        eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False
-    )
+    model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False)
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
     return out_dir
@@ -220,7 +219,7 @@ def _rename_for_vllm(out_dir: str) -> int:
     path = os.path.join(out_dir, "model.safetensors")
     state = load_file(path)
     prefix, hub = "language_model.model.model.", "language_model.model."
-    renamed = {(hub + k[len(prefix):] if k.startswith(prefix) else k): v.contiguous() for k, v in state.items()}
+    renamed = {(hub + k[len(prefix) :] if k.startswith(prefix) else k): v.contiguous() for k, v in state.items()}
     save_file(renamed, path, metadata={"format": "pt"})
     return sum(k.startswith(prefix) for k in state)
 
@@ -283,8 +282,13 @@ def build_tiny_audio_model(out_dir: str, seed: int = SEED) -> str:
     _rename_for_vllm(out_dir)
 
     features = WhisperFeatureExtractor(
-        feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400,
-        padding_value=0.0, return_attention_mask=True,
+        feature_size=128,
+        sampling_rate=16000,
+        hop_length=160,
+        chunk_length=30,
+        n_fft=400,
+        padding_value=0.0,
+        return_attention_mask=True,
     )
     processor = Qwen2AudioProcessor(feature_extractor=features, tokenizer=tok, chat_template=AUDIO_CHAT_TEMPLATE)
     processor.save_pretrained(out_dir)

@@ -109,8 +109,10 @@ def krippendorff_alphas(rows: pd.DataFrame, per_model: bool = True, pooled: bool
     prep = prepare_rows(rows)
     recs = []
     for scope, sub in _scopes(prep, per_model, pooled):
-        for variable, level, domain in (("rating", "ordinal", [0.0, 1.0, 2.0]),
-                                        ("orientation", "nominal", [0.0, 1.0, 2.0, 3.0])):
+        for variable, level, domain in (
+            ("rating", "ordinal", [0.0, 1.0, 2.0]),
+            ("orientation", "nominal", [0.0, 1.0, 2.0, 3.0]),
+        ):
             mat = _reliability(sub, variable).to_numpy(dtype=float)
             counts = (~np.isnan(mat)).sum(axis=0)
             pairable = counts >= 2
@@ -119,13 +121,23 @@ def krippendorff_alphas(rows: pd.DataFrame, per_model: bool = True, pooled: bool
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     try:
-                        alpha = float(krippendorff.alpha(reliability_data=mat, value_domain=domain,
-                                                         level_of_measurement=level))
+                        alpha = float(
+                            krippendorff.alpha(reliability_data=mat, value_domain=domain, level_of_measurement=level)
+                        )
                     except ValueError:
                         alpha = math.nan
-            recs.append({"model": scope, "variable": variable, "level": level, "alpha": alpha,
-                         "n_judges": int(mat.shape[0]), "n_units": int(mat.shape[1]),
-                         "n_pairable": int(pairable.sum()), "n_values": int(counts[pairable].sum())})
+            recs.append(
+                {
+                    "model": scope,
+                    "variable": variable,
+                    "level": level,
+                    "alpha": alpha,
+                    "n_judges": int(mat.shape[0]),
+                    "n_units": int(mat.shape[1]),
+                    "n_pairable": int(pairable.sum()),
+                    "n_values": int(counts[pairable].sum()),
+                }
+            )
     return pd.DataFrame.from_records(recs)
 
 
@@ -152,8 +164,10 @@ def cohen_kappas(rows: pd.DataFrame, per_model: bool = True, pooled: bool = True
     recs = []
     for scope, sub in _scopes(prep, per_model, pooled):
         judges = in_order(sub["judge"])
-        for variable, labels, weightings in (("rating", [0.0, 1.0, 2.0], ("none", "quadratic")),
-                                             ("orientation", list(ORIENTATION_ORDER), ("none",))):
+        for variable, labels, weightings in (
+            ("rating", [0.0, 1.0, 2.0], ("none", "quadratic")),
+            ("orientation", list(ORIENTATION_ORDER), ("none",)),
+        ):
             wide = _wide(sub, variable)
             for ja, jb in itertools.combinations(judges, 2):
                 both = wide[[ja, jb]].dropna()
@@ -165,15 +179,26 @@ def cohen_kappas(rows: pd.DataFrame, per_model: bool = True, pooled: bool = True
                     if ya:
                         with warnings.catch_warnings():
                             warnings.simplefilter("ignore")
-                            kappa = float(cohen_kappa_score(ya, yb, labels=labels,
-                                                            weights=None if weights == "none" else weights))
-                    recs.append({"model": scope, "variable": variable, "weights": weights, "judge_a": ja,
-                                 "judge_b": jb, "kappa": kappa,
-                                 "agreement": float(np.mean(np.array(ya, dtype=object) == np.array(yb, dtype=object)))
-                                 if ya else math.nan,
-                                 "n": len(ya)})
-    return pd.DataFrame.from_records(recs, columns=["model", "variable", "weights", "judge_a", "judge_b", "kappa",
-                                                    "agreement", "n"])
+                            kappa = float(
+                                cohen_kappa_score(ya, yb, labels=labels, weights=None if weights == "none" else weights)
+                            )
+                    recs.append(
+                        {
+                            "model": scope,
+                            "variable": variable,
+                            "weights": weights,
+                            "judge_a": ja,
+                            "judge_b": jb,
+                            "kappa": kappa,
+                            "agreement": float(np.mean(np.array(ya, dtype=object) == np.array(yb, dtype=object)))
+                            if ya
+                            else math.nan,
+                            "n": len(ya),
+                        }
+                    )
+    return pd.DataFrame.from_records(
+        recs, columns=["model", "variable", "weights", "judge_a", "judge_b", "kappa", "agreement", "n"]
+    )
 
 
 def _category(values: pd.Series, variable: str) -> pd.Series:
@@ -197,8 +222,7 @@ def confusion_matrices(rows: pd.DataFrame, per_model: bool = True, pooled: bool 
     recs = []
     for scope, sub in _scopes(prep, per_model, pooled):
         judges = in_order(sub["judge"])
-        for variable, cats in (("rating", [*RATING_ORDER, UNPARSED]),
-                               ("orientation", [*ORIENTATION_ORDER, UNPARSED])):
+        for variable, cats in (("rating", [*RATING_ORDER, UNPARSED]), ("orientation", [*ORIENTATION_ORDER, UNPARSED])):
             wide = _wide(sub, variable)
             present = _wide(sub.assign(_p=1.0), "_p").notna()
             for ja, jb in itertools.combinations(judges, 2):
@@ -208,19 +232,35 @@ def confusion_matrices(rows: pd.DataFrame, per_model: bool = True, pooled: bool 
                 counts = pd.crosstab(a, b).reindex(index=cats, columns=cats, fill_value=0)
                 for va in cats:
                     for vb in cats:
-                        recs.append({"model": scope, "variable": variable, "judge_a": ja, "judge_b": jb,
-                                     "value_a": va, "value_b": vb, "count": int(counts.loc[va, vb])})
-    return pd.DataFrame.from_records(recs, columns=["model", "variable", "judge_a", "judge_b", "value_a", "value_b",
-                                                    "count"])
+                        recs.append(
+                            {
+                                "model": scope,
+                                "variable": variable,
+                                "judge_a": ja,
+                                "judge_b": jb,
+                                "value_a": va,
+                                "value_b": vb,
+                                "count": int(counts.loc[va, vb]),
+                            }
+                        )
+    return pd.DataFrame.from_records(
+        recs, columns=["model", "variable", "judge_a", "judge_b", "value_a", "value_b", "count"]
+    )
 
 
 def confusion_table(confusion: pd.DataFrame, model: str, variable: str, judge_a: str, judge_b: str) -> pd.DataFrame:
     """One confusion matrix from :func:`confusion_matrices`: rows judge A, columns judge B."""
-    sel = confusion[(confusion["model"] == model) & (confusion["variable"] == variable)
-                    & (confusion["judge_a"] == judge_a) & (confusion["judge_b"] == judge_b)]
+    sel = confusion[
+        (confusion["model"] == model)
+        & (confusion["variable"] == variable)
+        & (confusion["judge_a"] == judge_a)
+        & (confusion["judge_b"] == judge_b)
+    ]
     if sel.empty:
-        raise ValueError(f"no confusion matrix for model={model!r}, variable={variable!r}, "
-                         f"judges {judge_a!r} x {judge_b!r} (pairs are in order of first appearance)")
+        raise ValueError(
+            f"no confusion matrix for model={model!r}, variable={variable!r}, "
+            f"judges {judge_a!r} x {judge_b!r} (pairs are in order of first appearance)"
+        )
     order = in_order(sel["value_a"])
     table = sel.pivot(index="value_a", columns="value_b", values="count").reindex(index=order, columns=order)
     return table.rename_axis(index=judge_a, columns=judge_b)
@@ -248,8 +288,14 @@ def judge_offsets(rows: pd.DataFrame, per_model: bool = True, pooled: bool = Tru
             others = wide.drop(columns=judge).mean(axis=1, skipna=True)
             mask = wide[judge].notna() & others.notna()
             mine, theirs = wide.loc[mask, judge], others[mask]
-            recs.append({"model": scope, "judge": judge, "mean": float(mine.mean()) if mask.any() else math.nan,
-                         "mean_others": float(theirs.mean()) if mask.any() else math.nan,
-                         "offset": float((mine - theirs).mean()) if mask.any() else math.nan, "n": int(mask.sum())})
+            recs.append(
+                {
+                    "model": scope,
+                    "judge": judge,
+                    "mean": float(mine.mean()) if mask.any() else math.nan,
+                    "mean_others": float(theirs.mean()) if mask.any() else math.nan,
+                    "offset": float((mine - theirs).mean()) if mask.any() else math.nan,
+                    "n": int(mask.sum()),
+                }
+            )
     return pd.DataFrame.from_records(recs, columns=["model", "judge", "mean", "mean_others", "offset", "n"])
-

@@ -60,8 +60,9 @@ def resample_weights(idx: np.ndarray, n: int) -> np.ndarray:
     return w
 
 
-def bootstrap_interval(reps: np.ndarray, point: np.ndarray, jack: np.ndarray | None, confidence: float,
-                       method: str) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_interval(
+    reps: np.ndarray, point: np.ndarray, jack: np.ndarray | None, confidence: float, method: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided bootstrap interval per column of ``reps`` (replicates x statistics)."""
     alpha = (1 - confidence) / 2
     lo = np.full(point.shape, np.nan)
@@ -170,8 +171,13 @@ def bootstrap_scores(
         reps = statistic(resample_weights(resample_indices(n, n_resamples, seed), n))
         jack = statistic(1.0 - np.eye(n)) if method == "bca" and n > 1 else None
         shape = point.shape
-        lo, hi = bootstrap_interval(reps.reshape(n_resamples, -1), point.ravel(),
-                           None if jack is None else jack.reshape(n, -1), confidence, method)
+        lo, hi = bootstrap_interval(
+            reps.reshape(n_resamples, -1),
+            point.ravel(),
+            None if jack is None else jack.reshape(n, -1),
+            confidence,
+            method,
+        )
         lo, hi = lo.reshape(shape), hi.reshape(shape)
         n_clips = values.arrays["n_clips"].sum(axis=1)
         for j, judge in enumerate(judges + ([AVERAGE] if with_avg else [])):
@@ -182,8 +188,9 @@ def bootstrap_scores(
                 rec[f"{stat}_ci_high"] = float(hi[j, s])
             records.append(rec)
     out = pd.DataFrame.from_records(records)
-    out.attrs.update({"method": method, "confidence": confidence, "seed": seed, "n_resamples": n_resamples,
-                      "unit": "clip"})
+    out.attrs.update(
+        {"method": method, "confidence": confidence, "seed": seed, "n_resamples": n_resamples, "unit": "clip"}
+    )
     return out
 
 
@@ -206,11 +213,15 @@ def format_intervals(ci: pd.DataFrame) -> str:
     for metric in METRICS.values():
         if metric.headline:
             k = metric.name
-            show[k] = [f"{metric.format(v)} [{metric.format(lo)}, {metric.format(hi)}]"
-                       for v, lo, hi in zip(ci[k], ci[f"{k}_ci_low"], ci[f"{k}_ci_high"], strict=True)]
+            show[k] = [
+                f"{metric.format(v)} [{metric.format(lo)}, {metric.format(hi)}]"
+                for v, lo, hi in zip(ci[k], ci[f"{k}_ci_low"], ci[f"{k}_ci_high"], strict=True)
+            ]
     a = ci.attrs
-    head = (f"{round(100 * a.get('confidence', 0.95))}% intervals, {a.get('n_resamples')} bootstrap resamples "
-            f"of clips (seed {a.get('seed')}):")
+    head = (
+        f"{round(100 * a.get('confidence', 0.95))}% intervals, {a.get('n_resamples')} bootstrap resamples "
+        f"of clips (seed {a.get('seed')}):"
+    )
     return head + "\n" + show.to_string(index=False)
 
 
@@ -337,16 +348,30 @@ def paired_comparison(
     if np.ptp(d) == 0:
         ci_low = ci_high = diff
     else:
-        res = sps.bootstrap((xa, xb), _mean_difference, paired=True, vectorized=True, n_resamples=n_resamples,
-                            confidence_level=confidence, method=method, rng=np.random.default_rng(seed))
+        res = sps.bootstrap(
+            (xa, xb),
+            _mean_difference,
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method=method,
+            rng=np.random.default_rng(seed),
+        )
         ci_low, ci_high = float(res.confidence_interval.low), float(res.confidence_interval.high)
     exact = 2 ** len(d) <= n_resamples
     if np.all(d == 0):
         p_value = 1.0
     else:
-        perm = sps.permutation_test((xa, xb), _mean_difference, permutation_type="samples", vectorized=True,
-                                    n_resamples=n_resamples, alternative="two-sided",
-                                    rng=np.random.default_rng(seed))
+        perm = sps.permutation_test(
+            (xa, xb),
+            _mean_difference,
+            permutation_type="samples",
+            vectorized=True,
+            n_resamples=n_resamples,
+            alternative="two-sided",
+            rng=np.random.default_rng(seed),
+        )
         p_value = float(perm.pvalue)
     return {
         "model_a": model_a,
@@ -425,8 +450,17 @@ def compare_models(
     models = list(models) if models is not None else in_order(prepare_rows(rows)["model"])
     recs = []
     for a, b in itertools.combinations(models, 2):
-        rec = paired_comparison(rows, a, b, judge=judge, n_resamples=n_resamples, confidence=confidence,
-                                seed=seed, method=method, gated=gated)
+        rec = paired_comparison(
+            rows,
+            a,
+            b,
+            judge=judge,
+            n_resamples=n_resamples,
+            confidence=confidence,
+            seed=seed,
+            method=method,
+            gated=gated,
+        )
         rec.pop("judges")
         recs.append(rec)
     out = pd.DataFrame.from_records(recs)

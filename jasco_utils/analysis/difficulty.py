@@ -57,11 +57,19 @@ def clip_difficulty(rows: pd.DataFrame, gated: bool = True) -> pd.DataFrame:
     recs = []
     for (cid, judge), g in success.groupby(["id", "judge"], sort=False):
         ordered = g.assign(_m=g["model"].map(models.index)).sort_values("_m")
-        recs.append({"id": int(cid), "judge": judge, "n_models": len(g), "n_solved": int(g["solved"].sum()),
-                     "n_fully_solved": int(g["fully_solved"].sum()),
-                     "solved_by": ", ".join(ordered.loc[ordered["solved"], "model"]),
-                     "fully_solved_by": ", ".join(ordered.loc[ordered["fully_solved"], "model"]),
-                     "mean_best": float(g["best"].mean()), "unsolved": not bool(g["solved"].any())})
+        recs.append(
+            {
+                "id": int(cid),
+                "judge": judge,
+                "n_models": len(g),
+                "n_solved": int(g["solved"].sum()),
+                "n_fully_solved": int(g["fully_solved"].sum()),
+                "solved_by": ", ".join(ordered.loc[ordered["solved"], "model"]),
+                "fully_solved_by": ", ".join(ordered.loc[ordered["fully_solved"], "model"]),
+                "mean_best": float(g["best"].mean()),
+                "unsolved": not bool(g["solved"].any()),
+            }
+        )
     return pd.DataFrame.from_records(recs)
 
 
@@ -75,6 +83,9 @@ def unsolved_clips(rows: pd.DataFrame, threshold: float = 1.0, gated: bool = Tru
         ``judge``, ``id``, ``best_any_model`` (the highest best among models), ``n_models``.
     """
     success = clip_success(rows, gated=gated)
-    agg = success.groupby(["judge", "id"], sort=False).agg(best_any_model=("best", "max"),
-                                                           n_models=("model", "size")).reset_index()
+    agg = (
+        success.groupby(["judge", "id"], sort=False)
+        .agg(best_any_model=("best", "max"), n_models=("model", "size"))
+        .reset_index()
+    )
     return agg[agg["best_any_model"] < threshold].reset_index(drop=True)

@@ -23,18 +23,15 @@ Judged control tables are read as scoring reads judged tables: the rating and or
 are recomputed from ``judge_output`` and ``reask_output``
 (:func:`jasco_utils.analysis.scoring.parse_rows`, i.e. :func:`jasco_utils.judging.parsing.read_verdict`).
 :func:`measure` is what ``jasco check-judge`` reports (its judges run in
-:func:`jasco_utils.pipeline.check_judges`); :func:`run_check_report` is the analysis notebook's.
+:func:`jasco_utils.pipeline.reproduce.check_judges`); :func:`run_check_report` is the analysis notebook's.
 This module only measures: it runs no judge.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,83 +40,18 @@ import pandas as pd
 from jasco_utils.analysis.agreement import ORIENTATION_ORDER, RATING_ORDER, UNPARSED
 from jasco_utils.analysis.bootstrap import bootstrap_interval, resample_indices, resample_weights
 from jasco_utils.analysis.metrics import in_order
-from jasco_utils.analysis.scoring import parse_rows
-from jasco_utils.io import TableError, atomic_open, line_of, lines_text, read_table_checked, write_csv
 from jasco_utils.judging.controls import (
     CONTROL_KINDS,
     KIND_GROUPS,
-    check_controls,
 )
 from jasco_utils.run import Run
 
-#: Columns of the rows :func:`read_checked` returns.
-CHECK_ROW_COLUMNS: tuple[str, ...] = (
-    "judge", "template", "id", "control_kind", "expected_rating", "expected_orientation", "rating", "orientation",
-    "file", "line",
-)
 #: The accuracies, each reported overall and per kind.
 ACCURACIES: tuple[str, ...] = ("rating_accuracy", "orientation_accuracy")
 #: A judge is called usable when its orientation kappa on the paraphrased controls reaches this
 #: (0.4: "moderate" agreement on the common reading of kappa; the verbatim kinds are not used,
 #: since a judge that matches text against the designed answers gets them right trivially).
 USABLE_ORIENTATION_KAPPA = 0.4
-
-
-def checked_rows(df: pd.DataFrame, source: str = "judged control table") -> pd.DataFrame:
-    """The rows of one judged control table, read: expected and given labels (:data:`CHECK_ROW_COLUMNS`).
-
-    Raises:
-        TableError: A missing column, an empty ``judge``, a failed judge call, or a control
-            column out of range (named file, line and column).
-    """
-    missing = [c for c in ("judge", "judge_output") if c not in df.columns]
-    if missing:
-        raise TableError(f"{source}: lacks column(s) {missing}; judge the control table first (jasco check-judge, "
-                         "or judging.controls.judge_controls)")
-    if df.empty:
-        raise TableError(f"{source}: judged control table has no rows")
-    df = check_controls(df, source)
-    empty = df.index[df["judge"].astype(str).str.strip() == ""]
-    if len(empty):
-        raise TableError(f"{source}: line {line_of(empty[0], source)}, column 'judge': empty")
-    if "status" in df.columns and (df["status"] == "failed").any():
-        failed = df.index[df["status"] == "failed"]
-        raise TableError(f"{source}: {len(failed)} row(s) whose judge call failed ({lines_text(failed, source)}, "
-                         "column 'status'); re-run to retry them")
-    parsed = parse_rows(df["judge_output"].astype(str),
-                        df["reask_output"].astype(str) if "reask_output" in df.columns else None)
-    return pd.DataFrame({
-        "judge": df["judge"].to_numpy(),
-        "template": df["template"].to_numpy() if "template" in df.columns else "",
-        "id": df["id"].to_numpy(),
-        "control_kind": df["control_kind"].to_numpy(),
-        "expected_rating": df["expected_rating"].to_numpy(),
-        "expected_orientation": df["expected_orientation"].to_numpy(),
-        "rating": parsed["rating"].to_numpy(),
-        "orientation": parsed["orientation"].to_numpy(),
-        "file": source,
-        "line": [line_of(i, source) for i in df.index],
-    }, columns=list(CHECK_ROW_COLUMNS))
-
-
-def read_checked(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
-    """Read judged control tables (CSV or Parquet) into one table of :func:`checked_rows`.
-
-    Raises:
-        TableError: A file is malformed, or two files hold the same judge.
-    """
-    frames, seen = [], {}
-    for path in map(Path, paths):
-        df = read_table_checked(path, what="judged control table")
-        frame = checked_rows(df, str(path))
-        for judge in in_order(frame["judge"]):
-            if judge in seen:
-                raise TableError(f"{path}: judge {judge!r} is also in {seen[judge]}; give each judge's table once")
-            seen[judge] = str(path)
-        frames.append(frame)
-    if not frames:
-        raise TableError("no judged control tables given")
-    return pd.concat(frames, ignore_index=True)
 
 
 def _none(value: float) -> float | None:
@@ -131,8 +63,11 @@ def _labels(rows: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series, pd.Seri
     rating_given = rows["rating"].map(lambda v: UNPARSED if pd.isna(v) else str(int(v)))
     orient_given = rows["orientation"].map(lambda v: v if isinstance(v, str) and v else UNPARSED)
     return {
-        "rating": (rows["expected_rating"].notna(), rows["expected_rating"].map(
-            lambda v: "" if pd.isna(v) else str(int(v))), rating_given),
+        "rating": (
+            rows["expected_rating"].notna(),
+            rows["expected_rating"].map(lambda v: "" if pd.isna(v) else str(int(v))),
+            rating_given,
+        ),
         "orientation": (rows["expected_orientation"] != "", rows["expected_orientation"], orient_given),
     }
 
@@ -153,8 +88,15 @@ def _confusion(expected: pd.Series, given: pd.Series, rows: list[str], cols: lis
     return {r: {c: int(counts.loc[r, c]) for c in cols} for r in present}
 
 
-def _scope_stats(rows: pd.DataFrame, labels: dict, correct: dict, scopes: list[tuple[str, pd.Series]],
-                 n_resamples: int, confidence: float, seed: int | None) -> list[dict[str, Any]]:
+def _scope_stats(
+    rows: pd.DataFrame,
+    labels: dict,
+    correct: dict,
+    scopes: list[tuple[str, pd.Series]],
+    n_resamples: int,
+    confidence: float,
+    seed: int | None,
+) -> list[dict[str, Any]]:
     """Per scope: rating and orientation accuracy with their intervals, every scope resampling the same clips."""
     ids = np.array(sorted(rows["id"].unique()))
     pos = pd.Series(np.arange(len(ids)), index=ids).loc[rows["id"]].to_numpy()
@@ -162,8 +104,9 @@ def _scope_stats(rows: pd.DataFrame, labels: dict, correct: dict, scopes: list[t
     for _, in_scope in scopes:
         for field in ("rating", "orientation"):
             mask = (labels[field][0] & in_scope).to_numpy()
-            num.append(np.bincount(pos, weights=(correct[field] & in_scope).to_numpy().astype(float),
-                                   minlength=len(ids)))
+            num.append(
+                np.bincount(pos, weights=(correct[field] & in_scope).to_numpy().astype(float), minlength=len(ids))
+            )
             den.append(np.bincount(pos, weights=mask.astype(float), minlength=len(ids)))
     num, den = np.array(num), np.array(den)  # (statistics, clips)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -181,8 +124,15 @@ def _scope_stats(rows: pd.DataFrame, labels: dict, correct: dict, scopes: list[t
     out = []
     for i, (_, in_scope) in enumerate(scopes):
         (ra, ra_ci), (oa, oa_ci) = stat(2 * i), stat(2 * i + 1)
-        out.append({"n": int(in_scope.sum()), "rating_accuracy": ra, "orientation_accuracy": oa,
-                    "rating_accuracy_ci": ra_ci, "orientation_accuracy_ci": oa_ci})
+        out.append(
+            {
+                "n": int(in_scope.sum()),
+                "rating_accuracy": ra,
+                "orientation_accuracy": oa,
+                "rating_accuracy_ci": ra_ci,
+                "orientation_accuracy_ci": oa_ci,
+            }
+        )
     return out
 
 
@@ -206,12 +156,15 @@ def _judge_record(rows: pd.DataFrame, n_resamples: int, confidence: float, seed:
     groups = {g: members for g, members in groups.items() if members}
     # statistics: overall, per kind, per group; each field a ratio of per-clip counts
     everything = pd.Series(True, index=rows.index)
-    scopes = [("all", everything)] + [(k, rows["control_kind"] == k) for k in kinds] \
+    scopes = (
+        [("all", everything)]
+        + [(k, rows["control_kind"] == k) for k in kinds]
         + [(g, rows["control_kind"].isin(members)) for g, members in groups.items()]
+    )
     stats = _scope_stats(rows, labels, correct, scopes, n_resamples, confidence, seed)
-    per_kind = dict(zip(kinds, stats[1:1 + len(kinds)]))
+    per_kind = dict(zip(kinds, stats[1 : 1 + len(kinds)], strict=False))
     by_group = {}
-    for (group, in_scope), st in zip(scopes[1 + len(kinds):], stats[1 + len(kinds):]):
+    for (group, in_scope), st in zip(scopes[1 + len(kinds) :], stats[1 + len(kinds) :], strict=False):
         kappa, majority = _agreement(labels, in_scope)
         by_group[group] = {"kinds": groups[group], **st, "kappa": kappa, "majority_baseline": majority}
     overall = stats[0]
@@ -231,11 +184,18 @@ def _judge_record(rows: pd.DataFrame, n_resamples: int, confidence: float, seed:
         "per_kind": per_kind,
         "kappa": kappa,
         "majority_baseline": majority,
-        "intervals": {"rating_accuracy": overall["rating_accuracy_ci"],
-                      "orientation_accuracy": overall["orientation_accuracy_ci"], "confidence": confidence,
-                      "n_resamples": n_resamples, "seed": seed, "unit": "clip"},
-        "confusion": {"orientation": _confusion(exp_o[mask_o], giv_o[mask_o], list(ORIENTATION_ORDER), orient_cats),
-                      "rating": _confusion(exp_r[mask_r], giv_r[mask_r], list(RATING_ORDER), rating_cats)},
+        "intervals": {
+            "rating_accuracy": overall["rating_accuracy_ci"],
+            "orientation_accuracy": overall["orientation_accuracy_ci"],
+            "confidence": confidence,
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "unit": "clip",
+        },
+        "confusion": {
+            "orientation": _confusion(exp_o[mask_o], giv_o[mask_o], list(ORIENTATION_ORDER), orient_cats),
+            "rating": _confusion(exp_r[mask_r], giv_r[mask_r], list(RATING_ORDER), rating_cats),
+        },
         "files": in_order(rows["file"]),
         "groups": by_group,
         "usable": paraphrased is not None and paraphrased >= USABLE_ORIENTATION_KAPPA,
@@ -243,8 +203,9 @@ def _judge_record(rows: pd.DataFrame, n_resamples: int, confidence: float, seed:
     }
 
 
-def measure(rows: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.95,
-            seed: int | None = 0) -> list[dict[str, Any]]:
+def measure(
+    rows: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.95, seed: int | None = 0
+) -> list[dict[str, Any]]:
     """The judge check's numbers, one record per judge (in order of appearance).
 
     Args:
@@ -266,8 +227,7 @@ def measure(rows: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.9
         paraphrased kinds' orientation kappa reaches ``usable_threshold``,
         :data:`USABLE_ORIENTATION_KAPPA`; false when they were not judged).
     """
-    return [_judge_record(group, n_resamples, confidence, seed)
-            for _, group in rows.groupby("judge", sort=False)]
+    return [_judge_record(group, n_resamples, confidence, seed) for _, group in rows.groupby("judge", sort=False)]
 
 
 def _fmt(value: float | None, ci: list | None = None) -> str:
@@ -284,18 +244,53 @@ def check_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     ``paraphrased``; with their kappas), then one per kind."""
     out = []
     for rec in records:
-        out.append({"judge": rec["judge"], "kind": "all", "n": rec["n_rows"], "unparsed": rec["n_unparsed"],
-                    "rating_accuracy": rec["rating_accuracy"], "orientation_accuracy": rec["orientation_accuracy"],
-                    "rating_kappa": rec["kappa"]["rating"], "orientation_kappa": rec["kappa"]["orientation"]})
+        out.append(
+            {
+                "judge": rec["judge"],
+                "kind": "all",
+                "n": rec["n_rows"],
+                "unparsed": rec["n_unparsed"],
+                "rating_accuracy": rec["rating_accuracy"],
+                "orientation_accuracy": rec["orientation_accuracy"],
+                "rating_kappa": rec["kappa"]["rating"],
+                "orientation_kappa": rec["kappa"]["orientation"],
+            }
+        )
         for group, g in rec.get("groups", {}).items():
-            out.append({"judge": rec["judge"], "kind": group, "n": g["n"], "rating_accuracy": g["rating_accuracy"],
-                        "orientation_accuracy": g["orientation_accuracy"], "rating_kappa": g["kappa"]["rating"],
-                        "orientation_kappa": g["kappa"]["orientation"]})
+            out.append(
+                {
+                    "judge": rec["judge"],
+                    "kind": group,
+                    "n": g["n"],
+                    "rating_accuracy": g["rating_accuracy"],
+                    "orientation_accuracy": g["orientation_accuracy"],
+                    "rating_kappa": g["kappa"]["rating"],
+                    "orientation_kappa": g["kappa"]["orientation"],
+                }
+            )
         for kind, k in rec["per_kind"].items():
-            out.append({"judge": rec["judge"], "kind": kind, "n": k["n"], "rating_accuracy": k["rating_accuracy"],
-                        "orientation_accuracy": k["orientation_accuracy"]})
-    return pd.DataFrame(out, columns=["judge", "kind", "n", "unparsed", "rating_accuracy", "orientation_accuracy",
-                                      "rating_kappa", "orientation_kappa"])
+            out.append(
+                {
+                    "judge": rec["judge"],
+                    "kind": kind,
+                    "n": k["n"],
+                    "rating_accuracy": k["rating_accuracy"],
+                    "orientation_accuracy": k["orientation_accuracy"],
+                }
+            )
+    return pd.DataFrame(
+        out,
+        columns=[
+            "judge",
+            "kind",
+            "n",
+            "unparsed",
+            "rating_accuracy",
+            "orientation_accuracy",
+            "rating_kappa",
+            "orientation_kappa",
+        ],
+    )
 
 
 def format_check(records: list[dict[str, Any]]) -> str:
@@ -304,25 +299,44 @@ def format_check(records: list[dict[str, Any]]) -> str:
     for rec in records:
         iv = rec["intervals"]
         level = f"{round(100 * iv['confidence'])}% interval" if iv.get("n_resamples") else "no interval"
-        head = [f"{rec['judge']}" + (f" ({rec['template']})" if rec.get("template") else "")
-                + f": {rec['n_rows']} rows, {rec['n_clips']} clips, {rec['n_unparsed']} unparsed",
-                f"  rating accuracy      {_fmt(rec['rating_accuracy'], iv['rating_accuracy'])}  "
-                f"kappa {_fmt(rec['kappa']['rating'])}  (always the commonest label: "
-                f"{_fmt(rec['majority_baseline']['rating'])})",
-                f"  orientation accuracy {_fmt(rec['orientation_accuracy'], iv['orientation_accuracy'])}  "
-                f"kappa {_fmt(rec['kappa']['orientation'])}  (always the commonest label: "
-                f"{_fmt(rec['majority_baseline']['orientation'])})",
-                f"  [{level}s, clips resampled]"]
+        head = [
+            f"{rec['judge']}"
+            + (f" ({rec['template']})" if rec.get("template") else "")
+            + f": {rec['n_rows']} rows, {rec['n_clips']} clips, {rec['n_unparsed']} unparsed",
+            f"  rating accuracy      {_fmt(rec['rating_accuracy'], iv['rating_accuracy'])}  "
+            f"kappa {_fmt(rec['kappa']['rating'])}  (always the commonest label: "
+            f"{_fmt(rec['majority_baseline']['rating'])})",
+            f"  orientation accuracy {_fmt(rec['orientation_accuracy'], iv['orientation_accuracy'])}  "
+            f"kappa {_fmt(rec['kappa']['orientation'])}  (always the commonest label: "
+            f"{_fmt(rec['majority_baseline']['orientation'])})",
+            f"  [{level}s, clips resampled]",
+        ]
         head += _group_lines(rec)
-        kinds = pd.DataFrame([{"kind": k, "n": v["n"], "rating": _fmt(v["rating_accuracy"]),
-                               "orientation": _fmt(v["orientation_accuracy"])} for k, v in rec["per_kind"].items()])
+        kinds = pd.DataFrame(
+            [
+                {
+                    "kind": k,
+                    "n": v["n"],
+                    "rating": _fmt(v["rating_accuracy"]),
+                    "orientation": _fmt(v["orientation_accuracy"]),
+                }
+                for k, v in rec["per_kind"].items()
+            ]
+        )
         conf = pd.DataFrame(rec["confusion"]["orientation"]).T
-        blocks.append("\n".join(head) + "\n\n" + _indent(kinds.to_string(index=False))
-                      + "\n\n  orientation, expected (rows) x given (columns):\n" + _indent(conf.to_string()))
-    note = ("Accuracy counts an unreadable rating or orientation as wrong; '-': not checked for that kind. "
-            "Kappa 0 is chance agreement with the expected labels. A judge is usable only when its orientation "
-            f"kappa on the paraphrased kinds is {USABLE_ORIENTATION_KAPPA} or more (the verbatim kinds are the "
-            "designed answers word for word: a text matcher gets them right).")
+        blocks.append(
+            "\n".join(head)
+            + "\n\n"
+            + _indent(kinds.to_string(index=False))
+            + "\n\n  orientation, expected (rows) x given (columns):\n"
+            + _indent(conf.to_string())
+        )
+    note = (
+        "Accuracy counts an unreadable rating or orientation as wrong; '-': not checked for that kind. "
+        "Kappa 0 is chance agreement with the expected labels. A judge is usable only when its orientation "
+        f"kappa on the paraphrased kinds is {USABLE_ORIENTATION_KAPPA} or more (the verbatim kinds are the "
+        "designed answers word for word: a text matcher gets them right)."
+    )
     warned = judge_check_warnings(records)
     return "\n\n".join(blocks) + "\n\n" + note + ("\n\n" + "\n".join(warned) if warned else "")
 
@@ -331,14 +345,17 @@ def _group_lines(rec: dict[str, Any]) -> list[str]:
     """The verbatim and paraphrased groups' lines of :func:`format_check`, and the verdict on usability."""
     lines = []
     for group, g in rec.get("groups", {}).items():
-        lines.append(f"  {group} kinds ({len(g['kinds'])}, {g['n']} rows): "
-                     f"rating {_fmt(g['rating_accuracy'], g['rating_accuracy_ci'])} "
-                     f"kappa {_fmt(g['kappa']['rating'])}; "
-                     f"orientation {_fmt(g['orientation_accuracy'], g['orientation_accuracy_ci'])} "
-                     f"kappa {_fmt(g['kappa']['orientation'])}")
+        lines.append(
+            f"  {group} kinds ({len(g['kinds'])}, {g['n']} rows): "
+            f"rating {_fmt(g['rating_accuracy'], g['rating_accuracy_ci'])} "
+            f"kappa {_fmt(g['kappa']['rating'])}; "
+            f"orientation {_fmt(g['orientation_accuracy'], g['orientation_accuracy_ci'])} "
+            f"kappa {_fmt(g['kappa']['orientation'])}"
+        )
     if "usable" in rec:
-        lines.append(f"  usable (paraphrased orientation kappa >= {rec['usable_threshold']}): "
-                     f"{'yes' if rec['usable'] else 'no'}")
+        lines.append(
+            f"  usable (paraphrased orientation kappa >= {rec['usable_threshold']}): {'yes' if rec['usable'] else 'no'}"
+        )
     return lines
 
 
@@ -362,48 +379,21 @@ def judge_check_warnings(records: list[dict[str, Any]], threshold: float = USABL
     for rec in records:
         kappa = rec.get("groups", {}).get("paraphrased", {}).get("kappa", {}).get("orientation")
         if kappa is None:
-            out.append(f"Warning: judge {rec['judge']} has no orientation kappa on the paraphrased controls "
-                       "(none were judged, or they cannot be scored), so nothing shows it usable.")
+            out.append(
+                f"Warning: judge {rec['judge']} has no orientation kappa on the paraphrased controls "
+                "(none were judged, or they cannot be scored), so nothing shows it usable."
+            )
         elif kappa < threshold:
-            out.append(f"Warning: judge {rec['judge']} is not usable: its orientation kappa on the paraphrased "
-                       f"controls is {kappa:.2f}, below {threshold}; its Table II and Figure 2 numbers say little "
-                       "about the ALLMs.")
+            out.append(
+                f"Warning: judge {rec['judge']} is not usable: its orientation kappa on the paraphrased "
+                f"controls is {kappa:.2f}, below {threshold}; its Table II and Figure 2 numbers say little "
+                "about the ALLMs."
+            )
     return out
 
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
-
-
-def write_check_report(records: list[dict[str, Any]], out_dir: str | os.PathLike[str],
-                       title: str | None = None) -> list[Path]:
-    """Write ``judge_check.json`` (the records), ``judge_check.csv`` (:func:`check_table`) and
-    ``judge_check.png`` (:func:`jasco_utils.analysis.plots.plot_judge_check`) in ``out_dir``."""
-    from jasco_utils.analysis import plots
-
-    out_dir = Path(out_dir)
-    with atomic_open(out_dir / "judge_check.json", "w", encoding="utf-8") as fh:
-        json.dump(records, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    paths = [out_dir / "judge_check.json", write_csv(check_table(records), out_dir / "judge_check.csv")]
-    paths.append(plots.save_figure(plots.plot_judge_check(records, title=title), out_dir / "judge_check.png", dpi=130))
-    return paths
-
-
-def run_check_report(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str],
-                     n_resamples: int = 2000, seed: int | None = 0, title: str | None = None) -> dict[str, Any] | None:
-    """The analysis notebook's judge check: measure ``RUN_DIR/judge_check``'s judged tables, write the report.
-
-    Returns:
-        ``records``, ``table`` (:func:`check_table`) and the written ``paths`` (in
-        ``figures_dir``); ``None`` when the run has no judged control tables.
-    """
-    run = Run(run_dir)
-    if not run.judge_check_files():
-        return None
-    records = measure(run.judge_check(), n_resamples=n_resamples, seed=seed)
-    return {"records": records, "table": check_table(records),
-            "paths": write_check_report(records, figures_dir, title=title)}
 
 
 def check_footnote(run_dir: str | os.PathLike[str]) -> str:
@@ -412,12 +402,18 @@ def check_footnote(run_dir: str | os.PathLike[str]) -> str:
     if not run.judge_check_files():
         return ""
     records = measure(run.judge_check(), n_resamples=0)
-    parts = [f"{r['judge']} rating {_fmt(r['rating_accuracy'])}, orientation {_fmt(r['orientation_accuracy'])}"
-             f" (kappa {_fmt(r['kappa']['rating'])}, {_fmt(r['kappa']['orientation'])})" + _paraphrased_note(r)
-             for r in records]
+    parts = [
+        f"{r['judge']} rating {_fmt(r['rating_accuracy'])}, orientation {_fmt(r['orientation_accuracy'])}"
+        f" (kappa {_fmt(r['kappa']['rating'])}, {_fmt(r['kappa']['orientation'])})" + _paraphrased_note(r)
+        for r in records
+    ]
     warned = judge_check_warnings(records)
-    return (f"Judge check (control answers with known labels, {clips_text(records)}; accuracy, Cohen's kappa): "
-            + "; ".join(parts) + "." + ("".join(" " + w for w in warned)))
+    return (
+        f"Judge check (control answers with known labels, {clips_text(records)}; accuracy, Cohen's kappa): "
+        + "; ".join(parts)
+        + "."
+        + ("".join(" " + w for w in warned))
+    )
 
 
 def clips_text(records: list[dict[str, Any]]) -> str:
@@ -430,7 +426,8 @@ def clips_text(records: list[dict[str, Any]]) -> str:
     if len(set(counts)) == 1:
         return f"{counts[0]} clips"
     return f"{counts[0]} clips for {records[0]['judge']}, " + ", ".join(
-        f"{r['n_clips']} for {r['judge']}" for r in records[1:])
+        f"{r['n_clips']} for {r['judge']}" for r in records[1:]
+    )
 
 
 def _paraphrased_note(rec: dict[str, Any]) -> str:
@@ -438,6 +435,8 @@ def _paraphrased_note(rec: dict[str, Any]) -> str:
     g = rec.get("groups", {}).get("paraphrased")
     if not g:
         return ""
-    return (f"; paraphrased kinds: rating {_fmt(g['rating_accuracy'])}, orientation {_fmt(g['orientation_accuracy'])}"
-            f" (kappa {_fmt(g['kappa']['rating'])}, {_fmt(g['kappa']['orientation'])}), "
-            + ("usable" if rec.get("usable") else "not usable"))
+    return (
+        f"; paraphrased kinds: rating {_fmt(g['rating_accuracy'])}, orientation {_fmt(g['orientation_accuracy'])}"
+        f" (kappa {_fmt(g['kappa']['rating'])}, {_fmt(g['kappa']['orientation'])}), "
+        + ("usable" if rec.get("usable") else "not usable")
+    )

@@ -49,13 +49,29 @@ AVERAGE = "Average"
 REQUIRED_COLUMNS: tuple[str, ...] = ("model", "judge", "id", "instruction", "rating", "orientation")
 #: Per-clip columns of :func:`clip_table` (besides the keys); ``n_clips`` is 1 for every clip.
 CLIP_COLUMNS: tuple[str, ...] = (
-    "best_gated", "best_ungated", "n_audio", "n_both", "n_speech", "n_oriented", "n_neither",
-    "n_responses", "n_unparsed", "n_unparsed_rating", "n_unparsed_orientation", "n_clips", "n_truncated",
+    "best_gated",
+    "best_ungated",
+    "n_audio",
+    "n_both",
+    "n_speech",
+    "n_oriented",
+    "n_neither",
+    "n_responses",
+    "n_unparsed",
+    "n_unparsed_rating",
+    "n_unparsed_orientation",
+    "n_clips",
+    "n_truncated",
 )
 #: Counts of a score record, each the sum of the per-clip column of that name (the Average
 #: sums them over judges, except ``n_clips``: the most any judge has).
 COUNT_KEYS: tuple[str, ...] = (
-    "n_responses", "n_unparsed", "n_clips", "n_unparsed_rating", "n_unparsed_orientation", "n_neither",
+    "n_responses",
+    "n_unparsed",
+    "n_clips",
+    "n_unparsed_rating",
+    "n_unparsed_orientation",
+    "n_neither",
     "n_truncated",
 )
 
@@ -80,9 +96,12 @@ def gate(rating: pd.Series, orientation: pd.Series) -> pd.Series:
 def _orientations(values: pd.Series) -> pd.Series:
     """Orientations as labels, ``None`` where missing (NaN, NA or empty)."""
     return pd.Series(
-        [None if v is None or v is pd.NA or v == "" or (isinstance(v, float) and math.isnan(v)) else str(v)
-         for v in values.to_numpy(dtype=object)],
-        index=values.index, dtype=object,
+        [
+            None if v is None or v is pd.NA or v == "" or (isinstance(v, float) and math.isnan(v)) else str(v)
+            for v in values.to_numpy(dtype=object)
+        ],
+        index=values.index,
+        dtype=object,
     )
 
 
@@ -92,8 +111,9 @@ def response_values(rows: pd.DataFrame) -> pd.DataFrame:
     unreadable)."""
     rating = pd.to_numeric(rows["rating"], errors="coerce").astype(float)
     orientation = _orientations(rows["orientation"])
-    return rows.assign(rating=rating, orientation=orientation, ungated=rating.fillna(0.0),
-                       gated=gate(rating, orientation))
+    return rows.assign(
+        rating=rating, orientation=orientation, ungated=rating.fillna(0.0), gated=gate(rating, orientation)
+    )
 
 
 def prepare_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -152,10 +172,16 @@ def clip_table(rows: pd.DataFrame, by: Sequence[str] = ("model", "judge")) -> pd
     truncated = r["truncated"].fillna(False).astype(bool).to_numpy() if "truncated" in r else np.zeros(len(r), bool)
     counts = pd.DataFrame(
         {
-            "n_audio": o.eq(AUDIO).to_numpy(), "n_both": o.eq(BOTH).to_numpy(), "n_speech": o.eq(SPEECH).to_numpy(),
-            "n_oriented": o.isin([AUDIO, BOTH, SPEECH]).to_numpy(), "n_neither": o.eq(NEITHER).to_numpy(),
-            "n_responses": np.ones(len(r), dtype=bool), "n_unparsed": rating_missing | no_orientation,
-            "n_unparsed_rating": rating_missing, "n_unparsed_orientation": no_orientation, "n_truncated": truncated,
+            "n_audio": o.eq(AUDIO).to_numpy(),
+            "n_both": o.eq(BOTH).to_numpy(),
+            "n_speech": o.eq(SPEECH).to_numpy(),
+            "n_oriented": o.isin([AUDIO, BOTH, SPEECH]).to_numpy(),
+            "n_neither": o.eq(NEITHER).to_numpy(),
+            "n_responses": np.ones(len(r), dtype=bool),
+            "n_unparsed": rating_missing | no_orientation,
+            "n_unparsed_rating": rating_missing,
+            "n_unparsed_orientation": no_orientation,
+            "n_truncated": truncated,
         },
     ).astype(int)
     keys = [r[k].to_numpy() for k in (*by, "id")]
@@ -190,8 +216,10 @@ class ClipValues:
         units = tuple(in_order(clips[unit]))
         ids = tuple(np.sort(clips["id"].unique()))
         wide = clips.pivot(index=unit, columns="id", values=list(CLIP_COLUMNS))
-        arrays = {c: wide[c].reindex(index=list(units), columns=list(ids)).fillna(0).to_numpy(dtype=float)
-                  for c in CLIP_COLUMNS}
+        arrays = {
+            c: wide[c].reindex(index=list(units), columns=list(ids)).fillna(0).to_numpy(dtype=float)
+            for c in CLIP_COLUMNS
+        }
         return cls(arrays, units, ids)
 
 
@@ -240,8 +268,16 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 
-def register_metric(name: str, *, label: str, digits: int, axis_label: str, scale: tuple[float, float],
-                    headline: bool = True, note: str = "") -> Callable[[MetricFunction], MetricFunction]:
+def register_metric(
+    name: str,
+    *,
+    label: str,
+    digits: int,
+    axis_label: str,
+    scale: tuple[float, float],
+    headline: bool = True,
+    note: str = "",
+) -> Callable[[MetricFunction], MetricFunction]:
     """Register ``func(clips, weights)`` as metric ``name`` (see :class:`Metric`).
 
     Example: the share of clips with a fully correct answer, one more column of ``jasco
@@ -261,15 +297,28 @@ def register_metric(name: str, *, label: str, digits: int, axis_label: str, scal
     return register
 
 
-@register_metric("best_mean", label="best-mean", digits=2, axis_label="Best-Mean (0-2)", scale=(0, 2),
-                 note="best-mean: per clip the best of 8 ratings, a rating counting only when the orientation is Both")
+@register_metric(
+    "best_mean",
+    label="best-mean",
+    digits=2,
+    axis_label="Best-Mean (0-2)",
+    scale=(0, 2),
+    note="best-mean: per clip the best of 8 ratings, a rating counting only when the orientation is Both",
+)
 def best_of_clip_gated(clips: ClipValues, weights: np.ndarray) -> np.ndarray:
     """Best-Mean (Table II): the weighted mean over clips of each clip's best gated value."""
     return clips.total("best_gated", weights) / clips.total("n_clips", weights)
 
 
-@register_metric("best_mean_ungated", label="ungated", digits=2, axis_label="Best-Mean, ungated (0-2)",
-                 scale=(0, 2), headline=False, note="ungated: without that condition")
+@register_metric(
+    "best_mean_ungated",
+    label="ungated",
+    digits=2,
+    axis_label="Best-Mean, ungated (0-2)",
+    scale=(0, 2),
+    headline=False,
+    note="ungated: without that condition",
+)
 def best_of_clip_ungated(clips: ClipValues, weights: np.ndarray) -> np.ndarray:
     """Best-Mean without the Both condition: the mean over clips of each clip's best rating."""
     return clips.total("best_ungated", weights) / clips.total("n_clips", weights)
@@ -279,8 +328,14 @@ def _share(clips: ClipValues, weights: np.ndarray, column: str) -> np.ndarray:
     return 100 * clips.total(column, weights) / clips.total("n_oriented", weights)
 
 
-@register_metric("audio_pct", label="audio%", digits=1, axis_label="audio %", scale=(0, 100),
-                 note="audio/both/speech%: among responses with one of those orientations")
+@register_metric(
+    "audio_pct",
+    label="audio%",
+    digits=1,
+    axis_label="audio %",
+    scale=(0, 100),
+    note="audio/both/speech%: among responses with one of those orientations",
+)
 def audio_share(clips: ClipValues, weights: np.ndarray) -> np.ndarray:
     """Figure 2's A: percent of the Audio/Both/Speech-oriented responses that are Audio."""
     return _share(clips, weights, "n_audio")
@@ -382,8 +437,9 @@ def _mean(values: pd.Series) -> float:
     return values.mean()
 
 
-def _average_rows(frame: pd.DataFrame, keys: Sequence[str], means: Sequence[str], sums: Sequence[str] = (),
-                  maxes: Sequence[str] = ()) -> pd.DataFrame:
+def _average_rows(
+    frame: pd.DataFrame, keys: Sequence[str], means: Sequence[str], sums: Sequence[str] = (), maxes: Sequence[str] = ()
+) -> pd.DataFrame:
     """Per model with two or more judges (and per ``keys``): the ``Average`` row."""
     per_judge = frame[frame["judge"] != AVERAGE]
     n_judges = per_judge.groupby("model")["judge"].nunique()
@@ -407,8 +463,9 @@ def average_over_judges(scores: pd.DataFrame) -> pd.DataFrame:
     return avg.reindex(columns=list(score_keys())).reset_index(drop=True)
 
 
-def with_average(frame: pd.DataFrame, keys: Sequence[str], means: Sequence[str],
-                 sums: Sequence[str] = ()) -> pd.DataFrame:
+def with_average(
+    frame: pd.DataFrame, keys: Sequence[str], means: Sequence[str], sums: Sequence[str] = ()
+) -> pd.DataFrame:
     """``frame`` with per-model ``Average`` rows (mean of ``means``, sum of ``sums`` over judges).
 
     Only models with two or more judges get them, as :func:`average_over_judges`. Rows are

@@ -77,8 +77,12 @@ def instruction_means(rows: pd.DataFrame) -> pd.DataFrame:
     out = (
         prep.assign(_unparsed=prep["rating"].isna().astype(int))
         .groupby(["model", "judge", "instruction"], sort=False)
-        .agg(mean_gated=("gated", "mean"), mean_ungated=("ungated", "mean"), n_responses=("gated", "size"),
-             n_unparsed_rating=("_unparsed", "sum"))
+        .agg(
+            mean_gated=("gated", "mean"),
+            mean_ungated=("ungated", "mean"),
+            n_responses=("gated", "size"),
+            n_unparsed_rating=("_unparsed", "sum"),
+        )
         .reset_index()
     )
     out.insert(3, "wording", out["instruction"].map(INSTRUCTION_WORDING))
@@ -100,16 +104,27 @@ def mean_vs_best(rows: pd.DataFrame) -> pd.DataFrame:
         ``best_minus_mean`` (gated), ``mean_ungated``, ``best_mean_ungated``, ``n_responses``.
     """
     prep = prepare_rows(rows)
-    means = prep.groupby(["model", "judge"], sort=False).agg(mean_gated=("gated", "mean"),
-                                                             mean_ungated=("ungated", "mean"),
-                                                             n_responses=("gated", "size"))
+    means = prep.groupby(["model", "judge"], sort=False).agg(
+        mean_gated=("gated", "mean"), mean_ungated=("ungated", "mean"), n_responses=("gated", "size")
+    )
     bests = score_rows(prep).set_index(["model", "judge"])[["best_mean", "best_mean_ungated"]]
     out = means.join(bests).reset_index()
     out["best_minus_mean"] = out["best_mean"] - out["mean_gated"]
-    out = out[["model", "judge", "mean_gated", "best_mean", "best_minus_mean", "mean_ungated", "best_mean_ungated",
-               "n_responses"]]
-    return with_average(out, [], ["mean_gated", "best_mean", "best_minus_mean", "mean_ungated", "best_mean_ungated"],
-                        ["n_responses"])
+    out = out[
+        [
+            "model",
+            "judge",
+            "mean_gated",
+            "best_mean",
+            "best_minus_mean",
+            "mean_ungated",
+            "best_mean_ungated",
+            "n_responses",
+        ]
+    ]
+    return with_average(
+        out, [], ["mean_gated", "best_mean", "best_minus_mean", "mean_ungated", "best_mean_ungated"], ["n_responses"]
+    )
 
 
 def orientation_by_wording(rows: pd.DataFrame) -> pd.DataFrame:
@@ -130,12 +145,25 @@ def orientation_by_wording(rows: pd.DataFrame) -> pd.DataFrame:
     recs = []
     for (model, judge, wording), g in prep.groupby(["model", "judge", "wording"], sort=False):
         o = g["orientation"]
-        recs.append({"model": model, "judge": judge, "wording": wording, **dependence(g),
-                     "n_oriented": int(o.isin([AUDIO, BOTH, SPEECH]).sum()), "n_neither": int(o.eq(NEITHER).sum()),
-                     "n_unparsed": int(o.isna().sum()), "n_responses": len(g)})
+        recs.append(
+            {
+                "model": model,
+                "judge": judge,
+                "wording": wording,
+                **dependence(g),
+                "n_oriented": int(o.isin([AUDIO, BOTH, SPEECH]).sum()),
+                "n_neither": int(o.eq(NEITHER).sum()),
+                "n_unparsed": int(o.isna().sum()),
+                "n_responses": len(g),
+            }
+        )
     out = pd.DataFrame.from_records(recs)
-    return with_average(out, ["wording"], ["audio_pct", "both_pct", "speech_pct"],
-                        ["n_oriented", "n_neither", "n_unparsed", "n_responses"])
+    return with_average(
+        out,
+        ["wording"],
+        ["audio_pct", "both_pct", "speech_pct"],
+        ["n_oriented", "n_neither", "n_unparsed", "n_responses"],
+    )
 
 
 def _chi2_stat(table: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -145,8 +173,7 @@ def _chi2_stat(table: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.where(keep, (table - expected) ** 2 / e, 0.0).sum(axis=(-2, -1))
 
 
-def wording_test(rows: pd.DataFrame, n_resamples: int = 9999, seed: int | None = 0,
-                 batch: int = 1000) -> pd.DataFrame:
+def wording_test(rows: pd.DataFrame, n_resamples: int = 9999, seed: int | None = 0, batch: int = 1000) -> pd.DataFrame:
     """Does naming the speech or the audio first shift the orientation shares?
 
     Per (model, judge), the 2 x 3 table of wording (speech-first, audio-first) x
@@ -183,11 +210,19 @@ def wording_test(rows: pd.DataFrame, n_resamples: int = 9999, seed: int | None =
         first = g["wording"].eq(SPEECH_FIRST).to_numpy()
         orient = np.stack([g["orientation"].eq(c).to_numpy() for c in cats], axis=1).astype(float)  # (n, 3)
         table = np.stack([orient[first].sum(0), orient[~first].sum(0)])  # (2, 3)
-        rec = {"model": model, "judge": judge, "chi2": math.nan, "dof": 0, "chi2_p_value": math.nan,
-               "permutation_p_value": math.nan,
-               "both_pct_speech_first": dependence(g[first])["both_pct"],
-               "both_pct_audio_first": dependence(g[~first])["both_pct"],
-               "n_oriented": len(g), "n_clips": int(g["id"].nunique()), "n_resamples": n_resamples}
+        rec = {
+            "model": model,
+            "judge": judge,
+            "chi2": math.nan,
+            "dof": 0,
+            "chi2_p_value": math.nan,
+            "permutation_p_value": math.nan,
+            "both_pct_speech_first": dependence(g[first])["both_pct"],
+            "both_pct_audio_first": dependence(g[~first])["both_pct"],
+            "n_oriented": len(g),
+            "n_clips": int(g["id"].nunique()),
+            "n_resamples": n_resamples,
+        }
         if table[0].sum() > 0 and table[1].sum() > 0:
             used = table.sum(0) > 0
             if used.sum() < 2:
@@ -257,10 +292,16 @@ def best_of_k(rows: pd.DataFrame, ks: Sequence[int] | None = None) -> pd.DataFra
     for (model, judge), g in prep.groupby(["model", "judge"], sort=False):
         per_clip = [(c["gated"].to_numpy(), c["ungated"].to_numpy()) for _, c in g.groupby("id")]
         for k in ks:
-            recs.append({"model": model, "judge": judge, "k": int(k),
-                         "best_of_k": float(np.mean([expected_best_of_k(gv, k) for gv, _ in per_clip])),
-                         "best_of_k_ungated": float(np.mean([expected_best_of_k(uv, k) for _, uv in per_clip])),
-                         "n_clips": len(per_clip)})
+            recs.append(
+                {
+                    "model": model,
+                    "judge": judge,
+                    "k": int(k),
+                    "best_of_k": float(np.mean([expected_best_of_k(gv, k) for gv, _ in per_clip])),
+                    "best_of_k_ungated": float(np.mean([expected_best_of_k(uv, k) for _, uv in per_clip])),
+                    "n_clips": len(per_clip),
+                }
+            )
     out = pd.DataFrame.from_records(recs)
     avg = with_average(out, ["k"], ["best_of_k", "best_of_k_ungated"])
     if (avg["judge"] == AVERAGE).any():

@@ -34,18 +34,44 @@ from typing import Any
 
 import pandas as pd
 
-from jasco_utils.config import ConfigError, ModelSpec
+from jasco_utils.core.errors import ConfigError
+from jasco_utils.models.spec import ModelSpec
 from jasco_utils.run import Run, as_run
 
 #: The stages, in the order a run goes through them.
 STAGES: tuple[str, ...] = ("infer", "judge", "check")
 #: The columns of :func:`usage_table`.
 USAGE_COLUMNS: tuple[str, ...] = (
-    "stage", "model", "rows", "calls", "from_store", "prompt_tokens", "completion_tokens", "new_prompt_tokens",
-    "new_completion_tokens", "rows_without_tokens", "wall_s", "gpu_s", "wall_source", "cost_usd", "new_cost_usd",
+    "stage",
+    "model",
+    "rows",
+    "calls",
+    "from_store",
+    "prompt_tokens",
+    "completion_tokens",
+    "new_prompt_tokens",
+    "new_completion_tokens",
+    "rows_without_tokens",
+    "wall_s",
+    "gpu_s",
+    "wall_source",
+    "cost_usd",
+    "new_cost_usd",
 )
-_SUMMED = ("rows", "calls", "from_store", "prompt_tokens", "completion_tokens", "new_prompt_tokens",
-           "new_completion_tokens", "rows_without_tokens", "wall_s", "gpu_s", "cost_usd", "new_cost_usd")
+_SUMMED = (
+    "rows",
+    "calls",
+    "from_store",
+    "prompt_tokens",
+    "completion_tokens",
+    "new_prompt_tokens",
+    "new_completion_tokens",
+    "rows_without_tokens",
+    "wall_s",
+    "gpu_s",
+    "cost_usd",
+    "new_cost_usd",
+)
 
 
 def _specs(run: Run) -> dict[tuple[str, str], ModelSpec]:
@@ -67,7 +93,9 @@ def _distinct(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _tokens(requests: pd.DataFrame) -> tuple[float, float]:
     """Prompt and completion tokens of ``requests``: 0 for none, NaN when none of them has counts."""
-    return tuple(float(requests[c].sum(min_count=min(1, len(requests)))) for c in ("prompt_tokens", "completion_tokens"))
+    return tuple(
+        float(requests[c].sum(min_count=min(1, len(requests)))) for c in ("prompt_tokens", "completion_tokens")
+    )
 
 
 def _cost(spec: ModelSpec | None, prompt: float, completion: float) -> float:
@@ -85,7 +113,10 @@ def usage_table(run_dir: str | os.PathLike[str] | Run) -> pd.DataFrame:
     run = as_run(run_dir)
     calls, stages, specs = run.call_rows(), run.stage_records(), _specs(run)
     stages = stages[stages["stage"].isin(STAGES)].assign(gpu_s=lambda d: d["wall_s"] * d["num_gpus"])
-    jobs = [json.dumps(job, default=str) for job in zip(*(stages[c] for c in ("stage", "model", "input", "shard")))]
+    jobs = [
+        json.dumps(job, default=str)
+        for job in zip(*(stages[c] for c in ("stage", "model", "input", "shard")), strict=False)
+    ]
     last = stages[~pd.Series(jobs, index=stages.index, dtype=object).duplicated(keep="last")]
     timed = last.groupby(["stage", "model"])[["wall_s", "gpu_s"]].sum(min_count=1)
     out = []
@@ -99,15 +130,25 @@ def usage_table(run_dir: str | os.PathLike[str] | Run) -> pd.DataFrame:
             source = "stages"
         else:
             wall, gpu, source = float(requests["latency_s"].sum(min_count=1)), math.nan, "latency"
-        out.append({
-            "stage": stage, "model": model, "rows": len(rows), "calls": len(new),
-            "from_store": int(rows["from_cache"].eq(True).sum()),
-            "prompt_tokens": tokens[0], "completion_tokens": tokens[1],
-            "new_prompt_tokens": new_tokens[0], "new_completion_tokens": new_tokens[1],
-            "rows_without_tokens": int((rows["prompt_tokens"].isna() & rows["completion_tokens"].isna()).sum()),
-            "wall_s": float(wall), "gpu_s": float(gpu), "wall_source": source,
-            "cost_usd": _cost(spec, *tokens), "new_cost_usd": _cost(spec, *new_tokens),
-        })
+        out.append(
+            {
+                "stage": stage,
+                "model": model,
+                "rows": len(rows),
+                "calls": len(new),
+                "from_store": int(rows["from_cache"].eq(True).sum()),
+                "prompt_tokens": tokens[0],
+                "completion_tokens": tokens[1],
+                "new_prompt_tokens": new_tokens[0],
+                "new_completion_tokens": new_tokens[1],
+                "rows_without_tokens": int((rows["prompt_tokens"].isna() & rows["completion_tokens"].isna()).sum()),
+                "wall_s": float(wall),
+                "gpu_s": float(gpu),
+                "wall_source": source,
+                "cost_usd": _cost(spec, *tokens),
+                "new_cost_usd": _cost(spec, *new_tokens),
+            }
+        )
     table = pd.DataFrame(out, columns=list(USAGE_COLUMNS))
     order = {s: i for i, s in enumerate(STAGES)}
     return table.sort_values("stage", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
@@ -119,8 +160,16 @@ def usage_totals(table: pd.DataFrame) -> pd.DataFrame:
     A sum is missing only where every row's value is (priced models only add to the cost).
     """
     sums = [(stage, g) for stage, g in table.groupby("stage", sort=False)] + [("all", table)]
-    rows = [{"stage": stage, "model": "all", **{c: float(g[c].sum(min_count=1)) for c in _SUMMED},
-             "wall_source": "+".join(sorted(set(g["wall_source"])))} for stage, g in sums if len(g)]
+    rows = [
+        {
+            "stage": stage,
+            "model": "all",
+            **{c: float(g[c].sum(min_count=1)) for c in _SUMMED},
+            "wall_source": "+".join(sorted(set(g["wall_source"]))),
+        }
+        for stage, g in sums
+        if len(g)
+    ]
     return pd.DataFrame(rows, columns=list(USAGE_COLUMNS))
 
 
@@ -167,15 +216,22 @@ def usage_lines(run_dir: str | os.PathLike[str] | Run) -> list[str]:
     for r in totals[totals["stage"] != "all"].itertuples():
         tokens = r.prompt_tokens + r.completion_tokens
         uncounted = f", {r.rows_without_tokens:,.0f} rows uncounted" if r.rows_without_tokens else ""
-        tokens = ("tokens unknown" if math.isnan(tokens) else
-                  f"{_n(tokens)} tokens ({_n(r.new_prompt_tokens + r.new_completion_tokens)} new{uncounted})")
+        tokens = (
+            "tokens unknown"
+            if math.isnan(tokens)
+            else f"{_n(tokens)} tokens ({_n(r.new_prompt_tokens + r.new_completion_tokens)} new{uncounted})"
+        )
         gpu = "" if math.isnan(r.gpu_s) else f", {r.gpu_s:,.0f} GPU-s"
-        lines.append(f"{r.stage:<6} {_n(r.rows)} rows: {_n(r.calls)} calls, {_n(r.from_store)} from the store; "
-                     f"{tokens}; {_seconds(r.wall_s, r.wall_source)}{gpu}")
+        lines.append(
+            f"{r.stage:<6} {_n(r.rows)} rows: {_n(r.calls)} calls, {_n(r.from_store)} from the store; "
+            f"{tokens}; {_seconds(r.wall_s, r.wall_source)}{gpu}"
+        )
     total = totals[totals["stage"] == "all"]
     if len(total) and not math.isnan(total["cost_usd"].iloc[0]):
-        lines.append(f"cost   {_usd(total['new_cost_usd'].iloc[0])} for this run's calls "
-                     f"({_usd(total['cost_usd'].iloc[0])} without the call store; priced models only)")
+        lines.append(
+            f"cost   {_usd(total['new_cost_usd'].iloc[0])} for this run's calls "
+            f"({_usd(total['cost_usd'].iloc[0])} without the call store; priced models only)"
+        )
     return lines
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import soundfile as sf
 import soxr
 
-from jasco_utils.paths import dataset_dir
+from jasco_utils.core.paths import dataset_dir
 
 #: Sample rate every model receives.
 TARGET_SR = 16_000
@@ -41,7 +41,7 @@ def clip_path(
 
     Args:
         clip_id: The clip's id (1..80).
-        data_dir: The dataset folder (see :func:`jasco_utils.paths.dataset_dir`).
+        data_dir: The dataset folder (see :func:`jasco_utils.core.paths.dataset_dir`).
         audio: A path given for the clip (a manifest row's ``audio``); used when it names a
             file, otherwise the clip is looked for in ``data_dir``.
 
@@ -54,7 +54,9 @@ def clip_path(
             return given
     path = dataset_dir(data_dir) / clip_file(clip_id)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: audio of clip {clip_id} not found; run `jasco data download` or set --data-dir")
+        raise FileNotFoundError(
+            f"{path}: audio of clip {clip_id} not found; run `jasco data download` or set --data-dir"
+        )
     return path
 
 
@@ -101,7 +103,7 @@ def load_clips(
     Args:
         manifest_or_clip_ids: A manifest (its distinct ``id``; a row's ``audio`` path is used
             when it names a file) or clip ids.
-        data_dir: The dataset folder (see :func:`jasco_utils.paths.dataset_dir`).
+        data_dir: The dataset folder (see :func:`jasco_utils.core.paths.dataset_dir`).
 
     Raises:
         FileNotFoundError: A clip's file is not there.

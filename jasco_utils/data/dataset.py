@@ -3,7 +3,7 @@
 80 clips ``1.wav`` ... ``80.wav``, each mixing a designed sound with designed speech, and
 ``v0.csv``: per clip the sound (``Audio``), the speech (``Speech``), the audio-only,
 speech-only and correct answers, and the correct answer's keyword(s). The folder comes
-from :func:`jasco_utils.paths.dataset_dir` (argument, ``$JASCO_DATA_DIR``, or
+from :func:`jasco_utils.core.paths.dataset_dir` (argument, ``$JASCO_DATA_DIR``, or
 ``data/raw/jasco-v0``).
 
 This module reads the metadata, holds the pinned checksums and validates a dataset folder
@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from jasco_utils.core.io import TableError, line_of, read_csv_checked, sha256_file
+from jasco_utils.core.paths import dataset_dir
 from jasco_utils.data.clips import TARGET_SR, clip_file
-from jasco_utils.io import TableError, line_of, read_csv_checked, sha256_file
-from jasco_utils.paths import dataset_dir
 
 #: Number of clips in v0.
 N_CLIPS = 80
@@ -86,15 +86,19 @@ def load_metadata(data_dir: str | os.PathLike[str] | None = None, allow_repeats:
     bad = ~df["audio_id"].str.fullmatch(r"\s*\d+\s*")
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise TableError(f"{path}: line {line_of(i, path)}, column 'audio_id': {df['audio_id'].iloc[i]!r} is not "
-                         "a clip id (a whole number written as digits, e.g. 7)")
+        raise TableError(
+            f"{path}: line {line_of(i, path)}, column 'audio_id': {df['audio_id'].iloc[i]!r} is not "
+            "a clip id (a whole number written as digits, e.g. 7)"
+        )
     ids = df["audio_id"].astype(int)
     repeated = ids.duplicated(keep="first")
     if repeated.any() and not allow_repeats:
         i = int(np.flatnonzero(repeated.to_numpy())[0])
         first = int(np.flatnonzero((ids == ids.iloc[i]).to_numpy())[0])
-        raise TableError(f"{path}: line {line_of(i, path)}, column 'audio_id': clip {ids.iloc[i]} again (first on "
-                         f"line {line_of(first, path)}); each clip has one row")
+        raise TableError(
+            f"{path}: line {line_of(i, path)}, column 'audio_id': clip {ids.iloc[i]} again (first on "
+            f"line {line_of(first, path)}); each clip has one row"
+        )
     df["audio_id"] = ids
     return df
 
@@ -148,8 +152,10 @@ class ValidationReport:
         if not verbose:
             lines = [f"  {f}" for f in self.errors]
             state = "OK" if self.ok else "FAILED: fix the errors above (re-run `jasco data download`)"
-            lines.append(f"{state}: {self.data_dir}, {len(self.clips)} clips decoded, {n_err} error(s), "
-                         f"{n_warn} irregularit{'y' if n_warn == 1 else 'ies'} (--verbose lists them)")
+            lines.append(
+                f"{state}: {self.data_dir}, {len(self.clips)} clips decoded, {n_err} error(s), "
+                f"{n_warn} irregularit{'y' if n_warn == 1 else 'ies'} (--verbose lists them)"
+            )
             return "\n".join(lines)
         lines = [f"Dataset: {self.data_dir}"]
         c = self.clips
@@ -169,9 +175,7 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate_dataset(
-    data_dir: str | os.PathLike[str] | None = None, check_checksums: bool = True
-) -> ValidationReport:
+def validate_dataset(data_dir: str | os.PathLike[str] | None = None, check_checksums: bool = True) -> ValidationReport:
     """Check the dataset folder and describe every irregularity found.
 
     Errors: ``v0.csv`` missing or malformed; a clip without a row or a row without a clip;
@@ -182,7 +186,7 @@ def validate_dataset(
     same sound and the same correct answer), and (errors) files that differ from the pinned checksums.
 
     Args:
-        data_dir: Dataset folder (see :func:`jasco_utils.paths.dataset_dir`).
+        data_dir: Dataset folder (see :func:`jasco_utils.core.paths.dataset_dir`).
         check_checksums: Compare each file with the checksums kept in the package.
     """
     root = dataset_dir(data_dir)
@@ -196,7 +200,7 @@ def validate_dataset(
         meta = load_metadata(root, allow_repeats=True)
     except (FileNotFoundError, TableError) as e:
         where = str(root / METADATA_FILE)
-        message = str(e)[len(where) + 2:] if str(e).startswith(where + ": ") else str(e)
+        message = str(e)[len(where) + 2 :] if str(e).startswith(where + ": ") else str(e)
         report.findings = [Finding("error", where, message)]
         return report
 
@@ -288,7 +292,9 @@ def validate_dataset(
         if info.channels != 1:
             findings.append(Finding("warning", path.name, f"{info.channels} channels (the loader averages them)"))
         if n_clipped:
-            findings.append(Finding("warning", path.name, f"{n_clipped} sample(s) at full scale (clipping), peak {peak:.4f}"))
+            findings.append(
+                Finding("warning", path.name, f"{n_clipped} sample(s) at full scale (clipping), peak {peak:.4f}")
+            )
         if abs(dc) > _DC_LEVEL:
             findings.append(Finding("warning", path.name, f"DC offset {dc:+.3f}"))
         if checksum_ok is False:

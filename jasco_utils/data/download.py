@@ -30,7 +30,7 @@ import pooch
 import requests
 from tqdm import tqdm
 
-from jasco_utils import __version__
+from jasco_utils.core import __version__
 from jasco_utils.data.dataset import N_CLIPS, checksums
 
 #: The dataset's repository.
@@ -58,7 +58,7 @@ class DownloadError(Exception):
     """A problem that stops the whole download (e.g. the destination is not writable)."""
 
 
-class FileStatus(str, enum.Enum):
+class FileStatus(enum.StrEnum):
     """What became of one file."""
 
     DOWNLOADED = "downloaded"

@@ -7,16 +7,17 @@ Users fill ``allm_output`` with their ALLM's answer to (``audio``, ``prompt``).
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
 import pandas as pd
 import soundfile as sf
 
+from jasco_utils.core.io import TableError, line_of, write_csv
+from jasco_utils.core.paths import dataset_dir
 from jasco_utils.data.clips import clip_file
 from jasco_utils.data.dataset import N_CLIPS, load_metadata
-from jasco_utils.io import TableError, line_of, write_csv
-from jasco_utils.paths import dataset_dir
 
 #: The 8 instructions every clip is asked with, exact text, in the paper's order.
 INSTRUCTIONS: tuple[str, ...] = (
@@ -82,7 +83,7 @@ def build_manifest(
     """Build the inference manifest.
 
     Args:
-        data_dir: Dataset folder (see :func:`jasco_utils.paths.dataset_dir`).
+        data_dir: Dataset folder (see :func:`jasco_utils.core.paths.dataset_dir`).
         clips: Clip ids to include (all 80 when ``None``), kept in ascending order.
         original_layout: Reproduce ``example.csv`` exactly: ``audio`` as the placeholder
             ``{data_folder}/dataset/v0/N.wav`` and ``allm_output`` as ``output_1`` ...
@@ -107,8 +108,10 @@ def build_manifest(
         try:
             n_frames = sf.info(str(wav)).frames
         except (sf.LibsndfileError, RuntimeError) as e:
-            raise TableError(f"{wav}: clip {cid} cannot be decoded as audio ({e}); re-run `jasco data download`, "
-                             "and `jasco data validate` to check the others") from None
+            raise TableError(
+                f"{wav}: clip {cid} cannot be decoded as audio ({e}); re-run `jasco data download`, "
+                "and `jasco data validate` to check the others"
+            ) from None
         audio = ORIGINAL_AUDIO_PATTERN.format(clip=clip_file(cid)) if original_layout else str(wav)
         for k, instruction in enumerate(INSTRUCTIONS):
             row = {
@@ -154,7 +157,7 @@ def check_rows(df: pd.DataFrame, path: str | os.PathLike[str], what: str = "tabl
             lines = ", ".join(str(line_of(i, path)) for i in grp.index)
             problems.append(f"lines {lines}: clip {cid} has instruction {k + 1} more than once")
         counts = pairs.groupby("id")["k"].nunique()
-        for cid, n in counts[counts < len(INSTRUCTIONS)].head(5).items():
+        for cid in counts[counts < len(INSTRUCTIONS)].head(5).index:
             have = sorted(pairs.loc[pairs["id"] == cid, "k"] + 1)
             lack = sorted(set(range(1, len(INSTRUCTIONS) + 1)) - set(have))
             problems.append(f"clip {cid} lacks instruction(s) {lack} (each clip needs all 8)")
@@ -186,8 +189,9 @@ def format_clip_list(clips: list[int]) -> str:
     return ",".join(parts)
 
 
-def select_clips(df: pd.DataFrame, clips: list[int] | None = None, limit: int | None = None,
-                 source: str = "table") -> pd.DataFrame:
+def select_clips(
+    df: pd.DataFrame, clips: list[int] | None = None, limit: int | None = None, source: str = "table"
+) -> pd.DataFrame:
     """The rows of some clips only: those in ``clips``, then the first ``limit`` of them.
 
     A subset is whole clips (each with its 8 instructions), so Best-Mean stays defined.
@@ -201,11 +205,47 @@ def select_clips(df: pd.DataFrame, clips: list[int] | None = None, limit: int | 
     if clips is not None:
         absent = sorted(set(clips) - set(have))
         if absent:
-            raise ValueError(f"{source}: clip(s) {format_clip_list(absent)} are not in it (it has clips "
-                             f"{format_clip_list(have)}); choose --clips among those")
+            raise ValueError(
+                f"{source}: clip(s) {format_clip_list(absent)} are not in it (it has clips "
+                f"{format_clip_list(have)}); choose --clips among those"
+            )
         have = sorted(set(clips))
     if limit is not None:
         if limit < 1:
             raise ValueError(f"--limit must be 1 or more clips, not {limit}")
         have = have[:limit]
     return df[ids.isin(have)].reset_index(drop=True) if (clips is not None or limit is not None) else df
+
+
+def parse_clip_list(spec: str) -> list[int]:
+    """Parse ``"1-5,9,12"`` into ``[1, 2, 3, 4, 5, 9, 12]``: clip ids 1..80, at least one.
+
+    The ``--clips`` option's type, and the notebooks' ``clips`` parameter: an error is an
+    :class:`argparse.ArgumentTypeError`, which the command line shows as the option's message.
+
+    >>> parse_clip_list("1-3,7")
+    [1, 2, 3, 7]
+    >>> parse_clip_list("3-1")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: bad clip list '3-1': the range 3-1 runs backwards; write 1-3
+    """
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi if sep else lo)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: use e.g. 1-5,9,12") from None
+        if first > last:
+            raise argparse.ArgumentTypeError(
+                f"bad clip list {spec!r}: the range {part} runs backwards; write {last}-{first}"
+            )
+        if first < 1 or last > N_CLIPS:
+            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: clip ids are 1..{N_CLIPS}")
+        out.extend(range(first, last + 1))
+    if not out:
+        raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: no clip; use e.g. 1-5,9,12")
+    return sorted(set(out))

@@ -29,14 +29,15 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from jasco_utils.core.io import TableError, line_of, read_csv_checked
 from jasco_utils.data.clips import TARGET_SR, load_clip
 from jasco_utils.data.manifest import (
     INSTRUCTIONS,
     MANIFEST_COLUMNS,
     check_rows,
+    format_clip_list,
     instruction_index,
 )
-from jasco_utils.io import TableError, line_of, read_csv_checked
 from jasco_utils.models.base import Backend, Conversation, SamplingConfig
 from jasco_utils.models.runner import CachedRunner, CallResult, CallStats, typed_tokens
 from jasco_utils.models.store import Store
@@ -154,8 +155,15 @@ def clip_audio(
     return wave
 
 
-def _output_rows(manifest: pd.DataFrame, results: Sequence[CallResult], backend: Backend, model: str,
-                 sampling: SamplingConfig, audio_mode: str, transcripts: Mapping[int, str] | None = None) -> pd.DataFrame:
+def _output_rows(
+    manifest: pd.DataFrame,
+    results: Sequence[CallResult],
+    backend: Backend,
+    model: str,
+    sampling: SamplingConfig,
+    audio_mode: str,
+    transcripts: Mapping[int, str] | None = None,
+) -> pd.DataFrame:
     rows = []
     for row, res in zip(manifest.to_dict(orient="records"), results, strict=True):
         rows.append(
@@ -238,8 +246,16 @@ def infer_table(
             audio_b64[cid] = wav_base64(clip_audio(row, data_dir, audio_mode, speech_segments))
         conversations.append(audio_conversation(audio_b64[cid], row["prompt"], system))
     return run_conversations(
-        manifest, conversations, backend, store, model or backend.model, sampling,
-        {"task": "allm", "audio_mode": audio_mode}, audio_mode, chunk_size=chunk_size, progress=progress,
+        manifest,
+        conversations,
+        backend,
+        store,
+        model or backend.model,
+        sampling,
+        {"task": "allm", "audio_mode": audio_mode},
+        audio_mode,
+        chunk_size=chunk_size,
+        progress=progress,
     )
 
 
@@ -258,8 +274,9 @@ def _read_jsonl_answers(path: Path) -> tuple[pd.DataFrame, list[int]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise TableError(f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x}); "
-                         "re-save the file as UTF-8") from None
+        raise TableError(
+            f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x}); re-save the file as UTF-8"
+        ) from None
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
@@ -268,8 +285,10 @@ def _read_jsonl_answers(path: Path) -> tuple[pd.DataFrame, list[int]]:
         except json.JSONDecodeError as e:
             raise TableError(f"{path}: line {n}: not JSON ({e.msg}); each line holds one JSON object") from None
         if not isinstance(obj, dict):
-            raise TableError(f"{path}: line {n}: a JSON {type(obj).__name__}, not an object; each line holds one "
-                             'object such as {"id": 1, "instruction": 1, "allm_output": "..."}')
+            raise TableError(
+                f"{path}: line {n}: a JSON {type(obj).__name__}, not an object; each line holds one "
+                'object such as {"id": 1, "instruction": 1, "allm_output": "..."}'
+            )
         for key in ("allm_output", "prompt"):
             if key in obj and not isinstance(obj[key], str):
                 raise TableError(f"{path}: line {n}, field {key!r}: a JSON {type(obj[key]).__name__}, not text")
@@ -290,7 +309,10 @@ MAX_IMPORTED_ANSWER_BYTES = 100_000
 
 
 def import_outputs(
-    manifest: pd.DataFrame, path: str | os.PathLike[str], model: str | None = None, skip_clips: set[int] = frozenset(),
+    manifest: pd.DataFrame,
+    path: str | os.PathLike[str],
+    model: str | None = None,
+    skip_clips: set[int] = frozenset(),
 ) -> pd.DataFrame:
     """Fill the manifest's ``allm_output`` from answers made elsewhere.
 
@@ -317,7 +339,7 @@ def import_outputs(
     ids = pd.to_numeric(df["id"], errors="coerce")
     want = {(int(r["id"]), r["prompt"]) for r in manifest.to_dict(orient="records")}
     seen: dict[tuple[int, str], int] = {}
-    for i, (cid, prompt, answer) in enumerate(zip(ids, df["prompt"], df["allm_output"])):
+    for i, (cid, prompt, answer) in enumerate(zip(ids, df["prompt"], df["allm_output"], strict=False)):
         where = f"line {line_no[i]}"
         if pd.isna(cid) or cid != int(cid):
             problems.append(f"{where}: id {df['id'].iloc[i]!r} is not a clip id")
@@ -330,32 +352,39 @@ def import_outputs(
         elif pair not in want:
             problems.append(f"{where}: clip {int(cid)} is not in the manifest")
         elif pair in seen:
-            problems.append(f"{where}: clip {pair[0]}, instruction {instruction_index(pair[1]) + 1} again (first on line {seen[pair]})")
+            problems.append(
+                f"{where}: clip {pair[0]}, instruction {instruction_index(pair[1]) + 1} again (first on line {seen[pair]})"
+            )
         else:
             seen[pair] = line_no[i]
         if answer is None or (isinstance(answer, float) and pd.isna(answer)) or not str(answer).strip():
             problems.append(f"{where}: empty allm_output")
         elif len(str(answer).encode("utf-8")) > MAX_IMPORTED_ANSWER_BYTES:
-            problems.append(f"{where}: allm_output is {len(str(answer).encode('utf-8')) / 1e3:.0f} kB, over the "
-                            f"{MAX_IMPORTED_ANSWER_BYTES // 1000} kB an answer may hold (an answer to one instruction "
-                            "is a few sentences: is the column shifted, or a transcript or log pasted in?)")
+            problems.append(
+                f"{where}: allm_output is {len(str(answer).encode('utf-8')) / 1e3:.0f} kB, over the "
+                f"{MAX_IMPORTED_ANSWER_BYTES // 1000} kB an answer may hold (an answer to one instruction "
+                "is a few sentences: is the column shifted, or a transcript or log pasted in?)"
+            )
     unanswered = want - set(seen)
     answered_clips = {c for c, _ in seen}
     absent = sorted({c for c, _ in unanswered} - answered_clips)
     if absent and answered_clips and not problems and not {c for c, _ in unanswered} & answered_clips:
-        from jasco_utils.data.manifest import format_clip_list
-
         clips = format_clip_list(sorted(answered_clips))
-        raise TableError(f"{path}: answers clips {clips} only (all 8 instructions each), and the manifest has "
-                         f"{len(absent)} more; import them for those clips with --clips {clips} "
-                         "(or a manifest of those clips: jasco manifest --clips ...)")
+        raise TableError(
+            f"{path}: answers clips {clips} only (all 8 instructions each), and the manifest has "
+            f"{len(absent)} more; import them for those clips with --clips {clips} "
+            "(or a manifest of those clips: jasco manifest --clips ...)"
+        )
     for cid, prompt in sorted(unanswered, key=lambda p: (p[0], instruction_index(p[1]))):
         problems.append(f"clip {cid}, instruction {instruction_index(prompt) + 1}: no answer")
     if problems:
         shown = "\n  ".join(problems[:30])
         more = f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
         raise TableError(f"{path}: {len(problems)} problem(s) with the imported answers:\n  {shown}{more}")
-    answers = {k: str(a) for k, a in zip(zip(ids.astype(int), df["prompt"].astype(str)), df["allm_output"])}
+    answers = {
+        k: str(a)
+        for k, a in zip(zip(ids.astype(int), df["prompt"].astype(str), strict=False), df["allm_output"], strict=False)
+    }
     out = manifest.copy()
     out["allm_output"] = [answers[(int(r["id"]), r["prompt"])] for r in manifest.to_dict(orient="records")]
     out["model"] = model or path.stem
@@ -380,7 +409,9 @@ def answer_diversity_warnings(outputs: pd.DataFrame, share: float = 0.25) -> lis
     return warnings
 
 
-def ablation_report(normal: pd.DataFrame, ablated: pd.DataFrame, similarity: Callable[[str, str], float] | None = None) -> pd.DataFrame:
+def ablation_report(
+    normal: pd.DataFrame, ablated: pd.DataFrame, similarity: Callable[[str, str], float] | None = None
+) -> pd.DataFrame:
     """How much the answers change when the audio is ablated, per instruction and overall.
 
     Returns:
@@ -393,7 +424,9 @@ def ablation_report(normal: pd.DataFrame, ablated: pd.DataFrame, similarity: Cal
     key = ["id", "prompt"]
     merged = normal[[*key, "allm_output"]].merge(ablated[[*key, "allm_output"]], on=key, suffixes=("", "_ablated"))
     merged["identical"] = merged["allm_output"] == merged["allm_output_ablated"]
-    merged["similarity"] = [sim(a, b) for a, b in zip(merged["allm_output"], merged["allm_output_ablated"])]
+    merged["similarity"] = [
+        sim(a, b) for a, b in zip(merged["allm_output"], merged["allm_output_ablated"], strict=False)
+    ]
     merged["instruction"] = merged["prompt"].map(instruction_index) + 1
     per = merged.groupby("instruction")[["identical", "similarity"]].mean()
     per.loc["all"] = merged[["identical", "similarity"]].mean()

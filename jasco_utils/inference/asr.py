@@ -65,7 +65,7 @@ def transcribe_clips(
             they are files) or clip ids.
         recognizer: The speech recognizer.
         store: The call store (a stored transcript is never recomputed).
-        data_dir: The dataset folder (see :func:`jasco_utils.paths.dataset_dir`).
+        data_dir: The dataset folder (see :func:`jasco_utils.core.paths.dataset_dir`).
         progress: Show a progress bar.
 
     Returns:
@@ -225,12 +225,36 @@ def per_clip_wer(references: Mapping[int, str], hypotheses: Mapping[int, str]) -
     refs, hyps = _normalized_pairs([references[c] for c in ids], [hypotheses[c] for c in ids], ids)
     jiwer = _jiwer()
     rows = []
-    for cid, r, h in zip(ids, refs, hyps):
+    for cid, r, h in zip(ids, refs, hyps, strict=False):
         o = jiwer.process_words(r, h)
         n = o.hits + o.substitutions + o.deletions
         errors = o.substitutions + o.deletions + o.insertions
-        rows.append({"id": cid, "reference": r, "hypothesis": h, "ref_words": n, "hits": o.hits,
-                     "substitutions": o.substitutions, "deletions": o.deletions, "insertions": o.insertions,
-                     "errors": errors, "wer": errors / n})
-    return pd.DataFrame(rows, columns=["id", "reference", "hypothesis", "ref_words", "hits", "substitutions",
-                                       "deletions", "insertions", "errors", "wer"])
+        rows.append(
+            {
+                "id": cid,
+                "reference": r,
+                "hypothesis": h,
+                "ref_words": n,
+                "hits": o.hits,
+                "substitutions": o.substitutions,
+                "deletions": o.deletions,
+                "insertions": o.insertions,
+                "errors": errors,
+                "wer": errors / n,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "reference",
+            "hypothesis",
+            "ref_words",
+            "hits",
+            "substitutions",
+            "deletions",
+            "insertions",
+            "errors",
+            "wer",
+        ],
+    )

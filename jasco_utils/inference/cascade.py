@@ -92,7 +92,9 @@ def cascade_prompt(transcript: str, instruction: str, tags: Sequence[str] | None
     """
     labels = [t.strip() for t in (tags or []) if t and t.strip()]
     sounds = SOUNDS_LINE.format(tags=", ".join(labels)) if labels else NO_SOUNDS_LINE
-    return CASCADE_PROMPT.format(transcript=transcript.strip() or NO_SPEECH, sounds_line=sounds, instruction=instruction)
+    return CASCADE_PROMPT.format(
+        transcript=transcript.strip() or NO_SPEECH, sounds_line=sounds, instruction=instruction
+    )
 
 
 def cascade_messages(
@@ -156,9 +158,17 @@ def cascade_table(
         for r in manifest.to_dict(orient="records")
     ]
     outputs, stats = run_conversations(
-        manifest, conversations, text_backend, store, model, sampling, cascade_extra(recognizer, tagger),
-        audio_mode="audio", transcripts={cid: t.text for cid, t in transcripts.items()},
-        chunk_size=chunk_size, progress=progress,
+        manifest,
+        conversations,
+        text_backend,
+        store,
+        model,
+        sampling,
+        cascade_extra(recognizer, tagger),
+        audio_mode="audio",
+        transcripts={cid: t.text for cid, t in transcripts.items()},
+        chunk_size=chunk_size,
+        progress=progress,
     )
     return outputs, stats, transcripts
 

@@ -1,6 +1,6 @@
 """The inference stage for one ALLM: the manifest in, an outputs table on disk out.
 
-``jasco infer``, the inference notebook (through :mod:`jasco_utils.pipeline`) and Python code
+``jasco infer``, the inference notebook (through :mod:`jasco_utils.pipeline.reproduce`) and Python code
 call :func:`answer_manifest` with a :class:`~jasco_utils.config.ModelSpec`: an audio LLM on a
 model engine (options passed to the backend unchanged), the ``cascade`` baseline (speech
 recognition, then a text LLM), or ``import`` of answers made elsewhere.
@@ -12,13 +12,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jasco_utils.config import ModelSpec, resolve_generate
+from jasco_utils.core.io import prepare_target, read_csv_checked, write_pair
+from jasco_utils.core.paths import DEFAULT_STORE
 from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows, clip_ids, select_clips
-from jasco_utils.io import prepare_target, read_csv_checked, write_pair
-from jasco_utils.models import make_backend
+from jasco_utils.inference.allm import answer_diversity_warnings, import_outputs, infer_table
+from jasco_utils.inference.asr import speech_segments, transcribe_clips
+from jasco_utils.inference.cascade import cascade_table, transcript_wer
+from jasco_utils.models.registry import check_spec, make_backend
 from jasco_utils.models.runner import CallStats
+from jasco_utils.models.spec import ModelSpec, resolve_generate
 from jasco_utils.models.store import Store
-from jasco_utils.paths import DEFAULT_STORE, PROCESSED_DIR, RunLayout
+from jasco_utils.models.whisper import SpeechRecognizer
 
 
 @dataclass
@@ -50,9 +54,11 @@ class InferRun:
         if self.stats is None:
             return f"imported {self.rows} answers of {self.spec.name}; wrote {self.path}"
         s = self.stats
-        text = (f"{self.spec.name}: {s.total} rows: {s.from_cache} from cache, {s.called} model calls, "
-                f"{s.failed} failed, {s.truncated} truncated (cut off at max_tokens; judged as the original did)"
-                f"\nwrote {self.path} and .parquet")
+        text = (
+            f"{self.spec.name}: {s.total} rows: {s.from_cache} from cache, {s.called} model calls, "
+            f"{s.failed} failed, {s.truncated} truncated (cut off at max_tokens; judged as the original did)"
+            f"\nwrote {self.path} and .parquet"
+        )
         return text
 
 
@@ -70,7 +76,7 @@ def read_manifest(path: str | os.PathLike[str]):
 def answer_manifest(
     spec: ModelSpec,
     manifest: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str],
     data_dir: str | os.PathLike[str] | None = None,
     store: str | os.PathLike[str] = DEFAULT_STORE,
     audio_mode: str = "audio",
@@ -85,7 +91,7 @@ def answer_manifest(
         spec: The ALLM (``engine`` a model engine, ``cascade`` or ``import``; ``generate``
             how it answers: default greedy, seed 0, 512 tokens).
         manifest: The manifest CSV (``jasco manifest``).
-        out: The outputs table (default ``data/processed/outputs/KEY.csv``).
+        out: The outputs table (the run folder's ``outputs/KEY.csv``: :meth:`jasco_utils.run.Run.output_path`).
         data_dir: Where clips are found when a row's ``audio`` is not a file.
         store: The call store (cache and resume).
         audio_mode: ``audio``, ``silence`` or ``speech_masked`` (ablations; model engines only).
@@ -100,45 +106,51 @@ def answer_manifest(
         FileNotFoundError: A clip or the imported file is missing.
         ValueError: A clip asked for is not in the manifest.
     """
-    from jasco_utils.inference.allm import (
-        answer_diversity_warnings,
-        import_outputs,
-        infer_table,
-    )
-
-    spec = resolve_generate(spec.check())
+    spec = resolve_generate(check_spec(spec))
     sampling = spec.generate.sampling()
     full = read_manifest(manifest)
     rows = select_clips(full, clips, limit, str(manifest))
-    out = prepare_target(Path(out) if out else RunLayout(PROCESSED_DIR).output_path(spec.key))
+    out = prepare_target(Path(out))
     run = InferRun(spec, out)
     if spec.engine == "import":
         skipped = set(clip_ids(full["id"])) - set(clip_ids(rows["id"]))
         df = import_outputs(rows, spec.path, model=spec.name, skip_clips=skipped)
     elif spec.engine == "cascade":
-        from jasco_utils.inference.cascade import cascade_table, transcript_wer
-        from jasco_utils.models.whisper import SpeechRecognizer
-
         recognizer = SpeechRecognizer(spec.asr_model) if spec.asr_model else SpeechRecognizer()
         with Store(store) as st, make_backend(spec.backend_engine, spec.model, **spec.options) as text_backend:
             df, run.stats, transcripts = cascade_table(
-                rows, recognizer, text_backend, st, model=spec.name, data_dir=data_dir, sampling=sampling,
-                chunk_size=chunk_size, progress=progress,
+                rows,
+                recognizer,
+                text_backend,
+                st,
+                model=spec.name,
+                data_dir=data_dir,
+                sampling=sampling,
+                chunk_size=chunk_size,
+                progress=progress,
             )
         wer, _ = transcript_wer(transcripts, data_dir)
-        run.notes.append(f"transcripts: {len(transcripts)} clips, word error rate {100 * wer:.1f}% against v0.csv Speech")
+        run.notes.append(
+            f"transcripts: {len(transcripts)} clips, word error rate {100 * wer:.1f}% against v0.csv Speech"
+        )
     else:
         with Store(store) as st:
             segments = None
             if audio_mode == "speech_masked":
-                from jasco_utils.inference.asr import speech_segments, transcribe_clips
-                from jasco_utils.models.whisper import SpeechRecognizer
-
                 segments = speech_segments(transcribe_clips(rows, SpeechRecognizer(), st, data_dir, progress))
             with make_backend(spec.engine, spec.model, **spec.options) as backend:
                 df, run.stats = infer_table(
-                    rows, backend, st, model=spec.name, data_dir=data_dir, sampling=sampling, audio_mode=audio_mode,
-                    speech_segments=segments, chunk_size=chunk_size, progress=progress, system=spec.system,
+                    rows,
+                    backend,
+                    st,
+                    model=spec.name,
+                    data_dir=data_dir,
+                    sampling=sampling,
+                    audio_mode=audio_mode,
+                    speech_segments=segments,
+                    chunk_size=chunk_size,
+                    progress=progress,
+                    system=spec.system,
                 )
     write_pair(df, out)
     run.rows = len(df)

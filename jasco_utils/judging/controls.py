@@ -54,6 +54,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from jasco_utils.core.io import TableError, line_of, read_table_checked, write_csv
+from jasco_utils.core.paths import PACKAGE_DIR
 from jasco_utils.data.manifest import (
     INSTRUCTIONS,
     MANIFEST_COLUMNS,
@@ -61,7 +63,6 @@ from jasco_utils.data.manifest import (
     clip_ids,
     instruction_index,
 )
-from jasco_utils.io import TableError, line_of, read_table_checked
 from jasco_utils.judging.parsing import (
     AUDIO,
     BOTH,
@@ -70,7 +71,6 @@ from jasco_utils.judging.parsing import (
     RATINGS,
     SPEECH,
 )
-from jasco_utils.paths import PACKAGE_DIR
 
 #: The ALLM name of a control table's rows.
 CONTROL_MODEL = "judge-check"
@@ -103,8 +103,14 @@ KIND_GROUPS: dict[str, tuple[str, ...]] = {"verbatim": tuple(VERBATIM_KINDS), "p
 #: The paraphrased controls (one row per clip and kind), shipped in the package.
 PARAPHRASES_PATH = PACKAGE_DIR / "judging" / "data" / "paraphrases.csv"
 #: Its columns.
-PARAPHRASE_COLUMNS: tuple[str, ...] = ("id", "control_kind", "answer", "expected_rating", "expected_orientation",
-                                       "design_sha256")
+PARAPHRASE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "control_kind",
+    "answer",
+    "expected_rating",
+    "expected_orientation",
+    "design_sha256",
+)
 #: File name of the control table in a judge-check folder (judged tables are ``CONTROLS_STEM__KEY.csv``).
 CONTROLS_STEM = CONTROL_MODEL
 
@@ -181,8 +187,9 @@ def read_paraphrases(path: str | os.PathLike[str] = PARAPHRASES_PATH) -> pd.Data
         if not (row["id"].isdigit() and 1 <= int(row["id"]) <= 80):
             raise TableError(f"{where}, column 'id': {row['id']!r} is not a clip id 1..80")
         if row["control_kind"] not in PARAPHRASED_KINDS:
-            raise TableError(f"{where}, column 'control_kind': {row['control_kind']!r} is not one of "
-                             f"{list(PARAPHRASED_KINDS)}")
+            raise TableError(
+                f"{where}, column 'control_kind': {row['control_kind']!r} is not one of {list(PARAPHRASED_KINDS)}"
+            )
         rating, orientation = PARAPHRASED_KINDS[row["control_kind"]]
         for col, want in (("expected_rating", str(rating)), ("expected_orientation", orientation or "")):
             if row[col] != want:
@@ -192,8 +199,9 @@ def read_paraphrases(path: str | os.PathLike[str] = PARAPHRASES_PATH) -> pd.Data
     dup = df.duplicated(["id", "control_kind"])
     if dup.any():
         i = int(dup.idxmax())
-        raise TableError(f"{path}: line {line_of(i, path)}: clip {df.at[i, 'id']} has kind {df.at[i, 'control_kind']} "
-                         "twice")
+        raise TableError(
+            f"{path}: line {line_of(i, path)}: clip {df.at[i, 'id']} has kind {df.at[i, 'control_kind']} twice"
+        )
     return df.assign(id=clip_ids(df["id"]))
 
 
@@ -213,13 +221,15 @@ def _paraphrases_for(rows: Mapping[int, pd.Series], kinds: Iterable[str]) -> dic
                 raise ValueError(
                     f"{PARAPHRASES_PATH}: clip {clip}'s {kind} rewords other designed answers than this manifest's "
                     f"(design_sha256 {entry['design_sha256']}, the manifest's {design_digest(row)}); the paraphrases "
-                    "are of JASCO v0: build the verbatim kinds alone (kinds=VERBATIM_KINDS)")
+                    "are of JASCO v0: build the verbatim kinds alone (kinds=VERBATIM_KINDS)"
+                )
             out[(clip, kind)] = entry["answer"]
     return out
 
 
-def controls_from_manifest(manifest: pd.DataFrame, clips: list[int] | None = None,
-                           kinds: Iterable[str] | None = None) -> pd.DataFrame:
+def controls_from_manifest(
+    manifest: pd.DataFrame, clips: list[int] | None = None, kinds: Iterable[str] | None = None
+) -> pd.DataFrame:
     """The control table of some clips of a manifest (:func:`jasco_utils.data.manifest.build_manifest`).
 
     Args:
@@ -241,8 +251,7 @@ def controls_from_manifest(manifest: pd.DataFrame, clips: list[int] | None = Non
     if unknown or not asked:
         raise ValueError(f"control kinds must be some of {list(CONTROL_KINDS)}, not {unknown or 'none'}")
     kinds = [k for k in CONTROL_KINDS if k in set(asked)]
-    man = manifest.assign(_id=pd.to_numeric(manifest["id"]).astype(int),
-                          _k=manifest["prompt"].map(instruction_index))
+    man = manifest.assign(_id=pd.to_numeric(manifest["id"]).astype(int), _k=manifest["prompt"].map(instruction_index))
     have = set(man["_id"])
     clips = sorted(have if clips is None else {int(c) for c in clips})
     missing = [c for c in clips if c not in have]
@@ -258,21 +267,31 @@ def controls_from_manifest(manifest: pd.DataFrame, clips: list[int] | None = Non
             "reference": base["tgt_text"],
             "audio_only": base["audio_only_target"],
             "speech_only": base["speech_only_target"],
-            "description": DESCRIPTION_TEMPLATE.format(audio_sound=base["audio_sound"],
-                                                       spoken_text=base["spoken_text"]),
+            "description": DESCRIPTION_TEMPLATE.format(
+                audio_sound=base["audio_sound"], spoken_text=base["spoken_text"]
+            ),
             "generic": GENERIC_ANSWER,
             "other_clip": row_of[other[clip]]["tgt_text"] if other else "",
             **{kind: text for (c, kind), text in paraphrased.items() if c == clip},
         }
         for kind in kinds:
             rating, orientation = CONTROL_KINDS[kind]
-            rows.append({**base, "allm_output": answers[kind], "model": CONTROL_MODEL, "control_kind": kind,
-                         "expected_rating": rating, "expected_orientation": orientation or ""})
+            rows.append(
+                {
+                    **base,
+                    "allm_output": answers[kind],
+                    "model": CONTROL_MODEL,
+                    "control_kind": kind,
+                    "expected_rating": rating,
+                    "expected_orientation": orientation or "",
+                }
+            )
     return pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, "model", *CONTROL_COLUMNS])
 
 
-def build_controls(data_dir: str | os.PathLike[str] | None = None, clips: list[int] | None = None,
-                   kinds: Iterable[str] | None = None) -> pd.DataFrame:
+def build_controls(
+    data_dir: str | os.PathLike[str] | None = None, clips: list[int] | None = None, kinds: Iterable[str] | None = None
+) -> pd.DataFrame:
     """The control table of some clips (all 80 when ``None``), from the dataset folder.
 
     See :func:`controls_from_manifest`.
@@ -296,8 +315,10 @@ def check_controls(df: pd.DataFrame, source: str = "control table") -> pd.DataFr
     """
     missing = [c for c in ("id", *CONTROL_COLUMNS) if c not in df.columns]
     if missing:
-        raise TableError(f"{source}: lacks column(s) {missing}; a control table has the manifest's columns plus "
-                         f"{list(CONTROL_COLUMNS)} (see jasco_utils.judging.controls)")
+        raise TableError(
+            f"{source}: lacks column(s) {missing}; a control table has the manifest's columns plus "
+            f"{list(CONTROL_COLUMNS)} (see jasco_utils.judging.controls)"
+        )
     out = df.reset_index(drop=True).copy()
     ids = pd.to_numeric(out["id"], errors="coerce")
     kind = out["control_kind"].astype(str).str.strip()
@@ -306,8 +327,11 @@ def check_controls(df: pd.DataFrame, source: str = "control table") -> pd.DataFr
     checks = [
         ("id", ids.isna() | (ids != ids.round()) | (ids < 1) | (ids > 80), "is not a clip id 1..80"),
         ("control_kind", kind == "", "is empty"),
-        ("expected_rating", ~rating.isin(["", *(str(r) for r in RATINGS), *(f"{r}.0" for r in RATINGS)]),
-         "is not empty, 0, 1 or 2"),
+        (
+            "expected_rating",
+            ~rating.isin(["", *(str(r) for r in RATINGS), *(f"{r}.0" for r in RATINGS)]),
+            "is not empty, 0, 1 or 2",
+        ),
         ("expected_orientation", ~orient.isin(["", *ORIENTATIONS]), f"is not empty or one of {list(ORIENTATIONS)}"),
     ]
     for col, bad, what in checks:
@@ -328,9 +352,8 @@ def read_controls(path: str | os.PathLike[str]) -> pd.DataFrame:
     return check_controls(df, str(path))
 
 
-def write_controls(clips: list[int] | None, data_dir: str | os.PathLike[str] | None,
-                   out_dir: str | os.PathLike[str]) -> Path:
+def write_controls(
+    clips: list[int] | None, data_dir: str | os.PathLike[str] | None, out_dir: str | os.PathLike[str]
+) -> Path:
     """Build the control table of ``clips`` (all 80 when ``None``) and write ``OUT_DIR/judge-check.csv``."""
-    from jasco_utils.io import write_csv
-
     return write_csv(build_controls(data_dir, clips), Path(out_dir) / f"{CONTROLS_STEM}.csv")

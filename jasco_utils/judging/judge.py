@@ -33,8 +33,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from jasco_utils.core.io import TableError, lines_text, read_table_checked, write_table
 from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows
-from jasco_utils.io import TableError, lines_text, write_table
 from jasco_utils.judging.parsing import ORIGINAL_OUTPUT_COLUMN, parse_judgement, read_verdict
 from jasco_utils.judging.prompts import (
     DEFAULT_JUDGE_TEMPLATE,
@@ -108,8 +108,9 @@ class JudgeStats:
         return s
 
 
-def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: str | None = None,
-                  whole_clips: bool = True) -> pd.DataFrame:
+def check_outputs(
+    outputs: pd.DataFrame, source: str = "outputs table", model: str | None = None, whole_clips: bool = True
+) -> pd.DataFrame:
     """Check an ALLM outputs table and return it with a ``model`` column.
 
     ``whole_clips=False`` accepts rows that do not form whole clips (each clip with its 8
@@ -132,13 +133,17 @@ def check_outputs(outputs: pd.DataFrame, source: str = "outputs table", model: s
     if "status" in df.columns:
         failed = df.index[df["status"].astype(str) == "failed"]
         if len(failed):
-            raise TableError(f"{source}: {len(failed)} row(s) whose ALLM call failed ({lines_text(failed, source)}, "
-                             "column 'status'); "
-                             "re-run `jasco infer` to retry them: a failed answer is never judged")
+            raise TableError(
+                f"{source}: {len(failed)} row(s) whose ALLM call failed ({lines_text(failed, source)}, "
+                "column 'status'); "
+                "re-run `jasco infer` to retry them: a failed answer is never judged"
+            )
     empty = df.index[df["allm_output"].fillna("").astype(str).str.strip() == ""]
     if len(empty):
-        raise TableError(f"{source}: {len(empty)} row(s) with an empty allm_output ({lines_text(empty, source)}, "
-                         "column 'allm_output'); fill them first")
+        raise TableError(
+            f"{source}: {len(empty)} row(s) with an empty allm_output ({lines_text(empty, source)}, "
+            "column 'allm_output'); fill them first"
+        )
     if whole_clips:
         for _, group in df.groupby("model", sort=False):
             check_rows(group, source, what="outputs table")
@@ -198,36 +203,53 @@ def judge_table(
             bar.set_description(f"re-asking {judge or backend.model}")
             convs = [reask_messages(results[k].text) for k in need]
             extra = {"template": reask_tpl.id, "template_sha256": reask_tpl.sha256}
-            reasks = dict(zip(need, runner.run(convs, extra, second)))
+            reasks = dict(zip(need, runner.run(convs, extra, second), strict=False))
     finally:
         bar.close()
     stats = JudgeStats(
-        rows=len(df), from_cache=main.from_cache, called=main.called, failed=main.failed,
-        reasked=len(need), reask_from_cache=second.from_cache, reask_called=second.called,
+        rows=len(df),
+        from_cache=main.from_cache,
+        called=main.called,
+        failed=main.failed,
+        reasked=len(need),
+        reask_from_cache=second.from_cache,
+        reask_called=second.called,
         failures=main.failures + [f"re-ask: {e}" for e in second.failures],
     )
 
-    rows = _judged_rows(df, conversations, results, reasks, backend, sampling, structured, tpl,
-                        judge or backend.model, stats)
+    rows = _judged_rows(
+        df, conversations, results, reasks, backend, sampling, structured, tpl, judge or backend.model, stats
+    )
     table = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *JUDGE_COLUMNS])
     table["rating"] = table["rating"].astype("Int64")
     return typed_tokens(table), stats
 
 
-def _judged_rows(df: pd.DataFrame, conversations: list, results: list[CallResult], reasks: dict[int, CallResult],
-                 backend: Backend, sampling: SamplingConfig, structured: StructuredOutput | None, tpl, judge: str,
-                 stats: JudgeStats) -> list[dict]:
+def _judged_rows(
+    df: pd.DataFrame,
+    conversations: list,
+    results: list[CallResult],
+    reasks: dict[int, CallResult],
+    backend: Backend,
+    sampling: SamplingConfig,
+    structured: StructuredOutput | None,
+    tpl,
+    judge: str,
+    stats: JudgeStats,
+) -> list[dict]:
     """One judged row per answer: the manifest's columns, the provenance (a re-ask's tokens
     added), the verdict (the re-ask fallback applied); counts failed, truncated and unparsed
     rows into ``stats``."""
     rows = []
-    for k, (row, conv, res) in enumerate(zip(df.to_dict(orient="records"), conversations, results)):
+    for k, (row, conv, res) in enumerate(zip(df.to_dict(orient="records"), conversations, results, strict=False)):
         again = reasks.get(k)
         reask_text = again.text if again is not None else ""
         provenance = res.provenance(backend, sampling)
         if again is not None:  # the row took both calls' tokens
             both = [(provenance[col], (again.metadata or {}).get(col)) for col in TOKEN_COLUMNS]
-            provenance.update({col: None if None in pair else sum(pair) for col, pair in zip(TOKEN_COLUMNS, both)})
+            provenance.update(
+                {col: None if None in pair else sum(pair) for col, pair in zip(TOKEN_COLUMNS, both, strict=False)}
+            )
         if again is not None and again.error:  # the re-ask failed: the row has no verdict
             provenance.update(status="failed", error=f"re-ask failed: {again.error}")
             stats.failed += 1
@@ -276,8 +298,6 @@ def write_judged(judged: pd.DataFrame, path: str | os.PathLike[str], original_la
 
 def read_outputs(path: str | os.PathLike[str], model: str | None = None) -> pd.DataFrame:
     """Read an ALLM outputs table (CSV or Parquet) and check it (:func:`check_outputs`)."""
-    from jasco_utils.io import read_table_checked
-
     path = Path(path)
     df = read_table_checked(path, what="outputs table")
     return check_outputs(df, str(path), model=model)

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from jasco_utils.core.paths import PROMPTS_DIR
 from jasco_utils.models.base import StructuredOutput
-from jasco_utils.paths import PROMPTS_DIR
+from jasco_utils.models.spec import ModelSpec
 
 #: The template used when none is named: the one the released evaluation script sends.
 DEFAULT_JUDGE_TEMPLATE = "judge_original"
@@ -133,6 +134,14 @@ def judge_templates() -> list[str]:
     ['judge_original', 'judge_paper']
     """
     return [name for name in list_templates() if load_template(name).labels]
+
+
+def template_problem(spec: ModelSpec) -> list[str]:
+    """A judge whose prompt template is not one
+    of the shipped ones, in words (empty otherwise)."""
+    if spec.template is not None and spec.template not in judge_templates():
+        return [f"template {spec.template!r} is not one of {judge_templates()}"]
+    return []
 
 
 @cache
@@ -268,8 +277,10 @@ def structured_output(
     """
     if kind in (None, "", "none"):
         if max_explanation_chars:
-            raise ValueError("--max-explanation-chars (max_explanation_chars) bounds a structured answer: "
-                             "give --structured regex or json with it")
+            raise ValueError(
+                "--max-explanation-chars (max_explanation_chars) bounds a structured answer: "
+                "give --structured regex or json with it"
+            )
         return None
     if not load_template(template).labels:
         raise ValueError(f"template {template!r} is not a judge prompt (no Orientation line)")

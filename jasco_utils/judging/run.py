@@ -1,8 +1,8 @@
 """The judging stages for one judge: a table of answers in, a judged table on disk out.
 
-``jasco judge``, the judging notebook (through :mod:`jasco_utils.pipeline`) and Python code
+``jasco judge``, the judging notebook (through :mod:`jasco_utils.pipeline.reproduce`) and Python code
 call :func:`judge_outputs` (an ALLM's outputs table) or :func:`judge_controls` (the judge
-check's control answers) with a :class:`~jasco_utils.config.ModelSpec`: the judge's engine,
+check's control answers) with a :class:`~jasco_utils.models.spec.ModelSpec`: the judge's engine,
 model and options (passed to the backend unchanged), its prompt template and its generation
 settings (``spec.generate``: length limit, sampling, structured output). Both go through
 :func:`judge_rows`, the one judging function.
@@ -17,19 +17,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from jasco_utils.config import ModelSpec, resolve_generate
+from jasco_utils.core.io import TableError, line_of, make_folder, write_pair
+from jasco_utils.core.paths import DEFAULT_STORE, ORIGINAL_SUFFIX, judged_name
 from jasco_utils.data.manifest import instruction_index, select_clips
-from jasco_utils.io import TableError, line_of, make_folder, write_pair
+from jasco_utils.judging.controls import CONTROL_COLUMNS, read_controls
 from jasco_utils.judging.judge import (
     JudgeStats,
     judge_table,
     read_outputs,
     write_judged,
 )
-from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, structured_output
-from jasco_utils.models import check_structured, make_backend
+from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, structured_output, template_problem
+from jasco_utils.models.registry import check_spec, check_structured, make_backend
+from jasco_utils.models.spec import ModelSpec, resolve_generate
 from jasco_utils.models.store import Store
-from jasco_utils.paths import DEFAULT_STORE, ORIGINAL_SUFFIX, PROCESSED_DIR, judged_name
 
 
 @dataclass
@@ -82,7 +83,7 @@ def judge_rows(
         ConfigError: The spec is not valid.
         EngineError: The engine cannot run the model, or not with this decoding constraint.
     """
-    spec = resolve_generate(spec.check())
+    spec = resolve_generate(check_spec(spec, extra=template_problem(spec)))
     gen = spec.generate
     check_structured(spec.engine, gen.structured)
     make_folder(Path(out).parent)
@@ -90,8 +91,18 @@ def judge_rows(
     constraint = structured_output(gen.structured, template, gen.max_explanation_chars)
     with Store(store) as st, make_backend(spec.engine, spec.model, **spec.options) as backend:
         table, stats = judge_table(
-            table_in, backend, st, judge=spec.name, template=template, sampling=gen.sampling(), structured=constraint,
-            reask=reask, chunk_size=chunk_size, progress=progress, source=source, whole_clips=whole_clips,
+            table_in,
+            backend,
+            st,
+            judge=spec.name,
+            template=template,
+            sampling=gen.sampling(),
+            structured=constraint,
+            reask=reask,
+            chunk_size=chunk_size,
+            progress=progress,
+            source=source,
+            whole_clips=whole_clips,
         )
     for col in carry:
         table[col] = table_in[col].to_numpy()
@@ -103,7 +114,7 @@ def judge_rows(
 def judge_outputs(
     spec: ModelSpec,
     outputs: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str] = PROCESSED_DIR / "judged",
+    out_dir: str | os.PathLike[str],
     store: str | os.PathLike[str] = DEFAULT_STORE,
     reask: bool = True,
     chunk_size: int = 256,
@@ -134,13 +145,23 @@ def judge_outputs(
         EngineError: The engine cannot run the model.
         ValueError: A clip asked for is not in the table.
     """
-    spec.check()
+    check_spec(spec, extra=template_problem(spec))
     table_in = select_clips(read_outputs(outputs, model=allm), clips, limit, str(outputs))
     stem, out_dir = Path(outputs).stem, Path(out_dir)
-    run, table = judge_rows(spec, table_in, out_dir / judged_name(stem, spec.key, ".csv"), store, reask=reask,
-                            chunk_size=chunk_size, progress=progress, source=str(outputs))
+    run, table = judge_rows(
+        spec,
+        table_in,
+        out_dir / judged_name(stem, spec.key, ".csv"),
+        store,
+        reask=reask,
+        chunk_size=chunk_size,
+        progress=progress,
+        source=str(outputs),
+    )
     if original_layout:
-        run.paths.append(write_judged(table, out_dir / judged_name(stem, spec.key, ORIGINAL_SUFFIX), original_layout=True))
+        run.paths.append(
+            write_judged(table, out_dir / judged_name(stem, spec.key, ORIGINAL_SUFFIX), original_layout=True)
+        )
     return run
 
 
@@ -174,9 +195,7 @@ def judge_controls(
     Raises:
         TableError: A control row is malformed, or asks something that is not a JASCO instruction.
     """
-    from jasco_utils.judging.controls import CONTROL_COLUMNS, read_controls
-
-    spec.check()
+    check_spec(spec, extra=template_problem(spec))
     table_in = read_controls(controls)
     if clips is not None:
         table_in = table_in[table_in["id"].isin(clips)].reset_index(drop=True)
@@ -184,8 +203,20 @@ def judge_controls(
             raise ValueError(f"{controls}: no control answers of clips {clips}")
     bad = table_in.index[table_in["prompt"].map(instruction_index).isna()] if "prompt" in table_in else []
     if len(bad):
-        raise TableError(f"{controls}: line {line_of(bad[0], controls)}, column 'prompt': not one of the 8 JASCO instructions")
+        raise TableError(
+            f"{controls}: line {line_of(bad[0], controls)}, column 'prompt': not one of the 8 JASCO instructions"
+        )
     out = Path(out_dir) / judged_name(Path(controls).stem, spec.key, ".csv")
-    run, _ = judge_rows(spec, table_in, out, store, reask=reask, chunk_size=chunk_size, progress=progress,
-                        source=str(controls), whole_clips=False, carry=CONTROL_COLUMNS)
+    run, _ = judge_rows(
+        spec,
+        table_in,
+        out,
+        store,
+        reask=reask,
+        chunk_size=chunk_size,
+        progress=progress,
+        source=str(controls),
+        whole_clips=False,
+        carry=CONTROL_COLUMNS,
+    )
     return run

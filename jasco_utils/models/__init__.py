@@ -1,210 +1,43 @@
-"""Models behind one contract (:class:`~jasco_utils.models.base.Backend`), the call store and its runner.
+"""Models behind one contract: what a model is (:mod:`~jasco_utils.models.spec`), the engines
+(:mod:`~jasco_utils.models.registry`), the contract (:mod:`~jasco_utils.models.base`), the call store
+(:mod:`~jasco_utils.models.store`) and the runner that puts them together
+(:mod:`~jasco_utils.models.runner`).
 
-A model, judge or ALLM, is ``engine + model + options``. :data:`ENGINES` is the registry:
-engine name -> its backend class; :func:`make_backend` builds one, passing the options to the
-backend's constructor unchanged, and :func:`check_options` refuses keys the backend does not
-accept, listing those it does. The command line asks this registry for its engine choices
-and engine flags, so adding an engine is adding one backend module and one line here.
-
-Each engine's package is imported only when that engine is used.
+The registry's functions and the contract's types are importable from here.
 """
 
-from __future__ import annotations
-
-import importlib
-import inspect
-import re
-import typing
-from dataclasses import dataclass
-from typing import Any
-
-from jasco_utils.models.base import (
-    Backend,
-    EngineError,
-    Response,
-    SamplingConfig,
-    StructuredOutput,
-    request_key,
+from jasco_utils.models.base import Backend, EngineError, Response, StructuredOutput, request_key
+from jasco_utils.models.registry import (
+    ENGINES,
+    EngineOption,
+    backend_class,
+    check_options,
+    check_spec,
+    check_structured,
+    default_model,
+    engine_options,
+    make_backend,
+    option_problems,
+    spec_problems,
 )
-
-#: Engine name -> "module:class" of its backend.
-ENGINES: dict[str, str] = {
-    "vllm": "jasco_utils.models.vllm_backend:VLLMBackend",
-    "openai": "jasco_utils.models.openai_backend:OpenAIBackend",
-    "embedded": "jasco_utils.models.embedded:EmbeddedBackend",
-    "reference": "jasco_utils.models.reference:ReferenceBackend",
-}
-
-
-def backend_class(engine: str) -> type[Backend]:
-    """The backend class of an engine (imports its module, not the engine's package).
-
-    Raises:
-        EngineError: Unknown engine.
-    """
-    if engine not in ENGINES:
-        raise EngineError(f"unknown engine {engine!r}; choose one of {sorted(ENGINES)}")
-    module_name, _, cls_name = ENGINES[engine].partition(":")
-    return getattr(importlib.import_module(module_name), cls_name)
-
-
-def default_model(engine: str) -> str | None:
-    """The model an engine runs when none is named (the embedded one bundles its own), else ``None``."""
-    param = inspect.signature(backend_class(engine).__init__).parameters.get("model")
-    return None if param is None or param.default is param.empty else param.default
-
-
-@dataclass(frozen=True)
-class EngineOption:
-    """One keyword argument of a backend's constructor.
-
-    Attributes:
-        name: The keyword.
-        type: ``int``, ``float``, ``str``, ``bool``, ``list`` (of strings) or ``object``.
-        default: The constructor's default.
-        help: The first sentence of its docstring entry.
-    """
-
-    name: str
-    type: type
-    default: Any
-    help: str
-
-
-_SIMPLE = (bool, int, float, str)
-
-
-def _option_type(hint: Any) -> type:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if hint in _SIMPLE:
-        return hint
-    if typing.get_origin(hint) is list or any(typing.get_origin(a) is list for a in args):
-        return list
-    for a in args:
-        if a in _SIMPLE:
-            return a
-    return object
-
-
-def _arg_docs(cls: type) -> dict[str, str]:
-    """``Args:`` entries of a Google-style class docstring, name -> text."""
-    doc = inspect.getdoc(cls) or ""
-    section = doc.partition("Args:")[2].split("\n\n")[0]
-    out: dict[str, str] = {}
-    for m in re.finditer(r"^\s{4}(\w+): (.+(?:\n\s{8}.+)*)", section, re.MULTILINE):
-        out[m[1]] = " ".join(m[2].split())
-    return out
-
-
-def engine_options(engine: str) -> dict[str, EngineOption]:
-    """The options an engine's backend takes (its constructor's keywords but ``model``).
-
-    >>> sorted(engine_options("embedded"))
-    ['n_ctx', 'revision', 'threads']
-    """
-    cls = backend_class(engine)
-    hints = typing.get_type_hints(cls.__init__)
-    docs = _arg_docs(cls)
-    out = {}
-    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
-        if p.name == "model" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-            continue
-        out[p.name] = EngineOption(p.name, _option_type(hints.get(p.name, str)),
-                                   None if p.default is p.empty else p.default, docs.get(p.name, ""))
-    return out
-
-
-def _options_model(engine: str):
-    """A pydantic model of a backend's keywords, from its constructor's type hints (cached)."""
-    from pydantic import ConfigDict, create_model
-
-    if engine not in _OPTION_MODELS:
-        cls = backend_class(engine)
-        hints = typing.get_type_hints(cls.__init__)
-        fields = {p.name: (hints.get(p.name, Any), None if p.default is p.empty else p.default)
-                  for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
-                  if p.name != "model" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-        _OPTION_MODELS[engine] = create_model(f"{cls.__name__}Options", __config__=ConfigDict(extra="allow"), **fields)
-    return _OPTION_MODELS[engine]
-
-
-_OPTION_MODELS: dict[str, Any] = {}
-
-
-def option_problems(engine: str, options: dict[str, Any]) -> list[str]:
-    """What is wrong with an engine's options, each naming the option: a key the backend does
-    not take (with those it does), or a value its constructor's type hints refuse.
-
-    A backend may take more than its named keywords (vLLM takes every field of
-    ``vllm.EngineArgs``, read without starting vLLM): its ``extra_options()`` names them.
-
-    >>> option_problems("embedded", {"n_ctx": "big", "n_ctxx": 1})
-    ["engine embedded takes no option(s) ['n_ctxx']; it takes ['n_ctx', 'revision', 'threads']", "option n_ctx must be an integer, not 'big'"]
-    """
-    from pydantic import ValidationError
-
-    cls = backend_class(engine)
-    named = sorted(engine_options(engine))
-    extra = cls.extra_options() if set(options) - set(named) else ()
-    unknown = sorted(set(options) - set(named) - set(extra))
-    out = []
-    if unknown:
-        more = " (and any other argument of vllm.EngineArgs)" if extra else ""
-        out.append(f"engine {engine} takes no option(s) {unknown}; it takes {named}{more}")
-    try:
-        _options_model(engine).model_validate({k: v for k, v in options.items() if k in named})
-    except ValidationError as e:
-        from jasco_utils.config import describe_errors
-
-        out += [f"option {p}" for p in describe_errors(e)]
-    return out
-
-
-def check_options(engine: str, options: dict[str, Any]) -> None:
-    """Refuse options an engine's backend does not take, or values of the wrong type.
-
-    Raises:
-        ValueError: Naming the unknown keys and listing the accepted ones (see :func:`option_problems`).
-    """
-    problems = option_problems(engine, options)
-    if problems:
-        raise ValueError("; ".join(problems))
-
-
-def check_structured(engine: str, kind: str | None, who: str = "") -> None:
-    """Refuse, before any model loads, a decoding constraint (``regex``, ``json``) the engine
-    cannot apply.
-
-    Raises:
-        EngineError: Naming the model, the engine and the kinds it takes.
-    """
-    kinds = backend_class(engine).structured_kinds
-    if kind not in (None, "", "none") and kind not in kinds:
-        raise EngineError(f"{who + ': ' if who else ''}--structured {kind}: the {engine} engine constrains answers "
-                          f"with {' or '.join(kinds)} only; give --structured {kinds[0]}")
-
-
-def make_backend(engine: str, model: str | None = None, **options: Any) -> Backend:
-    """Build a backend.
-
-    Args:
-        engine: A key of :data:`ENGINES`.
-        model: Model id, path or served name (the embedded engine has a default).
-        **options: The backend's keyword arguments, passed unchanged.
-
-    Raises:
-        EngineError: Unknown engine or option, missing package, or a model that cannot be
-            loaded.
-    """
-    try:
-        check_options(engine, options)
-    except ValueError as e:
-        raise EngineError(str(e)) from None
-    cls = backend_class(engine)
-    return cls(model, **options) if model is not None else cls(**options)
-
+from jasco_utils.models.spec import SamplingConfig
 
 __all__ = [
-    "ENGINES", "Backend", "check_structured", "EngineError", "EngineOption", "Response", "SamplingConfig", "StructuredOutput",
-    "backend_class", "check_options", "option_problems", "default_model", "engine_options", "make_backend", "request_key",
+    "ENGINES",
+    "Backend",
+    "EngineError",
+    "EngineOption",
+    "Response",
+    "SamplingConfig",
+    "StructuredOutput",
+    "backend_class",
+    "check_options",
+    "check_spec",
+    "check_structured",
+    "default_model",
+    "engine_options",
+    "make_backend",
+    "option_problems",
+    "request_key",
+    "spec_problems",
 ]

@@ -10,13 +10,14 @@ metadata (engine, model, timing, token counts, finish reason). A failure is a re
 from __future__ import annotations
 
 import abc
-import dataclasses
 import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from jasco_utils.models.spec import SamplingConfig
 
 Message = dict[str, Any]
 Conversation = list[Message]
@@ -27,29 +28,6 @@ ResultCallback = Callable[[int, "Response"], None]
 
 class EngineError(RuntimeError):
     """An engine cannot be used at all (not installed, model not found, bad settings)."""
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """Sampling settings, recorded with every response and part of every cache key.
-
-    The default is greedy with a fixed seed (reproducible). :meth:`original` gives the
-    original JASCO script's settings: only ``max_tokens=1000`` set, so vLLM's defaults apply
-    (temperature 1.0, no seed: judgements differ run to run).
-    """
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 1000
-    seed: int | None = 0
-
-    @classmethod
-    def original(cls) -> SamplingConfig:
-        """The original evaluation script's sampling: temperature 1.0, no seed."""
-        return cls(temperature=1.0, top_p=1.0, max_tokens=1000, seed=None)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -112,7 +90,10 @@ def canonical_messages(messages: Sequence[Message]) -> list[Message]:
             parts = []
             for p in content:
                 if p.get("type") == "input_audio":
-                    p = {"type": "input_audio", "input_audio": {"sha256": audio_digest(p), "format": p["input_audio"].get("format")}}
+                    p = {
+                        "type": "input_audio",
+                        "input_audio": {"sha256": audio_digest(p), "format": p["input_audio"].get("format")},
+                    }
                 parts.append(p)
             m = {**m, "content": parts}
         out.append(m)
@@ -221,8 +202,8 @@ class Backend(abc.ABC):
         on_result: ResultCallback | None,
     ) -> list[Response]: ...
 
-    def close(self) -> None:
-        """Release the engine's memory (GPU memory for vLLM)."""
+    def close(self) -> None:  # noqa: B027  (optional: most engines hold nothing to release)
+        """Release the engine's memory (GPU memory for vLLM); nothing by default."""
 
     def __enter__(self) -> Backend:
         return self
@@ -231,5 +212,10 @@ class Backend(abc.ABC):
         self.close()
 
     def _metadata(self, **extra: Any) -> dict[str, Any]:
-        return {"engine": self.engine, "engine_version": self.engine_version, "model": self.model,
-                "revision": self.revision, **extra}
+        return {
+            "engine": self.engine,
+            "engine_version": self.engine_version,
+            "model": self.model,
+            "revision": self.revision,
+            **extra,
+        }

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jasco_utils.io import sha256_file
+from jasco_utils.core.io import sha256_file
 from jasco_utils.models.base import (
     Backend,
     Conversation,
@@ -129,9 +129,14 @@ class EmbeddedBackend(Backend):
         }
         if structured is not None:
             if structured.json_schema is None:
-                raise EngineError("the embedded engine constrains answers with a JSON schema only: "
-                                  "--structured json, not --structured regex")
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": structured.json_schema}}
+                raise EngineError(
+                    "the embedded engine constrains answers with a JSON schema only: "
+                    "--structured json, not --structured regex"
+                )
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": structured.json_schema},
+            }
         return body
 
     def _generate(
@@ -163,7 +168,9 @@ class EmbeddedBackend(Backend):
                 )
                 r = Response(text, conv, meta, None if text.strip() else "empty output")
             except Exception as e:  # noqa: BLE001 - one failed call is one error response
-                r = Response("", conv, self._metadata(started_at=started, finished_at=now_iso()), error=f"llama.cpp: {e}")
+                r = Response(
+                    "", conv, self._metadata(started_at=started, finished_at=now_iso()), error=f"llama.cpp: {e}"
+                )
             responses.append(r)
             if on_result:
                 on_result(k, r)

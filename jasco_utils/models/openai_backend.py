@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from jasco_utils.core.secrets import has_url_credentials, redact, register
 from jasco_utils.models.base import (
     Backend,
     Conversation,
@@ -29,7 +30,6 @@ from jasco_utils.models.base import (
     StructuredOutput,
     now_iso,
 )
-from jasco_utils.redact import has_url_credentials, redact, register
 
 #: Key used when no key variable is configured (local servers accept any key).
 NO_KEY = "EMPTY"
@@ -135,18 +135,26 @@ class OpenAIBackend(Backend):
             key = NO_KEY
         for url in urls:
             if has_url_credentials(url):
-                raise EngineError(f"openai backend: base_url {redact(url)} holds a user or password; give the URL "
-                                  "without them and the key through api_key_env (keys are read from the environment only)")
+                raise EngineError(
+                    f"openai backend: base_url {redact(url)} holds a user or password; give the URL "
+                    "without them and the key through api_key_env (keys are read from the environment only)"
+                )
         for name, value, low in (("max_attempts", max_attempts, 1), ("concurrency", concurrency, 1)):
             if not isinstance(value, int) or value < low:
-                raise EngineError(f"openai backend: {name} (--{name.replace('_', '-')}) must be a whole number of "
-                                  f"{low} or more, not {value!r}")
+                raise EngineError(
+                    f"openai backend: {name} (--{name.replace('_', '-')}) must be a whole number of "
+                    f"{low} or more, not {value!r}"
+                )
         if not timeout > 0 or not backoff >= 0:
-            raise EngineError(f"openai backend: timeout (--timeout) must be above 0 and backoff (--backoff) 0 or more, "
-                              f"not {timeout!r} and {backoff!r}")
+            raise EngineError(
+                f"openai backend: timeout (--timeout) must be above 0 and backoff (--backoff) 0 or more, "
+                f"not {timeout!r} and {backoff!r}"
+            )
         if audio_part not in AUDIO_PARTS:
-            raise EngineError(f"openai backend: audio_part (--engine-arg audio_part=...) must be one of {list(AUDIO_PARTS)}, "
-                              f"not {audio_part!r}")
+            raise EngineError(
+                f"openai backend: audio_part (--engine-arg audio_part=...) must be one of {list(AUDIO_PARTS)}, "
+                f"not {audio_part!r}"
+            )
         self.audio_part, self.audio_sample_rate, self.max_audio_mb = audio_part, audio_sample_rate, max_audio_mb
         self.base_urls = urls
         self.concurrency = concurrency
@@ -211,12 +219,16 @@ class OpenAIBackend(Backend):
                         raw = base64.b64decode(data)
                         mb = len(raw) / 1e6
                         if mb > self.max_audio_mb:
-                            raise ValueError(f"the audio is {mb:.1f} MB, above max_audio_mb={self.max_audio_mb} for "
-                                             f"{self.model}; raise --engine-arg max_audio_mb=... if the server takes more")
+                            raise ValueError(
+                                f"the audio is {mb:.1f} MB, above max_audio_mb={self.max_audio_mb} for "
+                                f"{self.model}; raise --engine-arg max_audio_mb=... if the server takes more"
+                            )
                         rate = sf.info(io.BytesIO(raw)).samplerate
                         if rate != self.audio_sample_rate:
-                            raise ValueError(f"the audio is {rate} Hz, and {self.model} takes {self.audio_sample_rate} Hz "
-                                             "(audio_sample_rate)")
+                            raise ValueError(
+                                f"the audio is {rate} Hz, and {self.model} takes {self.audio_sample_rate} Hz "
+                                "(audio_sample_rate)"
+                            )
                         if self.audio_part == "audio_url":
                             part = {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{data}"}}
                     parts.append(part)
@@ -229,8 +241,9 @@ class OpenAIBackend(Backend):
         try:
             sent = self._audio_parts(conversation)
         except ValueError as e:  # refused before sending: one failed row, with the reason
-            return Response("", conversation, self._metadata(started_at=started, finished_at=now_iso()),
-                            error=f"not sent: {e}")
+            return Response(
+                "", conversation, self._metadata(started_at=started, finished_at=now_iso()), error=f"not sent: {e}"
+            )
         errors: list[str] = []
         for attempt in range(1, self.max_attempts + 1):
             with self._next_lock:
@@ -259,7 +272,9 @@ class OpenAIBackend(Backend):
                 return Response(text, conversation, meta)
             except Exception as err:  # noqa: BLE001 - every failure becomes an error response
                 errors.append(redact(f"{self.base_urls[i]}: {type(err).__name__}: {str(err)[:200]}"))
-                malformed = isinstance(err, (ValueError, TypeError, AttributeError, IndexError, self._openai.APIResponseValidationError))
+                malformed = isinstance(
+                    err, (ValueError, TypeError, AttributeError, IndexError, self._openai.APIResponseValidationError)
+                )
                 if attempt == self.max_attempts or not (self._retryable(err) or malformed):
                     break
                 delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
@@ -271,7 +286,9 @@ class OpenAIBackend(Backend):
                     delay = max(delay, asked)
                 time.sleep(delay)
         meta = self._metadata(attempts=len(errors), started_at=started, finished_at=now_iso())
-        return Response("", conversation, meta, error=f"failed after {len(errors)} attempt(s): " + " | ".join(errors[-3:]))
+        return Response(
+            "", conversation, meta, error=f"failed after {len(errors)} attempt(s): " + " | ".join(errors[-3:])
+        )
 
     def _generate(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from jasco_utils.core.secrets import redact
 from jasco_utils.models.base import (
     Backend,
     Conversation,
@@ -26,7 +27,6 @@ from jasco_utils.models.base import (
     request_key,
 )
 from jasco_utils.models.store import Store
-from jasco_utils.redact import redact
 
 
 @dataclass
@@ -201,7 +201,9 @@ class CachedRunner:
                     stats.failures.append(redact(error))
                 self._advance(len(same[key]), stats)
 
-            responses = self.backend.generate([conversations[k] for k in chunk], self.sampling, self.structured, on_result)
+            responses = self.backend.generate(
+                [conversations[k] for k in chunk], self.sampling, self.structured, on_result
+            )
             for i, response in enumerate(responses):  # for backends that do not call back
                 on_result(i, response)
         return results  # type: ignore[return-value]

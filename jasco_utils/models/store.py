@@ -7,13 +7,13 @@ makes no call for it. Each result is committed as it arrives, in its own transac
 run killed at any moment (even ``kill -9``) loses at most the calls in flight and never
 stores half a result; the primary key makes a duplicate impossible. Errors and empty
 outputs are never stored as results: they go to the ``failures`` table, for audit only, with
-secrets redacted (:mod:`jasco_utils.redact`).
+secrets redacted (:mod:`jasco_utils.core.secrets`).
 
 Several processes may open the same store, a new one included (creating the schema waits
 for the others). A store the user cannot write (a read-only file or folder) is opened
 read-only: a run that finds every call stored works from it, and one that needs new calls
 is told so before any model is called. Storage problems (a full disk, a file that is not a
-store, a folder in the way) raise :class:`~jasco_utils.io.StorageError` naming the file.
+store, a folder in the way) raise :class:`~jasco_utils.core.io.StorageError` naming the file.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jasco_utils.io import StorageError, prepare_target
+from jasco_utils.core.io import StorageError, prepare_target
+from jasco_utils.core.secrets import redact
 from jasco_utils.models.base import Response, canonical_messages, now_iso
-from jasco_utils.redact import redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -72,8 +72,10 @@ class Store:
         #: Opened read-only: the store's file or folder cannot be written.
         self.read_only = not (writable and folder_writable)
         if self.read_only and not self.path.is_file():
-            raise StorageError(f"{self.path}: cannot create the call store: {self.path.parent} is not writable; "
-                               "give --store a path in a writable folder")
+            raise StorageError(
+                f"{self.path}: cannot create the call store: {self.path.parent} is not writable; "
+                "give --store a path in a writable folder"
+            )
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -106,13 +108,16 @@ class Store:
         """A storage error naming the store and what to do."""
         text = str(err)
         if "not a database" in text or "malformed" in text:
-            return StorageError(f"{self.path}: is not a call store (SQLite) or is damaged ({text}); "
-                                "give --store another path, or move this file away")
+            return StorageError(
+                f"{self.path}: is not a call store (SQLite) or is damaged ({text}); "
+                "give --store another path, or move this file away"
+            )
         if "full" in text:
             return StorageError(f"{self.path}: cannot write the call store: the disk is full; free some space")
         if "readonly" in text or "read-only" in text:
-            return StorageError(f"{self.path}: the call store is read-only; make it writable, or give --store "
-                                "a writable copy")
+            return StorageError(
+                f"{self.path}: the call store is read-only; make it writable, or give --store a writable copy"
+            )
         if "no such table" in text:
             return StorageError(f"{self.path}: is not a call store (it has no calls table); give --store another path")
         return StorageError(f"{self.path}: call store error: {text}")
@@ -124,9 +129,11 @@ class Store:
             StorageError: Naming the store and how many calls the run needs.
         """
         if self.read_only and n_new:
-            raise StorageError(f"{self.path}: the call store is read-only and {n_new} call(s) are not in it; "
-                               "make it writable or give --store a writable copy (a run whose calls are all "
-                               "stored works from a read-only store)")
+            raise StorageError(
+                f"{self.path}: the call store is read-only and {n_new} call(s) are not in it; "
+                "make it writable or give --store a writable copy (a run whose calls are all "
+                "stored works from a read-only store)"
+            )
 
     def get_many(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored records for the given keys (absent keys are left out)."""
@@ -200,7 +207,7 @@ class Store:
             rows = self._db.execute("SELECT key, created_at, engine, model, error FROM failures ORDER BY id").fetchall()
         wanted = set(keys) if keys is not None else None
         return [
-            dict(zip(("key", "created_at", "engine", "model", "error"), r))
+            dict(zip(("key", "created_at", "engine", "model", "error"), r, strict=False))
             for r in rows
             if wanted is None or r[0] in wanted
         ]
@@ -208,8 +215,9 @@ class Store:
     #: The columns of a stored call, as :meth:`export` gives them and :meth:`merge` takes them.
     CALL_COLUMNS = ("key", "created_at", "engine", "model", "request", "text", "metadata")
 
-    def export(self, engines: Iterable[str] | None = None, models: Iterable[str] | None = None,
-               exclude: Iterable[str] = ()) -> list[tuple[str, ...]]:
+    def export(
+        self, engines: Iterable[str] | None = None, models: Iterable[str] | None = None, exclude: Iterable[str] = ()
+    ) -> list[tuple[str, ...]]:
         """Stored calls as rows of :data:`CALL_COLUMNS` (the JSON fields as stored), for :meth:`merge`.
 
         Args:
@@ -244,8 +252,11 @@ class Store:
             before = self._db.execute("SELECT count(*) FROM calls").fetchone()[0]
             self._db.execute("BEGIN")
             try:
-                self._db.executemany(f"INSERT OR IGNORE INTO calls ({', '.join(self.CALL_COLUMNS)}) "
-                                     f"VALUES ({', '.join('?' * len(self.CALL_COLUMNS))})", rows)
+                self._db.executemany(
+                    f"INSERT OR IGNORE INTO calls ({', '.join(self.CALL_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(self.CALL_COLUMNS))})",
+                    rows,
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

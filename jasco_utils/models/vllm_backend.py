@@ -164,8 +164,9 @@ class VLLMBackend(Backend):
             try:
                 prompts.append(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
             except Exception as e:  # noqa: BLE001 - no template, or one that rejects the messages
-                raise EngineError(f"vllm: the chat template of {self.model!r} cannot format conversation {k}: "
-                                  f"{type(e).__name__}: {e}") from e
+                raise EngineError(
+                    f"vllm: the chat template of {self.model!r} cannot format conversation {k}: {type(e).__name__}: {e}"
+                ) from e
         return prompts
 
     def sampling_params(self, sampling: SamplingConfig, structured: StructuredOutput | None = None):
@@ -258,8 +259,10 @@ def _text_content(message: Message, index: int) -> Any:
         return content
     other = [p.get("type") for p in content if p.get("type") != "text"]
     if other:
-        raise EngineError(f"vllm: conversation {index} holds a {other[0]!r} part; chat_format='original' "
-                          "sends text only, as the original script did: use chat_format='chat' for audio")
+        raise EngineError(
+            f"vllm: conversation {index} holds a {other[0]!r} part; chat_format='original' "
+            "sends text only, as the original script did: use chat_format='chat' for audio"
+        )
     return "\n".join(p.get("text", "") for p in content)
 
 
@@ -279,9 +282,14 @@ def _engine_arg_names() -> tuple[str, ...]:
             continue
         for node in tree.body:
             if isinstance(node, ast.ClassDef) and node.name == "EngineArgs":
-                names = tuple(n.target.id for n in node.body if isinstance(n, ast.AnnAssign)
-                              and isinstance(n.target, ast.Name) and not n.target.id.startswith("_")
-                              and "ClassVar" not in ast.unparse(n.annotation))
+                names = tuple(
+                    n.target.id
+                    for n in node.body
+                    if isinstance(n, ast.AnnAssign)
+                    and isinstance(n.target, ast.Name)
+                    and not n.target.id.startswith("_")
+                    and "ClassVar" not in ast.unparse(n.annotation)
+                )
                 if names:
                     return names
     try:

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from jasco_utils.core.io import sha256_file
 from jasco_utils.data.clips import TARGET_SR, load_audio
-from jasco_utils.io import sha256_file
 from jasco_utils.models.base import (
     Backend,
     Conversation,
@@ -252,8 +252,11 @@ class SpeechRecognizer(Backend):
                 raise EngineError("speech recognition needs faster-whisper: pip install faster-whisper") from e
             try:
                 self._whisper = WhisperModel(
-                    str(self.path), device=self.device, compute_type=self.compute_type,
-                    cpu_threads=self.cpu_threads, local_files_only=True,
+                    str(self.path),
+                    device=self.device,
+                    compute_type=self.compute_type,
+                    cpu_threads=self.cpu_threads,
+                    local_files_only=True,
                 )
             except Exception as e:  # noqa: BLE001 - any load failure means the engine is unusable
                 raise EngineError(f"faster-whisper could not load {self.path}: {e}") from e
@@ -274,8 +277,12 @@ class SpeechRecognizer(Backend):
         duration = wave.size / TARGET_SR
         whisper = self._load()
         segments, info = whisper.transcribe(
-            wave, language=self.language, beam_size=self.beam_size, repetition_penalty=self.repetition_penalty,
-            vad_filter=self.vad_filter, **DECODE_OPTIONS,
+            wave,
+            language=self.language,
+            beam_size=self.beam_size,
+            repetition_penalty=self.repetition_penalty,
+            vad_filter=self.vad_filter,
+            **DECODE_OPTIONS,
         )
         self.calls += 1
 

@@ -57,7 +57,8 @@ def test_bootstrap_is_reproducible_and_seeded():
     c = bootstrap.bootstrap_scores(rows, n_resamples=300, seed=12)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["best_mean_ci_low"], c["best_mean_ci_low"]) or not np.allclose(
-        a["both_pct_ci_high"], c["both_pct_ci_high"])
+        a["both_pct_ci_high"], c["both_pct_ci_high"]
+    )
 
 
 def test_bootstrap_percentile_equals_a_plain_loop():
@@ -80,13 +81,16 @@ def test_bootstrap_percentile_equals_a_plain_loop():
     for j in ("j1", "j2", "j3"):
         rec = got[(got["model"] == "m2") & (got["judge"] == j)].iloc[0]
         assert [rec["best_mean_ci_low"], rec["best_mean_ci_high"]] == pytest.approx(
-            np.quantile(per_judge[j], [0.025, 0.975]), abs=1e-12)
+            np.quantile(per_judge[j], [0.025, 0.975]), abs=1e-12
+        )
         assert [rec["both_pct_ci_low"], rec["both_pct_ci_high"]] == pytest.approx(
-            np.quantile(both[j], [0.025, 0.975]), abs=1e-9)
+            np.quantile(both[j], [0.025, 0.975]), abs=1e-9
+        )
     avg = np.mean([per_judge[j] for j in per_judge], axis=0)
     rec = got[(got["model"] == "m2") & (got["judge"] == AVERAGE)].iloc[0]
     assert [rec["best_mean_ci_low"], rec["best_mean_ci_high"]] == pytest.approx(
-        np.quantile(avg, [0.025, 0.975]), abs=1e-12)
+        np.quantile(avg, [0.025, 0.975]), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("method", ["percentile", "bca"])
@@ -117,8 +121,10 @@ def test_paired_identical_models():
 def test_paired_better_on_every_clip():
     rng = np.random.default_rng(10)
     worse = {c: int(rng.integers(0, 2)) for c in range(1, 81)}
-    spec = {("good", "j"): lambda c, k: (2 if k == 1 else 0, "Both"),
-            ("bad", "j"): lambda c, k: (worse[c] if k == 1 else 0, "Both")}
+    spec = {
+        ("good", "j"): lambda c, k: (2 if k == 1 else 0, "Both"),
+        ("bad", "j"): lambda c, k: (worse[c] if k == 1 else 0, "Both"),
+    }
     res = bootstrap.paired_comparison(scored_rows(spec), "good", "bad", judge="j")
     assert res["p_value"] < 0.01
     assert res["wins"] == 80
@@ -130,8 +136,10 @@ def test_paired_p_value_equals_sign_flip_enumeration():
     rng = np.random.default_rng(11)
     score_a = {c: int(rng.integers(0, 3)) for c in range(1, 9)}
     score_b = {c: int(rng.integers(0, 3)) for c in range(1, 9)}
-    spec = {("a", "j"): lambda c, k: (score_a[c] if k == 1 else 0, "Both"),
-            ("b", "j"): lambda c, k: (score_b[c] if k == 1 else 0, "Both")}
+    spec = {
+        ("a", "j"): lambda c, k: (score_a[c] if k == 1 else 0, "Both"),
+        ("b", "j"): lambda c, k: (score_b[c] if k == 1 else 0, "Both"),
+    }
     res = bootstrap.paired_comparison(scored_rows(spec, clips=range(1, 9)), "a", "b", judge="j")
     d = np.array([score_a[c] - score_b[c] for c in range(1, 9)], dtype=float)
     observed = d.mean()

@@ -18,10 +18,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from jasco_utils.analysis import browser, explorer
-from jasco_utils.analysis.judge_check import measure, read_checked
+from jasco_utils.analysis.judge_check import measure
 from jasco_utils.data.manifest import INSTRUCTIONS
-from jasco_utils.paths import RunLayout
+from jasco_utils.judging.tables import read_checked
+from jasco_utils.report import browser, explorer
+from jasco_utils.run import Run
 
 HOSTILE = "They are at the beach </script><b>&\"' (sound only)"
 EXPLANATION = "Explanation1: fits.\nRating: {r}\nExplanation2: why </script><i>.\nOrientation: {o}"
@@ -47,19 +48,30 @@ def answer(clip: int, model: str, k: int) -> str:
 
 
 def manifest_rows(clip: int, k: int) -> dict:
-    return {"id": clip, "audio": f"{clip}.wav", "audio_sound": f"table sound {clip}", "spoken_text": f"table speech {clip}",
-            "prompt": INSTRUCTIONS[k - 1], "audio_only_target": "At the beach.", "speech_only_target": "Building.",
-            "target_keywords": "sandcastle", "tgt_text": f"table answer {clip}"}
+    return {
+        "id": clip,
+        "audio": f"{clip}.wav",
+        "audio_sound": f"table sound {clip}",
+        "spoken_text": f"table speech {clip}",
+        "prompt": INSTRUCTIONS[k - 1],
+        "audio_only_target": "At the beach.",
+        "speech_only_target": "Building.",
+        "target_keywords": "sandcastle",
+        "tgt_text": f"table answer {clip}",
+    }
 
 
 def make_run(root: Path, failed: bool = True) -> Path:
     """A run folder: outputs of A, B and C (C's clip 1 #4 failed), judged tables of A and B."""
-    layout = RunLayout(root)
+    layout = Run(root)
     layout.outputs_dir.mkdir(parents=True)
     layout.judged_dir.mkdir()
     for model in ("A", "B", "C"):
-        rows = [{**manifest_rows(c, k), "allm_output": answer(c, model, k), "model": model, "status": "ok", "error": ""}
-                for c in (1, 2, 3) for k in range(1, 9)]
+        rows = [
+            {**manifest_rows(c, k), "allm_output": answer(c, model, k), "model": model, "status": "ok", "error": ""}
+            for c in (1, 2, 3)
+            for k in range(1, 9)
+        ]
         if model == "C":
             rows[3].update(allm_output="", status="failed", error="CUDA out of memory")
         pd.DataFrame(rows).to_csv(layout.output_path(model), index=False)
@@ -69,9 +81,16 @@ def make_run(root: Path, failed: bool = True) -> Path:
             for c in (1, 2, 3):
                 for k in range(1, 9):
                     r, o = verdict(c, model, k, judge)
-                    row = {**manifest_rows(c, k), "allm_output": answer(c, model, k), "model": model, "judge": judge,
-                           "judge_output": EXPLANATION.format(r=r, o=LABEL[o]), "reask_output": "", "status": "ok",
-                           "error": ""}
+                    row = {
+                        **manifest_rows(c, k),
+                        "allm_output": answer(c, model, k),
+                        "model": model,
+                        "judge": judge,
+                        "judge_output": EXPLANATION.format(r=r, o=LABEL[o]),
+                        "reask_output": "",
+                        "status": "ok",
+                        "error": "",
+                    }
                     if (c, model, k, judge) == UNPARSED_KEY:
                         row["judge_output"] = "I think the answer is fine."
                         row["reask_output"] = "It is hard to say."
@@ -84,7 +103,7 @@ def make_run(root: Path, failed: bool = True) -> Path:
 
 @pytest.fixture
 def run(tmp_path):
-    return make_run(tmp_path / "run <i>&\"", failed=True)
+    return make_run(tmp_path / 'run <i>&"', failed=True)
 
 
 @pytest.fixture
@@ -136,10 +155,19 @@ def test_page_holds_every_clip_and_answer_in_full(run, synthetic_dataset):
         assert head == "data:audio/ogg;base64"
         wave, sr = sf.read(io.BytesIO(base64.b64decode(b64)))
         assert sr == 16_000 and wave.ndim == 1
-    assert len(sf.read(io.BytesIO(base64.b64decode(data["clips"][1]["audio"]["src"].split(",")[1])))[0]) \
-        == pytest.approx(16_000, abs=400)  # clip 2: 48001 frames at 48 kHz, resampled by the one loader
-    assert data["counts"] == {"clips": 3, "models": 3, "judges": 2, "answers": 72, "verdicts": 96, "unparsed": 1,
-                              "failed_judge": 1, "failed_allm": 1}
+    assert len(
+        sf.read(io.BytesIO(base64.b64decode(data["clips"][1]["audio"]["src"].split(",")[1])))[0]
+    ) == pytest.approx(16_000, abs=400)  # clip 2: 48001 frames at 48 kHz, resampled by the one loader
+    assert data["counts"] == {
+        "clips": 3,
+        "models": 3,
+        "judges": 2,
+        "answers": 72,
+        "verdicts": 96,
+        "unparsed": 1,
+        "failed_judge": 1,
+        "failed_allm": 1,
+    }
     assert data["note"] == browser.CONFIG_NOTE and data["judge_check"] is None
 
 
@@ -164,15 +192,21 @@ def test_filters_are_the_explorers(clean_run, synthetic_dataset):
     assert data["filters"]["all_fail"] == explorer.clips_all_fail(df) == [3]
     assert data["filters"]["disagree"] == explorer.clips_judges_disagree(df, min_spread=browser.DISAGREE_SPREAD) == [2]
     one = explorer.one_modality_answers(df, agreement=browser.ONE_MODALITY_AGREEMENT)
-    assert data["filters"]["one_modality"] == [[int(r.id), r.model, int(r.instruction), r.depends_on]
-                                               for r in one.itertuples()]
-    assert data["filters"]["one_modality"] == [[1, "A", 1, "Audio"]] + [[3, "B", k, "Speech"] for k in (1, 2, 3, 4, 6, 7, 8)]
+    assert data["filters"]["one_modality"] == [
+        [int(r.id), r.model, int(r.instruction), r.depends_on] for r in one.itertuples()
+    ]
+    assert data["filters"]["one_modality"] == [[1, "A", 1, "Audio"]] + [
+        [3, "B", k, "Speech"] for k in (1, 2, 3, 4, 6, 7, 8)
+    ]
     best = explorer.clip_summary(df)
     for clip in data["clips"]:
         assert clip["best"] == pytest.approx(best.loc[clip["id"]].mean())
         assert {(m, j): x for m, j, x in clip["best_by"]} == {k: int(v) for k, v in best.loc[clip["id"]].items()}
-    assert [c["tags"] for c in data["clips"]] == [["one_modality", "problems"], ["disagree"],
-                                                  ["all_fail", "one_modality", "problems"]]
+    assert [c["tags"] for c in data["clips"]] == [
+        ["one_modality", "problems"],
+        ["disagree"],
+        ["all_fail", "one_modality", "problems"],
+    ]
     assert answers_of(data)[(1, "A", 1)]["one_modality"] == "Audio"
     # the rows behind the filters are load_run's
     rows = browser.scored_rows(browser.read_run(clean_run)[1])
@@ -197,8 +231,12 @@ def test_failed_and_unparsed_rows_are_marked_and_left_out_of_the_filters(run, cl
     # scoring refuses the table with the failed call; the filters see every other row, as load_run would
     rows = browser.scored_rows(browser.read_run(run)[1])
     clean = explorer.load_run(clean_run)
-    keep = ~((clean["id"] == FAILED_KEY[0]) & (clean["model"] == FAILED_KEY[1]) & (clean["instruction"] == FAILED_KEY[2])
-             & (clean["judge"] == FAILED_KEY[3]))
+    keep = ~(
+        (clean["id"] == FAILED_KEY[0])
+        & (clean["model"] == FAILED_KEY[1])
+        & (clean["instruction"] == FAILED_KEY[2])
+        & (clean["judge"] == FAILED_KEY[3])
+    )
     cols = ["model", "judge", "id", "instruction", "rating", "orientation", "gated"]
     pd.testing.assert_frame_equal(rows[cols], clean.loc[keep, cols].reset_index(drop=True))
     assert data["filters"]["all_fail"] == explorer.clips_all_fail(rows)
@@ -217,7 +255,7 @@ def test_a_run_without_tables_is_a_clear_error(tmp_path):
 
 
 def test_a_run_not_yet_judged_shows_its_answers(run, synthetic_dataset):
-    shutil.rmtree(RunLayout(run).judged_dir)
+    shutil.rmtree(Run(run).judged_dir)
     data = page_json(browser.write_run_page(run, data_dir=synthetic_dataset, audio="link", progress=False))
     assert [c["id"] for c in data["clips"]] == [1, 2, 3] and data["judges"] == []
     answers = answers_of(data)
@@ -242,7 +280,9 @@ def test_link_mode_and_missing_audio(run, synthetic_dataset, tmp_path):
 def test_embedded_audio_falls_back_to_wav(monkeypatch):
     import numpy as np
 
-    monkeypatch.setattr(browser, "AUDIO_FORMATS", (("OGG", "NO-SUCH-CODEC", "audio/ogg"), ("WAV", "PCM_16", "audio/wav")))
+    monkeypatch.setattr(
+        browser, "AUDIO_FORMATS", (("OGG", "NO-SUCH-CODEC", "audio/ogg"), ("WAV", "PCM_16", "audio/wav"))
+    )
     url = browser.encode_audio(np.zeros(1600, dtype="float32"))
     assert url.startswith("data:audio/wav;base64,")
     monkeypatch.setattr(browser, "AUDIO_FORMATS", (("OGG", "NO-SUCH-CODEC", "audio/ogg"),))
@@ -260,7 +300,7 @@ def test_design_without_the_dataset_comes_from_the_tables(run, tmp_path):
 def test_judge_check_is_shown(run, synthetic_dataset):
     from test_judge_check import HAND, control_table
 
-    check = RunLayout(run).check_dir
+    check = Run(run).check_dir
     check.mkdir()
     control_table(HAND, judge="j1").to_csv(check / "judge-check__j1.csv", index=False)
     data = page_json(browser.write_run_page(run, data_dir=synthetic_dataset, audio="link", progress=False))
@@ -295,7 +335,12 @@ def driver():
         if not (os.path.isfile(binary) or shutil.which(Path(binary).name)):
             pytest.skip(f"{binary} not found: apt-get install -y chromium chromium-driver")
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+    ):
         options.add_argument(arg)
     options.binary_location = CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium")
     service = webdriver.ChromeService(CHROMEDRIVER if os.path.isfile(CHROMEDRIVER) else shutil.which("chromedriver"))
@@ -315,8 +360,10 @@ def _wait(predicate, timeout: float = 15.0):
 
 
 def _shown(d) -> list[int]:
-    return d.execute_script("return [...document.querySelectorAll('article.clip')].filter(a => a.offsetParent !== null)"
-                            ".map(a => Number(a.id.slice(5)))")
+    return d.execute_script(
+        "return [...document.querySelectorAll('article.clip')].filter(a => a.offsetParent !== null)"
+        ".map(a => Number(a.id.slice(5)))"
+    )
 
 
 @pytest.mark.slow
@@ -328,8 +375,11 @@ def test_in_a_browser(driver, run, synthetic_dataset, audio):
     driver.get(path.resolve().as_uri())
     assert _wait(lambda: len(_shown(driver)) == 3), f"clips shown: {_shown(driver)}"
     assert driver.find_element("id", "shown").text == "showing 3 of 3 clips"
-    state = _wait(lambda: driver.execute_script(
-        "const a = document.querySelector('#clip-1 audio'); return a.readyState >= 1 ? a.readyState : 0;"))
+    state = _wait(
+        lambda: driver.execute_script(
+            "const a = document.querySelector('#clip-1 audio'); return a.readyState >= 1 ? a.readyState : 0;"
+        )
+    )
     src = driver.execute_script("return document.querySelector('#clip-1 audio').currentSrc")
     error = driver.execute_script("const e = document.querySelector('#clip-1 audio').error; return e && e.message")
     assert state >= 1, f"audio not loaded: {src[:60]}... error {error!r}"
@@ -337,8 +387,10 @@ def test_in_a_browser(driver, run, synthetic_dataset, audio):
     # the hostile answer is shown as text, and made no element
     assert HOSTILE in driver.execute_script("return document.getElementById('clip-1').innerText")
     assert driver.execute_script("return document.querySelectorAll('main b, main i').length") == 0
-    usage = driver.execute_script("return [...document.querySelectorAll('#usage tbody tr')]"
-                                  ".map(r => r.cells[0].textContent + ' ' + r.cells[1].textContent)")
+    usage = driver.execute_script(
+        "return [...document.querySelectorAll('#usage tbody tr')]"
+        ".map(r => r.cells[0].textContent + ' ' + r.cells[1].textContent)"
+    )
     assert usage == ["infer A", "infer B", "infer C", "judge j1", "judge j2", "total "]  # a row per stage and model
     show = Select(driver.find_element("id", "f-show"))
     show.select_by_value("all_fail")
@@ -346,10 +398,12 @@ def test_in_a_browser(driver, run, synthetic_dataset, audio):
     show.select_by_value("disagree")
     assert _shown(driver) == [2]
     show.select_by_value("problems")
+
     def visible_rows():
         return driver.execute_script(
             "return [...document.querySelectorAll('table.answers tbody tr')].filter(r => r.offsetParent !== null)"
-            ".map(r => r.closest('article').id + ' ' + r.dataset.model + ' ' + r.dataset.k)")
+            ".map(r => r.closest('article').id + ' ' + r.dataset.model + ' ' + r.dataset.k)"
+        )
 
     assert sorted(visible_rows()) == ["clip-1 C 4", "clip-2 B 3", "clip-3 B 5"]
     judge = Select(driver.find_element("id", "f-judge"))
@@ -359,15 +413,21 @@ def test_in_a_browser(driver, run, synthetic_dataset, audio):
     show.select_by_value("")
     Select(driver.find_element("id", "f-model")).select_by_value("C")
     assert _shown(driver) == [1, 2, 3]
-    assert driver.execute_script("return [...document.querySelectorAll('section.model')]"
-                                 ".filter(s => s.offsetParent !== null).every(s => s.dataset.model === 'C')")
+    assert driver.execute_script(
+        "return [...document.querySelectorAll('section.model')]"
+        ".filter(s => s.offsetParent !== null).every(s => s.dataset.model === 'C')"
+    )
     Select(driver.find_element("id", "f-model")).select_by_value("")
     Select(driver.find_element("id", "f-judge")).select_by_value("j2")
-    assert driver.execute_script("return [...document.querySelectorAll('td[data-judge], th[data-judge]')]"
-                                 ".filter(c => c.offsetParent !== null).every(c => c.dataset.judge === 'j2')")
+    assert driver.execute_script(
+        "return [...document.querySelectorAll('td[data-judge], th[data-judge]')]"
+        ".filter(c => c.offsetParent !== null).every(c => c.dataset.judge === 'j2')"
+    )
     Select(driver.find_element("id", "f-k")).select_by_value("5")
-    assert driver.execute_script("return [...document.querySelectorAll('table.answers tbody tr')].filter(r => r.offsetParent !== null)"
-                                 ".every(r => r.dataset.k === '5')")
+    assert driver.execute_script(
+        "return [...document.querySelectorAll('table.answers tbody tr')].filter(r => r.offsetParent !== null)"
+        ".every(r => r.dataset.k === '5')"
+    )
     box = driver.find_element("id", "f-q")
     box.send_keys("no such text")
     assert _shown(driver) == []

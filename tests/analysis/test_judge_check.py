@@ -26,44 +26,61 @@ from jasco_utils.analysis.judge_check import (
     format_check,
     judge_check_warnings,
     measure,
-    read_checked,
-    write_check_report,
 )
-from jasco_utils.analysis.plots import plot_judge_check
-from jasco_utils.analysis.results import run_analysis
 from jasco_utils.cli import main
-from jasco_utils.config import ConfigError, load_run_config
+from jasco_utils.config import load_run_config
+from jasco_utils.core.errors import ConfigError
+from jasco_utils.core.io import TableError
+from jasco_utils.core.paths import PROJECT_ROOT
 from jasco_utils.data.manifest import INSTRUCTIONS
-from jasco_utils.io import TableError
-from jasco_utils.paths import PROJECT_ROOT
+from jasco_utils.judging.tables import read_checked
+from jasco_utils.report.check import write_check_report
+from jasco_utils.report.plots import plot_judge_check
+from jasco_utils.report.results import run_analysis
 
 KINDS = ["reference", "audio_only", "speech_only", "description", "generic", "other_clip"]
 PARA_KINDS = ["reference_paraphrase", "audio_only_paraphrase", "speech_only_paraphrase", "both_separate"]
 ALL_KINDS = KINDS + PARA_KINDS
-PARA_EXPECTED = {"reference_paraphrase": (2, "Both"), "audio_only_paraphrase": (0, "Audio"),
-                 "speech_only_paraphrase": (0, "Speech"), "both_separate": (1, "Both")}
-EXPECTED = {"reference": (2, "Both"), "audio_only": (0, "Audio"), "speech_only": (0, "Speech"),
-            "description": (0, "Neither"), "generic": (0, ""), "other_clip": (0, "")}
+PARA_EXPECTED = {
+    "reference_paraphrase": (2, "Both"),
+    "audio_only_paraphrase": (0, "Audio"),
+    "speech_only_paraphrase": (0, "Speech"),
+    "both_separate": (1, "Both"),
+}
+EXPECTED = {
+    "reference": (2, "Both"),
+    "audio_only": (0, "Audio"),
+    "speech_only": (0, "Speech"),
+    "description": (0, "Neither"),
+    "generic": (0, ""),
+    "other_clip": (0, ""),
+}
 LABEL = {"Both": "Good", "Audio": "Audio-Oriented", "Speech": "Speech-Oriented", "Neither": "Neither"}
 
 # (judge_output, reask_output) per clip and kind; what a careful reader reads is in comments
 HAND = {
-    1: [("Explanation1: fits.\nRating: 2\nExplanation2: both.\nOrientation: Good", ""),       # 2, Both
-        ("Rating: 0\nOrientation: Audio-Oriented", ""),                                     # 0, Audio
-        ("Rating: 1\nOrientation: Both", ""),                                               # 1, Both
-        ("Rating: 0\nOrientation: Neither", ""),                                            # 0, Neither
-        ("Rating: 0\nOrientation: Speech-Oriented", ""),                                    # 0, (Speech)
-        ("Rating: 2\nOrientation: Good", "")],                                              # 2, (Both)
-    2: [("Rating: 2\nExplanation2: I cannot tell.", "Good"),                                # 2, Both (re-ask)
-        ("", ""),                                                                           # unreadable
-        ("Rating: 0\nOrientation: Speech-Oriented", ""),                                    # 0, Speech
-        ("Rating: 0\nOrientation: Audio-Oriented", ""),                                     # 0, Audio
-        ("Rating: 1\nOrientation: Neither", ""),                                            # 1, (Neither)
-        ("Rating: 0\nExplanation2: no idea", "")],                                          # 0, unreadable
+    1: [
+        ("Explanation1: fits.\nRating: 2\nExplanation2: both.\nOrientation: Good", ""),  # 2, Both
+        ("Rating: 0\nOrientation: Audio-Oriented", ""),  # 0, Audio
+        ("Rating: 1\nOrientation: Both", ""),  # 1, Both
+        ("Rating: 0\nOrientation: Neither", ""),  # 0, Neither
+        ("Rating: 0\nOrientation: Speech-Oriented", ""),  # 0, (Speech)
+        ("Rating: 2\nOrientation: Good", ""),
+    ],  # 2, (Both)
+    2: [
+        ("Rating: 2\nExplanation2: I cannot tell.", "Good"),  # 2, Both (re-ask)
+        ("", ""),  # unreadable
+        ("Rating: 0\nOrientation: Speech-Oriented", ""),  # 0, Speech
+        ("Rating: 0\nOrientation: Audio-Oriented", ""),  # 0, Audio
+        ("Rating: 1\nOrientation: Neither", ""),  # 1, (Neither)
+        ("Rating: 0\nExplanation2: no idea", ""),
+    ],  # 0, unreadable
 }
 # what those answers say, by hand: (rating, orientation), None where unreadable
-GIVEN = {1: [(2, "Both"), (0, "Audio"), (1, "Both"), (0, "Neither"), (0, "Speech"), (2, "Both")],
-         2: [(2, "Both"), (None, None), (0, "Speech"), (0, "Audio"), (1, "Neither"), (0, None)]}
+GIVEN = {
+    1: [(2, "Both"), (0, "Audio"), (1, "Both"), (0, "Neither"), (0, "Speech"), (2, "Both")],
+    2: [(2, "Both"), (None, None), (0, "Speech"), (0, "Audio"), (1, "Neither"), (0, None)],
+}
 
 
 def control_table(answers: dict[int, list[tuple[str, str]]], judge: str = "J", kinds=KINDS) -> pd.DataFrame:
@@ -71,10 +88,22 @@ def control_table(answers: dict[int, list[tuple[str, str]]], judge: str = "J", k
     for clip, outs in answers.items():
         for kind, (text, reask) in zip(kinds, outs, strict=True):
             rating, orientation = {**EXPECTED, **PARA_EXPECTED}[kind]
-            rows.append({"id": clip, "prompt": INSTRUCTIONS[(clip - 1) % 8], "allm_output": f"{kind} answer",
-                         "model": "judge-check", "judge": judge, "template": "judge_original@v1",
-                         "judge_output": text, "reask_output": reask, "status": "ok", "control_kind": kind,
-                         "expected_rating": rating, "expected_orientation": orientation})
+            rows.append(
+                {
+                    "id": clip,
+                    "prompt": INSTRUCTIONS[(clip - 1) % 8],
+                    "allm_output": f"{kind} answer",
+                    "model": "judge-check",
+                    "judge": judge,
+                    "template": "judge_original@v1",
+                    "judge_output": text,
+                    "reask_output": reask,
+                    "status": "ok",
+                    "control_kind": kind,
+                    "expected_rating": rating,
+                    "expected_orientation": orientation,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -103,10 +132,18 @@ def test_accuracy_kappa_and_confusion_against_a_hand_computation(hand_file):
     o_pairs = [(e[1], show(g[1])) for _, e, g in pairs if e[1]]
     assert rec["n_rows"] == 12 and rec["n_clips"] == 2
     assert rec["n_unparsed"] == sum(g[0] is None or g[1] is None for _, _, g in pairs) == 2
-    assert rec["rating_accuracy"] == pytest.approx(sum(a == b for a, b in zip(r_exp, r_giv)) / 12) == pytest.approx(8 / 12)
+    assert (
+        rec["rating_accuracy"]
+        == pytest.approx(sum(a == b for a, b in zip(r_exp, r_giv, strict=False)) / 12)
+        == pytest.approx(8 / 12)
+    )
     assert rec["orientation_accuracy"] == pytest.approx(sum(a == b for a, b in o_pairs) / len(o_pairs)) == 5 / 8
     assert rec["kappa"]["rating"] == pytest.approx(_kappa_by_hand(r_exp, r_giv)) == pytest.approx(5 / 13)
-    assert rec["kappa"]["orientation"] == pytest.approx(_kappa_by_hand(*zip(*o_pairs))) == pytest.approx(13 / 25)
+    assert (
+        rec["kappa"]["orientation"]
+        == pytest.approx(_kappa_by_hand(*zip(*o_pairs, strict=False)))
+        == pytest.approx(13 / 25)
+    )
     assert rec["majority_baseline"] == {"rating": pytest.approx(10 / 12), "orientation": 0.25}
     per = rec["per_kind"]
     assert list(per) == KINDS and all(per[k]["n"] == 2 for k in KINDS)
@@ -121,8 +158,10 @@ def test_accuracy_kappa_and_confusion_against_a_hand_computation(hand_file):
 
 
 def test_an_unreadable_answer_counts_as_wrong_never_left_out(tmp_path):
-    right = {c: [(f"Rating: {EXPECTED[k][0]}\nOrientation: {LABEL.get(EXPECTED[k][1], 'Neither')}", "")
-                 for k in KINDS] for c in (1, 2)}
+    right = {
+        c: [(f"Rating: {EXPECTED[k][0]}\nOrientation: {LABEL.get(EXPECTED[k][1], 'Neither')}", "") for k in KINDS]
+        for c in (1, 2)
+    }
     (rec,) = measure(read_checked([_write(tmp_path / "a__j.csv", right)]), n_resamples=0)
     assert rec["rating_accuracy"] == rec["orientation_accuracy"] == 1.0 and rec["n_unparsed"] == 0
     assert rec["kappa"] == {"rating": 1.0, "orientation": 1.0}
@@ -143,15 +182,19 @@ def _write(path, answers, judge="J"):
 def test_intervals_resample_clips_as_an_independent_computation(tmp_path):
     rng = random.Random(3)
     labels = ["Audio-Oriented", "Speech-Oriented", "Good", "Neither", "unsure"]
-    answers = {c: [(f"Rating: {rng.choice([0, 0, 1, 2])}\nOrientation: {rng.choice(labels)}", "") for _ in KINDS]
-               for c in range(1, 13)}
+    answers = {
+        c: [(f"Rating: {rng.choice([0, 0, 1, 2])}\nOrientation: {rng.choice(labels)}", "") for _ in KINDS]
+        for c in range(1, 13)
+    }
     rows = read_checked([_write(tmp_path / "r__j.csv", answers)])
     (rec,) = measure(rows, n_resamples=500, seed=7)
     (again,) = measure(rows, n_resamples=500, seed=7)
     assert rec == again
     idx = resample_indices(12, 500, 7)
-    for field, key, checked_kinds in (("rating", "rating_accuracy", KINDS),
-                                      ("orientation", "orientation_accuracy", KINDS[:4])):
+    for field, key, checked_kinds in (
+        ("rating", "rating_accuracy", KINDS),
+        ("orientation", "orientation_accuracy", KINDS[:4]),
+    ):
         given = rows[field].map(lambda v: None if pd.isna(v) else v)
         expected = rows[f"expected_{field}"].map(lambda v: None if pd.isna(v) or v == "" else v)
         ok = np.array([g is not None and g == e for g, e in zip(given, expected, strict=True)], dtype=float)
@@ -172,8 +215,17 @@ def test_json_shape_of_check_judge(hand_file, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [r["judge"] for r in out] == ["J", "K"]
     for rec in out:
-        assert {"judge", "n_rows", "n_unparsed", "rating_accuracy", "orientation_accuracy", "per_kind", "kappa",
-                "intervals", "confusion"} <= set(rec)
+        assert {
+            "judge",
+            "n_rows",
+            "n_unparsed",
+            "rating_accuracy",
+            "orientation_accuracy",
+            "per_kind",
+            "kappa",
+            "intervals",
+            "confusion",
+        } <= set(rec)
         assert isinstance(rec["n_rows"], int) and isinstance(rec["rating_accuracy"], float)
         assert set(rec["per_kind"]) == set(KINDS)
         for kind, v in rec["per_kind"].items():
@@ -202,8 +254,9 @@ def test_bad_tables_are_refused_with_the_file_and_line(hand_file, tmp_path, caps
 
 
 def test_report_files_and_figure(hand_file, tmp_path):
-    records = measure(read_checked([hand_file, _write(tmp_path / "judge-check__k.csv", HAND, judge="K")]),
-                      n_resamples=100)
+    records = measure(
+        read_checked([hand_file, _write(tmp_path / "judge-check__k.csv", HAND, judge="K")]), n_resamples=100
+    )
     paths = write_check_report(records, tmp_path / "fig")
     assert sorted(p.name for p in paths) == ["judge_check.csv", "judge_check.json", "judge_check.png"]
     assert json.loads((tmp_path / "fig" / "judge_check.json").read_text()) == records
@@ -243,21 +296,23 @@ def test_run_configuration_section(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text('name = "r"\n')
     assert not load_run_config(path).judge_check
-    path.write_text('[judge_check]\nclips = [3, 1, 3]\n')
+    path.write_text("[judge_check]\nclips = [3, 1, 3]\n")
     assert load_run_config(path).judge_check and load_run_config(path).judge_check_clips == [1, 3]
-    path.write_text('[judge_check]\nenabled = false\n')
+    path.write_text("[judge_check]\nenabled = false\n")
     assert not load_run_config(path).judge_check
-    for text, message in (('[judge_check]\nclip = [1, 2]\n', r"\[judge_check\] has unknown field\(s\) \['clip'\]"),
-                          ('[judge_check]\nclips = [5]\n', "needs two clips or more"),
-                          ('[judge_check]\nclips = [0, 81]\n', "judge_check.clips must be"),
-                          ('[judge_check]\nenabled = "yes"\n', "judge_check.enabled must be true or false")):
+    for text, message in (
+        ("[judge_check]\nclip = [1, 2]\n", r"\[judge_check\] has unknown field\(s\) \['clip'\]"),
+        ("[judge_check]\nclips = [5]\n", "needs two clips or more"),
+        ("[judge_check]\nclips = [0, 81]\n", "judge_check.clips must be"),
+        ('[judge_check]\nenabled = "yes"\n', "judge_check.enabled must be true or false"),
+    ):
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_run_config(path)
 
 
 def test_pipeline_skips_the_check_when_off(tmp_path):
-    from jasco_utils.pipeline import run_judge_check
+    from jasco_utils.pipeline.reproduce import run_judge_check
 
     path = tmp_path / "r.toml"
     path.write_text('name = "r"\n[judge_check]\nenabled = false\n')
@@ -269,9 +324,29 @@ def test_pipeline_skips_the_check_when_off(tmp_path):
 def test_check_judge_with_the_embedded_judge_on_the_cpu(tmp_path, real_data_dir):
     """`jasco check-judge --judge smollm2 --clips 1-2`: 20 control answers through the real judging path."""
     out_dir, store = tmp_path / "check", tmp_path / "calls.sqlite"
-    cmd = [sys.executable, "-m", "jasco_utils.cli", "check-judge", "--judge", "smollm2", "--clips", "1-2",
-           "--structured", "json", "--max-tokens", "160", "--max-explanation-chars", "60", "--data-dir",
-           str(real_data_dir), "--store", str(store), "--out-dir", str(out_dir), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jasco_utils.cli",
+        "check-judge",
+        "--judge",
+        "smollm2",
+        "--clips",
+        "1-2",
+        "--structured",
+        "json",
+        "--max-tokens",
+        "160",
+        "--max-explanation-chars",
+        "60",
+        "--data-dir",
+        str(real_data_dir),
+        "--store",
+        str(store),
+        "--out-dir",
+        str(out_dir),
+        "--json",
+    ]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -291,8 +366,9 @@ def test_check_judge_with_the_embedded_judge_on_the_cpu(tmp_path, real_data_dir)
     assert (out_dir / "judge_check.png").stat().st_size > 20_000
     # measuring the written table gives the same numbers; a re-run makes no call
     (again,) = measure(read_checked([out_dir / "judge-check__smollm2.csv"]))
-    assert {k: again[k] for k in ("rating_accuracy", "orientation_accuracy", "kappa", "intervals")} == \
-        {k: rec[k] for k in ("rating_accuracy", "orientation_accuracy", "kappa", "intervals")}
+    assert {k: again[k] for k in ("rating_accuracy", "orientation_accuracy", "kappa", "intervals")} == {
+        k: rec[k] for k in ("rating_accuracy", "orientation_accuracy", "kappa", "intervals")
+    }
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT, env=env)
     assert rerun.returncode == 0 and "20 from cache, 0 model calls" in rerun.stderr
     assert json.loads(rerun.stdout)[0]["per_kind"] == rec["per_kind"]
@@ -304,9 +380,11 @@ def _answer(rating: int, orientation: str) -> tuple[str, str]:
 
 RIGHT = [_answer(*EXPECTED[k]) if EXPECTED[k][1] else _answer(EXPECTED[k][0], "Audio") for k in KINDS]
 # the paraphrased kinds' answers of judge J, per clip: (rating, orientation) given
-J_PARA = {1: [(2, "Both"), (0, "Audio"), (0, "Speech"), (1, "Both")],
-          2: [(1, "Both"), (0, "Speech"), (0, "Speech"), (0, "Audio")],
-          3: [(2, "Both"), (0, "Audio"), (2, "Both"), (1, "Both")]}
+J_PARA = {
+    1: [(2, "Both"), (0, "Audio"), (0, "Speech"), (1, "Both")],
+    2: [(1, "Both"), (0, "Speech"), (0, "Speech"), (0, "Audio")],
+    3: [(2, "Both"), (0, "Audio"), (2, "Both"), (1, "Both")],
+}
 
 
 def _both_groups(tmp_path):
@@ -327,7 +405,11 @@ def test_verbatim_and_paraphrased_kinds_are_reported_apart(tmp_path):
     giv = [g for c in J_PARA for g in J_PARA[c]]
     para = rec_j["groups"]["paraphrased"]
     assert para["kinds"] == PARA_KINDS and para["n"] == 12
-    assert para["rating_accuracy"] == pytest.approx(sum(e[0] == g[0] for e, g in zip(exp, giv)) / 12) == 9 / 12
+    assert (
+        para["rating_accuracy"]
+        == pytest.approx(sum(e[0] == g[0] for e, g in zip(exp, giv, strict=False)) / 12)
+        == 9 / 12
+    )
     assert para["orientation_accuracy"] == pytest.approx(9 / 12)
     assert para["kappa"]["orientation"] == pytest.approx(_kappa_by_hand([e[1] for e in exp], [g[1] for g in giv]))
     assert para["kappa"]["rating"] == pytest.approx(_kappa_by_hand([str(e[0]) for e in exp], [str(g[0]) for g in giv]))
@@ -361,7 +443,9 @@ def test_warnings_name_each_judge_below_the_threshold(tmp_path, hand_file):
     assert text.rstrip().endswith(warning)
     table = check_table(records)
     assert table[table["kind"] == "paraphrased"]["orientation_kappa"].tolist() == [
-        pytest.approx(records[0]["groups"]["paraphrased"]["kappa"]["orientation"]), 0.0]
+        pytest.approx(records[0]["groups"]["paraphrased"]["kappa"]["orientation"]),
+        0.0,
+    ]
 
 
 def test_footnote_shows_the_paraphrased_kinds_and_the_warning(tmp_path):
@@ -373,5 +457,7 @@ def test_footnote_shows_the_paraphrased_kinds_and_the_warning(tmp_path):
     assert note.startswith("Judge check (control answers with known labels, 3 clips")
     assert "J rating 0.90, orientation 0.88" in note  # all ten kinds, as before
     assert "; paraphrased kinds: rating 0.75, orientation 0.75" in note and "usable;" in note
-    assert note.endswith("not usable. Warning: judge K is not usable: its orientation kappa on the paraphrased "
-                         "controls is 0.00, below 0.4; its Table II and Figure 2 numbers say little about the ALLMs.")
+    assert note.endswith(
+        "not usable. Warning: judge K is not usable: its orientation kappa on the paraphrased "
+        "controls is 0.00, below 0.4; its Table II and Figure 2 numbers say little about the ALLMs."
+    )

@@ -28,8 +28,20 @@ from jasco_utils.analysis.scoring import format_scores, score_records
 
 def test_score_keys_are_stable():
     assert SCORE_KEYS == (
-        "model", "judge", "best_mean", "best_mean_ungated", "audio_pct", "both_pct", "speech_pct", "n_responses",
-        "n_unparsed", "n_clips", "n_unparsed_rating", "n_unparsed_orientation", "n_neither", "n_truncated",
+        "model",
+        "judge",
+        "best_mean",
+        "best_mean_ungated",
+        "audio_pct",
+        "both_pct",
+        "speech_pct",
+        "n_responses",
+        "n_unparsed",
+        "n_clips",
+        "n_unparsed_rating",
+        "n_unparsed_orientation",
+        "n_neither",
+        "n_truncated",
     )
 
 
@@ -40,8 +52,16 @@ def test_gate_counts_a_rating_only_when_both():
 
 
 def test_clip_table_by_hand():
-    answers = [(2, "Speech"), (1, "Both"), (None, "Both"), (0, "Neither"), (2, None), (1, "Audio"), (0, "Both"),
-               (1, "Both")]
+    answers = [
+        (2, "Speech"),
+        (1, "Both"),
+        (None, "Both"),
+        (0, "Neither"),
+        (2, None),
+        (1, "Audio"),
+        (0, "Both"),
+        (1, "Both"),
+    ]
     rows = scored_rows({("m", "j"): lambda c, k: answers[k - 1] if c == 1 else (2, "Both")}, clips=[1, 2])
     clips = clip_table(rows).set_index("id")
     one = clips.loc[1]
@@ -90,12 +110,23 @@ def test_a_registered_metric_reaches_every_consumer(monkeypatch):
         best = clips.arrays["best_gated"]
         return weights @ (best == 2).T.astype(float) / clips.total("n_clips", weights)
 
-    monkeypatch.setitem(METRICS, "fully_correct", Metric("fully_correct", fully_correct, "full", 3,
-                                                         "clips fully correct", (0, 1), note="full: best is 2"))
+    monkeypatch.setitem(
+        METRICS,
+        "fully_correct",
+        Metric("fully_correct", fully_correct, "full", 3, "clips fully correct", (0, 1), note="full: best is 2"),
+    )
     rows = random_scored_rows(seed=2, models=("m",), judges=("j1", "j2"), clips=range(1, 21))
     scores = score_rows(rows)
-    assert list(scores.columns[:8]) == ["model", "judge", "best_mean", "best_mean_ungated", "audio_pct", "both_pct",
-                                        "speech_pct", "fully_correct"]
+    assert list(scores.columns[:8]) == [
+        "model",
+        "judge",
+        "best_mean",
+        "best_mean_ungated",
+        "audio_pct",
+        "both_pct",
+        "speech_pct",
+        "fully_correct",
+    ]
     for judge, group in rows.groupby("judge"):
         per_clip = group.assign(g=gate(group["rating"], group["orientation"])).groupby("id")["g"].max()
         assert scores.set_index("judge").loc[judge, "fully_correct"] == pytest.approx((per_clip == 2).mean())

@@ -1,4 +1,4 @@
-"""jasco_utils.analysis.plots: every figure renders, from generated rows, without pyplot."""
+"""jasco_utils.report.plots: every figure renders, from generated rows, without pyplot."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import sys
 
 from judged_tables import random_scored_rows
 
-from jasco_utils.analysis import agreement, bootstrap, plots, sensitivity
+from jasco_utils.analysis import agreement, bootstrap, sensitivity
 from jasco_utils.analysis.scoring import scores_from_rows
+from jasco_utils.report import plots
 
 
 def test_plots_render(tmp_path):
@@ -28,8 +29,9 @@ def test_plots_render(tmp_path):
 
 
 def test_figure2_panels_and_files(tmp_path):
-    rows = random_scored_rows(seed=20, models=("cascade", "Qwen2-Audio", "WavLLM"), judges=("j1", "j2"),
-                              clips=range(1, 11))
+    rows = random_scored_rows(
+        seed=20, models=("cascade", "Qwen2-Audio", "WavLLM"), judges=("j1", "j2"), clips=range(1, 11)
+    )
     fig = plots.figure2(scores_from_rows(rows))
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == len(fig.axes)  # no empty cell

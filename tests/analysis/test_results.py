@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 from judged_tables import make_rows, project_layout_file
 
-from jasco_utils.analysis import explorer
 from jasco_utils.analysis.metrics import gate
-from jasco_utils.analysis.results import run_statistics
-from jasco_utils.analysis.scoring import read_judged_files, scores_from_rows
+from jasco_utils.analysis.scoring import scores_from_rows
+from jasco_utils.judging.tables import read_judged_files
+from jasco_utils.report import explorer
+from jasco_utils.report.results import run_statistics
 
 
 @pytest.fixture
@@ -26,8 +27,18 @@ def test_run_statistics_writes_the_tables_and_figures(run_dir, tmp_path):
     fig = tmp_path / "fig"
     out = run_statistics(run_dir, figures_dir=fig, n_resamples=50)
     names = sorted(p.name for p in out["paths"])
-    assert names == sorted(["table2_ci.csv", "table2_ci.png", "agreement.csv", "agreement.png", "comparisons.csv",
-                            "prompt_sensitivity.png", "best_of_k.png", "unsolved_clips.csv"])
+    assert names == sorted(
+        [
+            "table2_ci.csv",
+            "table2_ci.png",
+            "agreement.csv",
+            "agreement.png",
+            "comparisons.csv",
+            "prompt_sensitivity.png",
+            "best_of_k.png",
+            "unsolved_clips.csv",
+        ]
+    )
     assert all((fig / n).stat().st_size > 0 for n in names)
     scores = scores_from_rows(read_judged_files(sorted((run_dir / "judged").glob("*.csv"))))
     ci = pd.read_csv(fig / "table2_ci.csv").merge(scores, on=["model", "judge"], suffixes=("", "_scored"))

@@ -9,9 +9,10 @@ import pytest
 from judged_tables import make_rows, original_layout_file, project_layout_file
 
 from jasco_utils.analysis.metrics import SCORE_KEYS
-from jasco_utils.analysis.scoring import read_judged, score_files
+from jasco_utils.analysis.scoring import score_files
 from jasco_utils.cli import main
-from jasco_utils.io import TableError
+from jasco_utils.core.io import TableError
+from jasco_utils.judging.tables import read_judged
 
 
 def original_rules(ids: list[int], outputs: list[str]) -> dict[str, float]:
@@ -25,7 +26,7 @@ def original_rules(ids: list[int], outputs: list[str]) -> dict[str, float]:
     best: dict[int, int] = {}
     orientations = []
     score = None
-    for cid, r in zip(ids, outputs):
+    for cid, r in zip(ids, outputs, strict=False):
         if "Orientation: Neither" in r or "Orientation: \nNeither" in r:
             o = "N"
         elif "Orientation: Audio-Oriented" in r or "Orientation: \nAudio-Oriented" in r:
@@ -82,8 +83,9 @@ def test_original_layout_ids_written_as_floats_score_as_whole_ids(tmp_path):
     df.assign(id=df["id"] + ".0").to_csv(floats, index=False)
     assert pd.read_csv(floats, dtype=str)["id"].iloc[0] == f"{ids[0]}.0"
     [a], [b] = score_files([whole]), score_files([floats])
-    assert {k: v for k, v in a.items() if k not in ("model", "judge")} == \
-        {k: v for k, v in b.items() if k not in ("model", "judge")}
+    assert {k: v for k, v in a.items() if k not in ("model", "judge")} == {
+        k: v for k, v in b.items() if k not in ("model", "judge")
+    }
     assert b["n_clips"] == 80 and b["best_mean"] == pytest.approx(original_rules(ids, outputs)["best_mean"])
 
 
@@ -92,7 +94,9 @@ def test_unparsed_are_counted_not_defaulted(tmp_path):
     good = "Rating: 2\nOrientation: Both"
     outputs = [good] * 16
     outputs[0] = "Rating: 3\nOrientation: Both"  # out of range: rating unreadable
-    outputs[8:16] = ["No rating here.\nOrientation: Both"] * 7 + ["Rating: 1\nOrientation: Audio-Oriented/Speech-Oriented/Good/Neither"]
+    outputs[8:16] = ["No rating here.\nOrientation: Both"] * 7 + [
+        "Rating: 1\nOrientation: Audio-Oriented/Speech-Oriented/Good/Neither"
+    ]
     [rec] = score_files([project_layout_file(tmp_path / "m__j.csv", ids, outputs)])
     # clip 1: best of (None->0, 2, 2, ...) = 2; clip 2: nothing readable with Both -> 0
     assert rec["best_mean"] == 1.0
@@ -150,8 +154,10 @@ def _line(df: pd.DataFrame, row: int) -> int:
         (lambda df: df.drop(index=5), "clip 1 lacks instruction(s) [6]"),
         (lambda df: df.assign(id=df["id"].replace({"2": "81"})), lambda df: f"line {_line(df, 8)}, column 'id': '81'"),
         (lambda df: df.assign(id=df["id"].replace({"1": "0"})), "line 2, column 'id': '0'"),
-        (lambda df: df.assign(prompt=df["prompt"].where(df.index != 3, "What is happening?")),
-         lambda df: f"line {_line(df, 3)}, column 'prompt'"),
+        (
+            lambda df: df.assign(prompt=df["prompt"].where(df.index != 3, "What is happening?")),
+            lambda df: f"line {_line(df, 3)}, column 'prompt'",
+        ),
         (lambda df: pd.concat([df, df.iloc[[0]]]), "clip 1 has instruction 1 more than once"),
     ],
 )

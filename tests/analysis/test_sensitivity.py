@@ -53,15 +53,20 @@ def test_best_of_k_endpoints_and_a_hand_checked_k2():
     for model, judge in table.index:
         assert curve.loc[(model, judge, 8), "best_of_k"] == pytest.approx(table.loc[(model, judge), "best_mean"])
         assert curve.loc[(model, judge, 8), "best_of_k_ungated"] == pytest.approx(
-            table.loc[(model, judge), "best_mean_ungated"])
+            table.loc[(model, judge), "best_mean_ungated"]
+        )
     means = sensitivity.mean_vs_best(rows).set_index(["model", "judge"])
     for model, judge in means.index:
         assert curve.loc[(model, judge, 1), "best_of_k"] == pytest.approx(means.loc[(model, judge), "mean_gated"])
         assert curve.loc[(model, judge, 1), "best_of_k_ungated"] == pytest.approx(
-            means.loc[(model, judge), "mean_ungated"])
+            means.loc[(model, judge), "mean_ungated"]
+        )
     # By hand: one clip, 4 responses gated to 0, 0, 1, 2 (the Speech one counts 0 gated).
-    tiny = scored_rows({("m", "j"): lambda c, k: ([0, 1, 2, 2][k - 1], ["Both", "Both", "Both", "Speech"][k - 1])},
-                     clips=[1], instructions=range(1, 5))
+    tiny = scored_rows(
+        {("m", "j"): lambda c, k: ([0, 1, 2, 2][k - 1], ["Both", "Both", "Both", "Speech"][k - 1])},
+        clips=[1],
+        instructions=range(1, 5),
+    )
     k2 = sensitivity.best_of_k(tiny, ks=[2]).iloc[0]
     # pairs of gated (0, 1, 2, 0): max over the 6 pairs = 1, 2, 0, 2, 1, 2 -> 8/6
     assert k2["best_of_k"] == pytest.approx(8 / 6)
@@ -111,8 +116,9 @@ def test_orientation_shares_follow_the_wording():
     test = sensitivity.wording_test(rows, n_resamples=999)
     assert (test["permutation_p_value"] <= 0.002).all()
     assert (test["chi2_p_value"] < 1e-10).all()
-    assert test["chi2"].iloc[0] == pytest.approx(sps.chi2_contingency(
-        np.array([[0, 20, 60], [80, 0, 0]]), correction=False).statistic)
+    assert test["chi2"].iloc[0] == pytest.approx(
+        sps.chi2_contingency(np.array([[0, 20, 60], [80, 0, 0]]), correction=False).statistic
+    )
 
 
 def test_wording_test_without_an_effect():

@@ -11,6 +11,13 @@ import pytest
 import soundfile as sf
 
 from jasco_utils.cli import main
+from jasco_utils.core.io import TableError
+from jasco_utils.core.paths import (
+    DATA_DIR_ENV,
+    DEFAULT_DATASET_DIR,
+    PROJECT_ROOT,
+    dataset_dir,
+)
 from jasco_utils.data.clips import (
     TARGET_SR,
     clip_path,
@@ -23,13 +30,6 @@ from jasco_utils.data.dataset import (
     V0_COLUMNS,
     load_metadata,
     validate_dataset,
-)
-from jasco_utils.io import TableError
-from jasco_utils.paths import (
-    DATA_DIR_ENV,
-    DEFAULT_DATASET_DIR,
-    PROJECT_ROOT,
-    dataset_dir,
 )
 
 # ---------------------------------------------------------------- dataset_dir
@@ -226,9 +226,7 @@ def test_validate_real_findings(real_report):
     assert any("48000 Hz" in m for m in by_where["47.wav"])
 
     # typographic apostrophes U+2019 in these cells
-    apostrophes = {
-        w for w, ms in by_where.items() for m in ms if "U+2019" in m
-    }
+    apostrophes = {w for w, ms in by_where.items() for m in ms if "U+2019" in m}
     assert apostrophes == {
         "v0.csv line 2 (clip 1), column 'Speech'",
         "v0.csv line 29 (clip 28), column 'Speech'",
@@ -239,12 +237,7 @@ def test_validate_real_findings(real_report):
 
     for clip in ("9.wav", "16.wav", "17.wav"):
         assert any("clipping" in m for m in by_where[clip]), clip
-    heavy = {
-        w
-        for w, ms in by_where.items()
-        for m in ms
-        if "clipping" in m and int(m.split(" sample")[0]) >= 100
-    }
+    heavy = {w for w, ms in by_where.items() for m in ms if "clipping" in m and int(m.split(" sample")[0]) >= 100}
     assert heavy == {"9.wav", "16.wav", "17.wav"}
 
     repeated = [w for w in by_where if "clips [" in w]
@@ -361,8 +354,7 @@ def test_whitespace_cell_is_a_warning(real_data_copy):
     report = validate_dataset(real_data_copy, check_checksums=False)
     assert report.ok
     assert any(
-        f.where == "v0.csv line 4 (clip 3), column 'Audio'" and "whitespace" in f.message
-        for f in report.findings
+        f.where == "v0.csv line 4 (clip 3), column 'Audio'" and "whitespace" in f.message for f in report.findings
     )
 
 
@@ -411,7 +403,9 @@ def test_cli_validate(real_data_dir, capsys):
 def test_cli_validate_ends_with_one_line(real_data_dir, real_data_copy, capsys):
     assert main(["data", "validate", "--data-dir", str(real_data_dir)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out == [f"OK: {real_data_dir.resolve()}, 80 clips decoded, 0 error(s), 25 irregularities (--verbose lists them)"]
+    assert out == [
+        f"OK: {real_data_dir.resolve()}, 80 clips decoded, 0 error(s), 25 irregularities (--verbose lists them)"
+    ]
     (real_data_copy / "3.wav").unlink()
     assert main(["data", "validate", "--data-dir", str(real_data_copy)]) == 1
     out = capsys.readouterr().out.strip().splitlines()

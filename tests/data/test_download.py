@@ -357,9 +357,7 @@ def test_stalled_server_gives_up_with_timed_out(server: _Server, tmp_path: Path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_partial_leftover_under_its_name_is_fetched_again(
-    server: _Server, data_src: Path, tmp_path: Path
-) -> None:
+def test_partial_leftover_under_its_name_is_fetched_again(server: _Server, data_src: Path, tmp_path: Path) -> None:
     data = (data_src / "10.wav").read_bytes()
     (tmp_path / "10.wav").write_bytes(data[: len(data) // 2])  # e.g. copied by hand, cut short
     report = _download(server, tmp_path, ["10.wav"])
@@ -420,9 +418,7 @@ def test_cli_download_succeeds(server: _Server, tmp_path: Path, capsys: pytest.C
     _assert_verified(dest, ALL_FILES)
 
 
-def test_cli_download_missing_file_exits_1(
-    server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_download_missing_file_exits_1(server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     server.faults["80.wav"] = "missing"
     dest = tmp_path / "data"
     assert cli.main(["data", "download", "--dest", str(dest), "--base-url", server.url + "/"]) == 1

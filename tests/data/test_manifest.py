@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from jasco_utils.cli import main
+from jasco_utils.core.io import TableError, read_csv_checked
 from jasco_utils.data.dataset import checksums
 from jasco_utils.data.manifest import (
     INSTRUCTIONS,
@@ -20,7 +21,6 @@ from jasco_utils.data.manifest import (
     instruction_index,
     write_manifest,
 )
-from jasco_utils.io import TableError, read_csv_checked
 
 
 def _read(path) -> pd.DataFrame:
@@ -61,7 +61,7 @@ def test_default_layout(manifest, example, real_data_dir):
     assert len(manifest) == 640
     assert tuple(manifest.columns) == MANIFEST_COLUMNS
     assert (manifest["allm_output"] == "").all()
-    for cid, audio in zip(manifest["id"], manifest["audio"]):
+    for cid, audio in zip(manifest["id"], manifest["audio"], strict=False):
         p = Path(audio)
         assert p.is_absolute() and p.is_file()
         assert p == (real_data_dir / f"{cid}.wav").resolve()
@@ -154,8 +154,14 @@ def _bad(example: pd.DataFrame, row: int, column: str, value: str) -> pd.DataFra
 
 @pytest.mark.parametrize(
     "row, column, value",
-    [(0, "id", "0"), (9, "id", "abc"), (20, "id", "81"), (30, "id", "2.5"),
-     (41, "prompt", "What are they doing?"), (50, "prompt", INSTRUCTIONS[3] + " ")],
+    [
+        (0, "id", "0"),
+        (9, "id", "abc"),
+        (20, "id", "81"),
+        (30, "id", "2.5"),
+        (41, "prompt", "What are they doing?"),
+        (50, "prompt", INSTRUCTIONS[3] + " "),
+    ],
 )
 def test_check_rows_names_line_and_column(example, row, column, value):
     with pytest.raises(TableError) as info:

@@ -65,14 +65,26 @@ def _transformers_generate(fam, model_dir, conversations, max_tokens):
     prompt_ids, answer_ids, texts = [], [], []
     for conv in conversations:
         if fam.hf_audio_in_chat:  # the template takes the same WAV the engine gets, and tokenizes
-            audio_parts = [{**m, "content": [{"type": "audio", "base64": p["input_audio"]["data"]}
-                                             if p["type"] == "input_audio" else p for p in m["content"]]}
-                           for m in conv]
+            audio_parts = [
+                {
+                    **m,
+                    "content": [
+                        {"type": "audio", "base64": p["input_audio"]["data"]} if p["type"] == "input_audio" else p
+                        for p in m["content"]
+                    ],
+                }
+                for m in conv
+            ]
             inputs = processor.apply_chat_template(audio_parts, tokenize=True, return_dict=True, return_tensors="pt")
         else:
             prompt = processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
-            inputs = processor(text=prompt, **{fam.audio_kwarg: [sent_wave(conv)]}, sampling_rate=16_000,
-                               return_tensors="pt", **fam.processor_kwargs)
+            inputs = processor(
+                text=prompt,
+                **{fam.audio_kwarg: [sent_wave(conv)]},
+                sampling_rate=16_000,
+                return_tensors="pt",
+                **fam.processor_kwargs,
+            )
         with torch.no_grad():
             out = generator.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
         n = inputs["input_ids"].shape[1]
@@ -85,8 +97,9 @@ def _transformers_generate(fam, model_dir, conversations, max_tokens):
 def _answer(backend, data_dir, clips, tmp_path, audio_mode="audio"):
     manifest = build_manifest(data_dir, clips=clips)
     with Store(tmp_path / f"calls-{audio_mode}.sqlite") as store:
-        table, stats = infer_table(manifest, backend, store, data_dir=data_dir, sampling=SAMPLING,
-                                   audio_mode=audio_mode, progress=False)
+        table, stats = infer_table(
+            manifest, backend, store, data_dir=data_dir, sampling=SAMPLING, audio_mode=audio_mode, progress=False
+        )
     assert stats.failed == 0, stats.failures
     # every row answered ("truncated": the answer reached max_tokens, as a random model's do)
     assert table["status"].isin(["ok", "truncated"]).all() and table["engine"].eq("vllm").all()

@@ -77,7 +77,7 @@ def test_greedy_answers_equal_transformers(vllm_allm, tiny_audio_model, clips_di
     processor = AutoProcessor.from_pretrained(tiny_audio_model)
     model = Qwen2AudioForConditionalGeneration.from_pretrained(tiny_audio_model, dtype=torch.float32).eval()
     hf_ids, hf_text, hf_prompt_ids = [], [], []
-    for r, conv in zip(rows, conversations):
+    for r, conv in zip(rows, conversations, strict=False):
         wave = sent_wave(conv)
         source = load_audio(r["audio"])
         # the audio sent is load_audio's waveform: exact for 16-bit 16 kHz clips, within one
@@ -109,7 +109,9 @@ def test_640_rows_then_rerun_from_cache_and_silence_ablation(vllm_allm, real_dat
     with Store(tmp_path / "calls.sqlite") as store:
         table, stats = infer_table(manifest, vllm_allm, store, sampling=TINY, progress=False)
         assert stats.total == 640 and stats.called == 640 and stats.failed == 0
-        assert table["status"].isin(["ok", "truncated"]).all() and table["allm_output"].str.strip().str.len().gt(0).all()
+        assert (
+            table["status"].isin(["ok", "truncated"]).all() and table["allm_output"].str.strip().str.len().gt(0).all()
+        )
         assert table["engine_version"].str.startswith("vllm ").all() and table["audio_mode"].eq("audio").all()
         n_calls = store.count()
         again, stats2 = infer_table(manifest, vllm_allm, store, sampling=TINY, progress=False)
@@ -139,7 +141,10 @@ def test_640_rows_then_rerun_from_cache_and_silence_ablation(vllm_allm, real_dat
 def audio_server(tiny_audio_model, tmp_path_factory):
     """vLLM's OpenAI-compatible server with the tiny audio model on 127.0.0.1."""
     yield from start_vllm_server(
-        tiny_audio_model, SERVED_NAME, tmp_path_factory.mktemp("audio-server"), ["--limit-mm-per-prompt", '{"audio": 1}']
+        tiny_audio_model,
+        SERVED_NAME,
+        tmp_path_factory.mktemp("audio-server"),
+        ["--limit-mm-per-prompt", '{"audio": 1}'],
     )
 
 

@@ -143,7 +143,7 @@ def test_the_recognizer_decodes_the_loaded_waveform_exactly(real_data_dir, tmp_p
     monkeypatch.setattr(SpeechRecognizer, "transcribe", lambda self, wave: heard.append(wave) or Transcript("x"))
     with Store(tmp_path / "calls.sqlite") as store:
         transcribe_clips([1, 47], SpeechRecognizer(), store, real_data_dir, progress=False)
-    for cid, wave in zip([1, 47], heard):  # clip 47 is 48 kHz: resampled float samples, not 16-bit
+    for cid, wave in zip([1, 47], heard, strict=False):  # clip 47 is 48 kHz: resampled float samples, not 16-bit
         expected = load_clip(cid, real_data_dir)
         assert wave.dtype == np.float32 and wave.tobytes() == expected.tobytes(), cid
     assert not np.array_equal(heard[1], np.round(heard[1] * 32768) / 32768)
@@ -184,7 +184,7 @@ def test_masking_the_speech_segments_removes_the_speech(real_data_dir, transcrip
     segs = speech_segments(transcripts)
     for cid, t in transcripts.items():
         assert segs[cid], cid
-        for (a, b), nxt in zip(segs[cid], segs[cid][1:] + [(np.inf, np.inf)]):
+        for (a, b), nxt in zip(segs[cid], segs[cid][1:] + [(np.inf, np.inf)], strict=False):
             assert 0.0 <= a < b <= t.duration_s and b < nxt[0]
         words = [(a, b) for a, b, _ in t.words]
         assert all(any(s <= a and b <= e for s, e in segs[cid]) for a, b in words)
@@ -239,6 +239,8 @@ def test_per_clip_wer_table(transcripts, speech):
     row = df.set_index("id").loc[CLIPS[1]]
     assert row["deletions"] == row["ref_words"] == row["errors"] and row["wer"] == 1.0
     assert df.set_index("id").loc[[CLIPS[0], CLIPS[2]], "wer"].tolist() == [0.0, 0.0]
-    assert df["errors"].sum() / df["ref_words"].sum() == pytest.approx(word_error_rate(df["reference"], df["hypothesis"]))
+    assert df["errors"].sum() / df["ref_words"].sum() == pytest.approx(
+        word_error_rate(df["reference"], df["hypothesis"])
+    )
     with pytest.raises(KeyError, match=r"\[7\]"):
         per_clip_wer(refs, {1: "x", 4: "y"})

@@ -102,8 +102,9 @@ def test_cascade_answers_every_instruction(first_run, recognizer):
 
 def test_rerun_makes_no_call(first_run, manifest, recognizer, embedded, store, real_data_dir):
     out, _, _ = first_run
-    again, stats, _ = cascade_table(manifest, SpeechRecognizer(), embedded, store, data_dir=real_data_dir,
-                                    sampling=FAST, progress=False)
+    again, stats, _ = cascade_table(
+        manifest, SpeechRecognizer(), embedded, store, data_dir=real_data_dir, sampling=FAST, progress=False
+    )
     assert stats.called == 0 and stats.from_cache == 8
     assert again["allm_output"].tolist() == out["allm_output"].tolist() and again["from_cache"].all()
     assert again[list(TOKEN_COLUMNS)].equals(out[list(TOKEN_COLUMNS)])  # the counts recorded with the call
@@ -116,7 +117,9 @@ def test_what_was_sent_is_stored(first_run, store, recognizer):
     system, user = rec["request"]["messages"]
     # the cascade's tokens are its text LLM's, as the engine counted them
     assert (out["prompt_tokens"].iloc[0], out["completion_tokens"].iloc[0]) == (
-        rec["metadata"]["prompt_tokens"], rec["metadata"]["completion_tokens"])
+        rec["metadata"]["prompt_tokens"],
+        rec["metadata"]["completion_tokens"],
+    )
     assert out["prompt_tokens"].gt(len(user["content"]) // 8).all()
     assert out["completion_tokens"].between(1, FAST.max_tokens).all()
     assert system == {"role": "system", "content": CASCADE_SYSTEM}
@@ -130,8 +133,16 @@ def test_what_was_sent_is_stored(first_run, store, recognizer):
 def test_the_tagger_slot_puts_the_sounds_in_the_prompt(manifest, recognizer, embedded, store, real_data_dir, first_run):
     tagger = FixedTagger()
     assert isinstance(tagger, Tagger)
-    out, stats, _ = cascade_table(manifest, recognizer, embedded, store, data_dir=real_data_dir,
-                                  sampling=SamplingConfig(max_tokens=8), tagger=tagger, progress=False)
+    out, stats, _ = cascade_table(
+        manifest,
+        recognizer,
+        embedded,
+        store,
+        data_dir=real_data_dir,
+        sampling=SamplingConfig(max_tokens=8),
+        tagger=tagger,
+        progress=False,
+    )
     assert tagger.calls == 1  # once per clip, not per row
     assert stats.called == 8 and out["status"].isin(["ok", "truncated"]).all()
     assert not set(out["cache_key"]) & set(first_run[0]["cache_key"])

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from jasco_utils.cli import main
+from jasco_utils.core.io import TableError
 from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest, write_manifest
 from jasco_utils.inference.allm import (
     ablation_report,
@@ -21,7 +22,6 @@ from jasco_utils.inference.allm import (
     import_outputs,
     wav_base64,
 )
-from jasco_utils.io import TableError
 from jasco_utils.judging.judge import check_outputs
 
 
@@ -48,8 +48,10 @@ def test_import_csv_in_the_original_layout(manifest, tmp_path):
 
 def test_import_jsonl_with_instruction_numbers(manifest, tmp_path):
     path = tmp_path / "ltu.jsonl"
-    lines = [json.dumps({"id": int(r.id), "instruction": INSTRUCTIONS.index(r.prompt) + 1, "allm_output": f"a{r.Index}"})
-             for r in manifest.itertuples()]
+    lines = [
+        json.dumps({"id": int(r.id), "instruction": INSTRUCTIONS.index(r.prompt) + 1, "allm_output": f"a{r.Index}"})
+        for r in manifest.itertuples()
+    ]
     path.write_text("\n".join(lines) + "\n")
     out = import_outputs(manifest, path, model="LTU-AS")
     assert out["allm_output"].tolist() == [f"a{i}" for i in range(24)] and out["model"].eq("LTU-AS").all()
@@ -60,9 +62,18 @@ def test_import_jsonl_with_instruction_numbers(manifest, tmp_path):
     [
         (lambda df: df.drop(index=[3, 17]), ["clip 1, instruction 4: no answer", "clip 3, instruction 2: no answer"]),
         (lambda df: pd.concat([df, df.iloc[[5]]]), ["line 26: clip 1, instruction 6 again (first on line 7)"]),
-        (lambda df: df.assign(id=df["id"].where(df.index != 0, 9)), ["line 2: clip 9 is not in the manifest", "clip 1, instruction 1: no answer"]),
-        (lambda df: df.assign(prompt=df["prompt"].where(df.index != 4, "Describe the audio.")), ["line 6: prompt 'Describe the audio.'"]),
-        (lambda df: df.assign(allm_output=df["allm_output"].where(~df.index.isin([1, 2]), "")), ["line 3: empty allm_output", "line 4: empty allm_output"]),
+        (
+            lambda df: df.assign(id=df["id"].where(df.index != 0, 9)),
+            ["line 2: clip 9 is not in the manifest", "clip 1, instruction 1: no answer"],
+        ),
+        (
+            lambda df: df.assign(prompt=df["prompt"].where(df.index != 4, "Describe the audio.")),
+            ["line 6: prompt 'Describe the audio.'"],
+        ),
+        (
+            lambda df: df.assign(allm_output=df["allm_output"].where(~df.index.isin([1, 2]), "")),
+            ["line 3: empty allm_output", "line 4: empty allm_output"],
+        ),
         (lambda df: df.assign(id=df["id"].astype(str).where(df.index != 7, "x")), ["line 9: id 'x' is not a clip id"]),
     ],
 )
@@ -148,15 +159,18 @@ def test_import_for_a_subset_of_clips_says_which_flag(manifest, tmp_path, capsys
     assert pd.read_csv(out)["id"].unique().tolist() == [1]
 
 
-@pytest.mark.parametrize("flags,needle", [
-    (["--clips", "3-1"], "runs backwards; write 1-3"),
-    (["--clips", "0-2"], "clip ids are 1..80"),
-    (["--clips", ","], "no clip"),
-    (["--clips", "a"], "use e.g. 1-5,9,12"),
-    (["--limit", "0"], "expected 1 or more, not 0"),
-    (["--limit", "two"], "expected a whole number"),
-    (["--clips", "5"], "clip(s) 5 are not in it (it has clips 1-3)"),
-])
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--clips", "3-1"], "runs backwards; write 1-3"),
+        (["--clips", "0-2"], "clip ids are 1..80"),
+        (["--clips", ","], "no clip"),
+        (["--clips", "a"], "use e.g. 1-5,9,12"),
+        (["--limit", "0"], "expected 1 or more, not 0"),
+        (["--limit", "two"], "expected a whole number"),
+        (["--clips", "5"], "clip(s) 5 are not in it (it has clips 1-3)"),
+    ],
+)
 def test_bad_subsets_are_refused_with_what_to_write(manifest, tmp_path, capsys, flags, needle):
     m = write_manifest(manifest, tmp_path / "manifest.csv")
     answers = tmp_path / "a.csv"

@@ -9,8 +9,8 @@ import random
 import pandas as pd
 import pytest
 
+from jasco_utils.core.io import TableError
 from jasco_utils.data.manifest import INSTRUCTIONS, MANIFEST_COLUMNS
-from jasco_utils.io import TableError
 from jasco_utils.judging.controls import (
     CONTROL_COLUMNS,
     CONTROL_KINDS,
@@ -72,8 +72,9 @@ def test_ten_kinds_per_clip_with_the_prompts_labels(all_controls, v0):
         assert by_kind["reference"] == meta["Correct Answer"]
         assert by_kind["audio_only"] == meta["Audio-Only Answer"]
         assert by_kind["speech_only"] == meta["Speech-Only Answer"]
-        assert by_kind["description"] == (f"The audio clip contains the sound of {meta['Audio']}. "
-                                          f"The speaker says \"{meta['Speech']}\".")
+        assert by_kind["description"] == (
+            f'The audio clip contains the sound of {meta["Audio"]}. The speaker says "{meta["Speech"]}".'
+        )
         assert by_kind["generic"] == GENERIC_ANSWER
         assert by_kind["other_clip"] != meta["Correct Answer"]
         assert by_kind["other_clip"] in set(v0["Correct Answer"])
@@ -189,8 +190,11 @@ def test_a_subset_of_kinds(real_data_dir):
 
 
 def test_paraphrases_of_other_designed_answers_are_refused(synthetic_dataset):
-    with pytest.raises(ValueError, match=r"paraphrases.csv: clip 1's reference_paraphrase rewords other designed "
-                                         r"answers than this manifest.s .*\(kinds=VERBATIM_KINDS\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"paraphrases.csv: clip 1's reference_paraphrase rewords other designed "
+        r"answers than this manifest.s .*\(kinds=VERBATIM_KINDS\)",
+    ):
         build_controls(synthetic_dataset)
     verbatim = build_controls(synthetic_dataset, kinds=VERBATIM_KINDS)
     assert len(verbatim) == 3 * 6 and set(verbatim["control_kind"]) == set(VERBATIM_KINDS)

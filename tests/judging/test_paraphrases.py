@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from jasco_utils.io import TableError
+from jasco_utils.core.io import TableError
 from jasco_utils.judging.controls import (
     PARAPHRASE_COLUMNS,
     PARAPHRASED_KINDS,
@@ -24,8 +24,11 @@ LABELS = {  # written out independently of PARAPHRASED_KINDS, from the data fold
     "speech_only_paraphrase": ("0", "Speech"),
     "both_separate": ("1", "Both"),
 }
-SOURCE = {"reference_paraphrase": "Correct Answer", "audio_only_paraphrase": "Audio-Only Answer",
-          "speech_only_paraphrase": "Speech-Only Answer"}
+SOURCE = {
+    "reference_paraphrase": "Correct Answer",
+    "audio_only_paraphrase": "Audio-Only Answer",
+    "speech_only_paraphrase": "Speech-Only Answer",
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +57,9 @@ def test_schema_and_coverage(raw):
 
 
 def _words(text: str) -> set[str]:
-    stop = set("they are is a an the likely probably of or and to in on at with their them for be by it this that"
-               .split())
+    stop = set(
+        "they are is a an the likely probably of or and to in on at with their them for be by it this that".split()
+    )
     return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in stop}
 
 
@@ -69,9 +73,14 @@ def test_each_row_rewords_its_own_clips_answers(raw, v0):
             assert shared < 0.8, (row, meta[SOURCE[row.control_kind]], shared)
             overlaps.append(shared)
         assert row.answer.casefold() != meta["Correct Answer"].casefold()
-        digest = design_digest({"tgt_text": meta["Correct Answer"], "audio_only_target": meta["Audio-Only Answer"],
-                                "speech_only_target": meta["Speech-Only Answer"],
-                                "target_keywords": meta["Correct Answer Keyword"]})
+        digest = design_digest(
+            {
+                "tgt_text": meta["Correct Answer"],
+                "audio_only_target": meta["Audio-Only Answer"],
+                "speech_only_target": meta["Speech-Only Answer"],
+                "target_keywords": meta["Correct Answer Keyword"],
+            }
+        )
         assert row.design_sha256 == digest, f"clip {row.id}: written for other designed answers"
     assert sum(overlaps) / len(overlaps) < 0.35  # on average about a quarter of the words are kept
 
@@ -101,16 +110,23 @@ def test_licence_and_readme_beside_the_file():
     assert all(kind in readme for kind in LABELS)
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda d: d.drop(columns="design_sha256"), r"lacks column\(s\) \['design_sha256'\]"),
-    (lambda d: d.assign(id=d["id"].where(d.index != 5, "81")), r"line 7, column 'id': '81'"),
-    (lambda d: d.assign(control_kind=d["control_kind"].where(d.index != 2, "reference")),
-     r"line 4, column 'control_kind': 'reference'"),
-    (lambda d: d.assign(expected_rating=d["expected_rating"].where(d.index != 3, "2")),
-     r"line 5, column 'expected_rating': '2'; kind both_separate expects '1'"),
-    (lambda d: d.assign(answer=d["answer"].where(d.index != 0, " ")), r"line 2, column 'answer': empty"),
-    (lambda d: pd.concat([d, d.iloc[[1]]], ignore_index=True), r"clip 1 has kind audio_only_paraphrase twice"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.drop(columns="design_sha256"), r"lacks column\(s\) \['design_sha256'\]"),
+        (lambda d: d.assign(id=d["id"].where(d.index != 5, "81")), r"line 7, column 'id': '81'"),
+        (
+            lambda d: d.assign(control_kind=d["control_kind"].where(d.index != 2, "reference")),
+            r"line 4, column 'control_kind': 'reference'",
+        ),
+        (
+            lambda d: d.assign(expected_rating=d["expected_rating"].where(d.index != 3, "2")),
+            r"line 5, column 'expected_rating': '2'; kind both_separate expects '1'",
+        ),
+        (lambda d: d.assign(answer=d["answer"].where(d.index != 0, " ")), r"line 2, column 'answer': empty"),
+        (lambda d: pd.concat([d, d.iloc[[1]]], ignore_index=True), r"clip 1 has kind audio_only_paraphrase twice"),
+    ],
+)
 def test_malformed_files_are_refused_naming_file_line_column(raw, tmp_path, edit, message):
     path = tmp_path / "p.csv"
     edit(raw.copy()).to_csv(path, index=False)

@@ -13,8 +13,8 @@ from jasco_utils.judging.parsing import (
 
 E1 = (
     "Explanation1: The provided audio sound is rock music, the provided spoken text is \"Let's run "
-    "through it one more time\", the reference answer is \"they are likely practicing a song in a band "
-    "rehearsal\", while the model's answer is \"rehearsing\". I think the prediction matches."
+    'through it one more time", the reference answer is "they are likely practicing a song in a band '
+    'rehearsal", while the model\'s answer is "rehearsing". I think the prediction matches.'
 )
 E2 = (
     "Explanation2: The provided audio sound is rock music and the provided spoken text is \"Let's run "
@@ -26,13 +26,28 @@ E2 = (
 CASES = [
     # the format the prompt asks for, as in the repository README's Llama examples
     ("readme-both", f"{E1}\nRating: 2\n{E2}\nOrientation: Both", 2, "Both"),
-    ("readme-blank-lines", f"Explanation1: \n{E1}\n\nRating: 1\n\nExplanation2: \n{E2}\n\nOrientation: Both\n", 1, "Both"),
+    (
+        "readme-blank-lines",
+        f"Explanation1: \n{E1}\n\nRating: 1\n\nExplanation2: \n{E2}\n\nOrientation: Both\n",
+        1,
+        "Both",
+    ),
     ("readme-speech", f"{E1}\nRating: 0\n{E2}\nOrientation: Speech-Oriented", 0, "Speech"),
     ("original-good", f"{E1}\nRating: 2\n{E2}\nOrientation: Good", 2, "Both"),
     # rule 1: Markdown emphasis, headings, bullets
-    ("md-bold-label", f"**Explanation1:** {E1}\n**Rating:** 2\n**Explanation2:** {E2}\n**Orientation:** Both", 2, "Both"),
+    (
+        "md-bold-label",
+        f"**Explanation1:** {E1}\n**Rating:** 2\n**Explanation2:** {E2}\n**Orientation:** Both",
+        2,
+        "Both",
+    ),
     ("md-bold-value", f"{E1}\nRating: **1**\n{E2}\nOrientation: **Audio-Oriented**", 1, "Audio"),
-    ("md-heading", f"### Explanation1\n{E1}\n### Rating\n2\n### Explanation2\n{E2}\n### Orientation\nSpeech-Oriented", 2, "Speech"),
+    (
+        "md-heading",
+        f"### Explanation1\n{E1}\n### Rating\n2\n### Explanation2\n{E2}\n### Orientation\nSpeech-Oriented",
+        2,
+        "Speech",
+    ),
     ("md-bullets", f"- {E1}\n- Rating: 0\n- {E2}\n- Orientation: Neither", 0, "Neither"),
     ("md-label-bold-colon-out", f"{E1}\n**Rating**: 2\n{E2}\n**Orientation**: Good", 2, "Both"),
     # rule 3: value on the following line
@@ -66,11 +81,26 @@ CASES = [
         1,
         "Both",
     ),
-    ("two-answers-last-wins", f"{E1}\nRating: 2\n{E2}\nOrientation: Audio-Oriented\nOn reflection:\nOrientation: Both", 2, "Both"),
+    (
+        "two-answers-last-wins",
+        f"{E1}\nRating: 2\n{E2}\nOrientation: Audio-Oriented\nOn reflection:\nOrientation: Both",
+        2,
+        "Both",
+    ),
     # rule 4: an echoed list of options is not an answer
     ("echo-only", f"{E1}\nRating: (int)\n{E2}\nOrientation: Audio-Oriented/Speech-Oriented/Good/Neither", None, None),
-    ("echo-then-answer", f"Rating: (int)\nOrientation: Audio-Oriented/Speech-Oriented/Both/Neither\n\n{E1}\nRating: 2\n{E2}\nOrientation: Both", 2, "Both"),
-    ("answer-then-echo", f"{E1}\nRating: 1\n{E2}\nOrientation: Speech-Oriented\n\n(Format: Rating: 0-2, Orientation: Audio-Oriented/Speech-Oriented/Good/Neither)", 1, "Speech"),
+    (
+        "echo-then-answer",
+        f"Rating: (int)\nOrientation: Audio-Oriented/Speech-Oriented/Both/Neither\n\n{E1}\nRating: 2\n{E2}\nOrientation: Both",
+        2,
+        "Both",
+    ),
+    (
+        "answer-then-echo",
+        f"{E1}\nRating: 1\n{E2}\nOrientation: Speech-Oriented\n\n(Format: Rating: 0-2, Orientation: Audio-Oriented/Speech-Oriented/Good/Neither)",
+        1,
+        "Speech",
+    ),
     # rule 5: out-of-range and unreadable values stay None
     ("rating-3", f"{E1}\nRating: 3\n{E2}\nOrientation: Both", None, "Both"),
     ("rating-negative", f"{E1}\nRating: -1\n{E2}\nOrientation: Both", None, "Both"),

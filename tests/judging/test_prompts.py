@@ -7,6 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
+from jasco_utils.core.paths import PROMPTS_DIR
 from jasco_utils.judging.prompts import (
     JUDGE_FIELDS,
     judge_messages,
@@ -16,7 +17,6 @@ from jasco_utils.judging.prompts import (
     reask_messages,
     render_judge_prompt,
 )
-from jasco_utils.paths import PROMPTS_DIR
 
 # template name -> protocol file it must reproduce
 PROTOCOL_FILES = {
@@ -199,7 +199,7 @@ def test_judge_templates_differ_only_as_the_protocol_says(protocol_dir):
     original = load_template("judge_original").text.split("\n")
     paper = load_template("judge_paper").text.split("\n")
     assert len(original) == len(paper)
-    differing = [i for i, (a, b) in enumerate(zip(original, paper)) if a != b]
+    differing = [i for i, (a, b) in enumerate(zip(original, paper, strict=False)) if a != b]
     # 1-based lines 34, 35, 38, 44, 45 (the protocol README's diff)
     assert [i + 1 for i in differing] == [34, 35, 38, 44, 45]
     label_lines = [i for i in differing if "Good" in original[i]]

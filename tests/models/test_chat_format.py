@@ -29,10 +29,15 @@ from jasco_utils.models.store import Store
 BOS = "<|endoftext|>"
 FAST = SamplingConfig(max_tokens=8)
 PAPER_JUDGES = ("llama-3.1-70b", "qwen2.5-72b", "mistral-large-2411")
-AUDIO_CONVERSATION = [{"role": "user", "content": [
-    {"type": "text", "text": "What are they doing?"},
-    {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
-]}]
+AUDIO_CONVERSATION = [
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What are they doing?"},
+            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+        ],
+    }
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +50,14 @@ def bos_model(tiny_text_model: Path, tmp_path_factory) -> Path:
     shutil.copytree(tiny_text_model, out)
     tok = AutoTokenizer.from_pretrained(out)
     backend = tok.backend_tokenizer
-    backend.post_processor = processors.Sequence([
-        backend.post_processor,
-        processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A $B:1",
-                                      special_tokens=[(BOS, tok.convert_tokens_to_ids(BOS))]),
-    ])
+    backend.post_processor = processors.Sequence(
+        [
+            backend.post_processor,
+            processors.TemplateProcessing(
+                single=f"{BOS} $A", pair=f"{BOS} $A $B:1", special_tokens=[(BOS, tok.convert_tokens_to_ids(BOS))]
+            ),
+        ]
+    )
     tok.bos_token = BOS
     tok.chat_template = "{{ bos_token }}" + tok.chat_template  # as Llama-3.1's and Mistral's templates begin
     tok.save_pretrained(out)
@@ -69,28 +77,37 @@ def tokenizer(bos_model: Path):
 
 def _judge_with(model: Path, chat_format: str, store: Store) -> dict:
     """Judge one clip (8 rows) on one path, recording what vLLM received; then close the engine."""
-    backend = make_backend("vllm", str(model), dtype="float32", enforce_eager=True, max_model_len=4096,
-                           chat_format=chat_format)
+    backend = make_backend(
+        "vllm", str(model), dtype="float32", enforce_eager=True, max_model_len=4096, chat_format=chat_format
+    )
     called: list[str] = []
     received: list[list[int]] = []
     try:
         for name in ("chat", "generate"):  # spies on the real engine's entry points
-            def spy(*args, _real=getattr(backend.llm, name), _name=name, **kwargs):
+
+            def spy(*args, _real=getattr(backend.llm, name), _name=name, **kwargs):  # noqa: B008  (bound now, per name)
                 outputs = _real(*args, **kwargs)
                 called.append(_name)
                 received.extend(list(o.prompt_token_ids) for o in outputs)
                 return outputs
 
             setattr(backend.llm, name, spy)
-        table, stats = judge_table(outputs_table([1]), backend, store, judge="tiny", sampling=FAST, reask=False,
-                                   progress=False)
+        table, stats = judge_table(
+            outputs_table([1]), backend, store, judge="tiny", sampling=FAST, reask=False, progress=False
+        )
         audio_error = None
         if chat_format == "original":
             with pytest.raises(EngineError) as refused:
                 backend.generate([AUDIO_CONVERSATION], FAST)
             audio_error = str(refused.value)
-        return {"identity": backend.identity, "table": table, "stats": stats, "called": called,
-                "received": received, "audio_error": audio_error}
+        return {
+            "identity": backend.identity,
+            "table": table,
+            "stats": stats,
+            "called": called,
+            "received": received,
+            "audio_error": audio_error,
+        }
     finally:
         backend.close()
 
@@ -140,7 +157,7 @@ def test_the_paths_have_their_own_cache_keys_and_rows_record_them(runs):
     for fmt, run in runs.items():
         table = run["table"]
         assert table["chat_format"].eq(fmt).all()
-        assert list(table.columns[-len(JUDGE_COLUMNS):]) == list(JUDGE_COLUMNS)
+        assert list(table.columns[-len(JUDGE_COLUMNS) :]) == list(JUDGE_COLUMNS)
     assert JUDGE_COLUMNS[JUDGE_COLUMNS.index("structured") + 1] == "chat_format"
 
 

@@ -69,8 +69,22 @@ def test_json_schema_constrains_the_answer(embedded):
 
 def _judge_cmd(outputs: Path, store: Path, out_dir: Path) -> list[str]:
     return [
-        sys.executable, "-m", "jasco_utils.cli", "judge", str(outputs), "--judge", "smollm2",
-        "--max-tokens", "24", "--no-reask", "--chunk-size", "2", "--store", str(store), "--out-dir", str(out_dir),
+        sys.executable,
+        "-m",
+        "jasco_utils.cli",
+        "judge",
+        str(outputs),
+        "--judge",
+        "smollm2",
+        "--max-tokens",
+        "24",
+        "--no-reask",
+        "--chunk-size",
+        "2",
+        "--store",
+        str(store),
+        "--out-dir",
+        str(out_dir),
     ]
 
 
@@ -102,14 +116,20 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     # an uninterrupted run
-    ref = subprocess.run(_judge_cmd(outputs, tmp_path / "ref.sqlite", tmp_path / "ref"), capture_output=True,
-                         text=True, timeout=600, env=env)
+    ref = subprocess.run(
+        _judge_cmd(outputs, tmp_path / "ref.sqlite", tmp_path / "ref"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert ref.returncode == 0, ref.stderr[-2000:]
 
     # a run killed with SIGKILL once a few results are stored, then resumed
     store = tmp_path / "killed.sqlite"
-    proc = subprocess.Popen(_judge_cmd(outputs, store, tmp_path / "killed"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        _judge_cmd(outputs, store, tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     deadline = time.monotonic() + 300
     while _stored(store) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -120,8 +140,9 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     assert 3 <= n_killed < 8
     assert not (tmp_path / "killed" / "allm__smollm2.csv").exists()
 
-    resumed = subprocess.run(_judge_cmd(outputs, store, tmp_path / "killed"), capture_output=True, text=True,
-                             timeout=600, env=env)
+    resumed = subprocess.run(
+        _judge_cmd(outputs, store, tmp_path / "killed"), capture_output=True, text=True, timeout=600, env=env
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{n_killed} from cache, {8 - n_killed} model calls" in resumed.stdout
     with sqlite3.connect(store) as db:

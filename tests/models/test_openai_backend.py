@@ -9,7 +9,7 @@ from conftest import outputs_table
 from servers import ANSWER, FaultyChatServer
 
 from jasco_utils.analysis.scoring import score_files
-from jasco_utils.io import TableError
+from jasco_utils.core.io import TableError
 from jasco_utils.judging.judge import judge_table
 from jasco_utils.judging.prompts import structured_output
 from jasco_utils.models import EngineError, SamplingConfig, make_backend
@@ -138,8 +138,15 @@ def _wav_b64(rate: int, seconds: float = 0.5) -> str:
 
 
 def _audio_conv(data: str):
-    return [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": data, "format": "wav"}},
-                                         {"type": "text", "text": "What are they doing?"}]}]
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}},
+                {"type": "text", "text": "What are they doing?"},
+            ],
+        }
+    ]
 
 
 def test_audio_is_sent_as_input_audio_or_as_a_data_url():

@@ -14,9 +14,9 @@ from jasco_utils.data.manifest import build_manifest
 from jasco_utils.judging.judge import judge_table
 from jasco_utils.judging.parsing import parse_judgement
 from jasco_utils.judging.prompts import answer_regex, judge_messages, render_judge_prompt, structured_output
+from jasco_utils.judging.reference_text import fragments, keyword_in, read_prompt
 from jasco_utils.models import SamplingConfig, engine_options, make_backend
 from jasco_utils.models.base import EngineError
-from jasco_utils.models.reference import fragments, keyword_in, read_prompt
 from jasco_utils.models.store import Store
 
 pytest.importorskip("sentence_transformers", reason="the reference engine needs sentence-transformers")
@@ -30,28 +30,39 @@ ANSWERS = {
         "reference paraphrase": ("They mean to build a castle of sand.", 2, "Both"),
         "audio paraphrase": ("They are relaxing at the seaside, watching the surf.", 0, "Audio"),
         "speech paraphrase": ("They are choosing a place to construct a castle.", 0, "Speech"),
-        "description": ('You can hear waves and gulls, and a voice says "Let\'s build a castle over there."', 0,
-                        "Neither"),
+        "description": (
+            'You can hear waves and gulls, and a voice says "Let\'s build a castle over there."',
+            0,
+            "Neither",
+        ),
         "generic": ("They are having a conversation using both the audio sound and the spoken text.", 0, None),
         "sound and speech as separate facts": (
-            "They are relaxing at the seaside, and they are choosing a place to construct a castle.", 1, "Both"),
+            "They are relaxing at the seaside, and they are choosing a place to construct a castle.",
+            1,
+            "Both",
+        ),
     },
     18: {  # crackling fire; "Try this marshmallow!"; correct: roasting marshmallows
         "reference paraphrase": ("They are cooking marshmallows on sticks over the flames.", 2, "Both"),
         "audio paraphrase": ("They are sitting close to a blazing fire.", 0, "Audio"),
         "speech paraphrase": ("One of them is offering another a marshmallow to taste.", 0, "Speech"),
-        "description": ('The audio clip contains the sound of a fire crackling. '
-                        'The speaker says "Try this marshmallow!"', 0, "Neither"),
+        "description": (
+            'The audio clip contains the sound of a fire crackling. The speaker says "Try this marshmallow!"',
+            0,
+            "Neither",
+        ),
         "generic": ("They are doing something together.", 0, None),
         "sound and speech as separate facts": (
             "They are sitting close to a blazing fire, and one of them is offering another a marshmallow to taste.",
-            1, "Both"),
+            1,
+            "Both",
+        ),
     },
 }
-LABELS = {"judge_original": {"Both": "Good", "Audio": "Audio-Oriented", "Speech": "Speech-Oriented",
-                             "Neither": "Neither"},
-          "judge_paper": {"Both": "Both", "Audio": "Audio-Oriented", "Speech": "Speech-Oriented",
-                          "Neither": "Neither"}}
+LABELS = {
+    "judge_original": {"Both": "Good", "Audio": "Audio-Oriented", "Speech": "Speech-Oriented", "Neither": "Neither"},
+    "judge_paper": {"Both": "Both", "Audio": "Audio-Oriented", "Speech": "Speech-Oriented", "Neither": "Neither"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +142,13 @@ def test_rules_of_the_text_pieces():
 
 
 def test_through_the_judging_path_with_the_call_store(judge, rows, tmp_path):
-    table = pd.DataFrame([{**rows[c], "allm_output": a, "model": "hand"} for c in ANSWERS
-                          for a, _, _ in ANSWERS[c].values()])
+    table = pd.DataFrame(
+        [{**rows[c], "allm_output": a, "model": "hand"} for c in ANSWERS for a, _, _ in ANSWERS[c].values()]
+    )
     with Store(tmp_path / "calls.sqlite") as store:
-        judged, stats = judge_table(table, judge, store, judge="reference", template="judge_original",
-                                    progress=False, whole_clips=False)
+        judged, stats = judge_table(
+            table, judge, store, judge="reference", template="judge_original", progress=False, whole_clips=False
+        )
         again, stats2 = judge_table(table, judge, store, judge="reference", progress=False, whole_clips=False)
     expected = [(r, o) for c in ANSWERS for _, r, o in ANSWERS[c].values()]
     assert stats.called == len(table) and stats.unparsed == 0 and stats.reasked == 0

@@ -69,9 +69,12 @@ def test_structured_output_really_constrains(vllm_judge):
     assert all(parse_judgement(r.text).parsed for r in constrained)
     json_schema = {
         "type": "object",
-        "properties": {"rating": {"type": "integer", "minimum": 0, "maximum": 2},
-                       "orientation": {"enum": ["Audio-Oriented", "Speech-Oriented", "Good", "Neither"]}},
-        "required": ["rating", "orientation"], "additionalProperties": False,
+        "properties": {
+            "rating": {"type": "integer", "minimum": 0, "maximum": 2},
+            "orientation": {"enum": ["Audio-Oriented", "Speech-Oriented", "Good", "Neither"]},
+        },
+        "required": ["rating", "orientation"],
+        "additionalProperties": False,
     }
     as_json = vllm_judge.generate(convs[:4], SamplingConfig(max_tokens=60), StructuredOutput(json_schema=json_schema))
     assert all(parse_judgement(r.text).parsed for r in as_json), [r.text for r in as_json]
@@ -80,7 +83,9 @@ def test_structured_output_really_constrains(vllm_judge):
 @pytest.fixture(scope="module")
 def vllm_server(tiny_text_model, tmp_path_factory):
     yield from start_vllm_server(
-        tiny_text_model, "tiny", tmp_path_factory.mktemp("server"),
+        tiny_text_model,
+        "tiny",
+        tmp_path_factory.mktemp("server"),
         ["--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}'],
     )
 
@@ -91,9 +96,26 @@ def test_jasco_judge_cli_640_rows_against_vllm_server(vllm_server, vllm_judge, t
     outputs = outputs_table(range(1, 81))
     path = tmp_path / "allm.csv"
     outputs.to_csv(path, index=False)
-    cmd = ["judge", str(path), "--engine", "openai", "--model", "tiny", "--judge-name", "tiny-server",
-           "--base-url", vllm_server, "--concurrency", "32", "--max-tokens", "16",
-           "--store", str(tmp_path / "calls.sqlite"), "--out-dir", str(tmp_path / "judged")]
+    cmd = [
+        "judge",
+        str(path),
+        "--engine",
+        "openai",
+        "--model",
+        "tiny",
+        "--judge-name",
+        "tiny-server",
+        "--base-url",
+        vllm_server,
+        "--concurrency",
+        "32",
+        "--max-tokens",
+        "16",
+        "--store",
+        str(tmp_path / "calls.sqlite"),
+        "--out-dir",
+        str(tmp_path / "judged"),
+    ]
     assert main(cmd) == 0
     table = pd.read_csv(tmp_path / "judged" / "allm__tiny-server.csv", keep_default_na=False)
     assert len(table) == 640 and table["status"].isin(["ok", "truncated"]).all() and table["engine"].eq("openai").all()
@@ -123,13 +145,35 @@ def test_token_counts_are_the_servers_usage(vllm_server, tmp_path):
     structured = StructuredOutput(regex=SHORT_REGEX)  # answers that end, at different lengths
     backend = make_backend("openai", "tiny", base_url=vllm_server, concurrency=8)
     with Store(tmp_path / "calls.sqlite") as store:
-        table, _ = judge_table(outputs, backend, store, judge="tiny-server", sampling=sampling, structured=structured,
-                               reask=False, progress=False)
-        again, stats = judge_table(outputs, backend, store, judge="tiny-server", sampling=sampling,
-                                   structured=structured, reask=False, progress=False)
+        table, _ = judge_table(
+            outputs,
+            backend,
+            store,
+            judge="tiny-server",
+            sampling=sampling,
+            structured=structured,
+            reask=False,
+            progress=False,
+        )
+        again, stats = judge_table(
+            outputs,
+            backend,
+            store,
+            judge="tiny-server",
+            sampling=sampling,
+            structured=structured,
+            reask=False,
+            progress=False,
+        )
     client = openai.OpenAI(base_url=vllm_server, api_key="unused", max_retries=0)
-    request = {"model": "tiny", "temperature": 0.0, "top_p": 1.0, "max_tokens": 160, "seed": 0,
-               "extra_body": {"structured_outputs": {"regex": SHORT_REGEX}}}  # what the backend sends
+    request = {
+        "model": "tiny",
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "max_tokens": 160,
+        "seed": 0,
+        "extra_body": {"structured_outputs": {"regex": SHORT_REGEX}},
+    }  # what the backend sends
     direct = [client.chat.completions.create(messages=json.loads(m), **request) for m in table["judge_messages"]]
     assert table["judge_output"].tolist() == [c.choices[0].message.content for c in direct]  # the same answers
     prompt, completion = [c.usage.prompt_tokens for c in direct], [c.usage.completion_tokens for c in direct]
@@ -141,6 +185,11 @@ def test_token_counts_are_the_servers_usage(vllm_server, tmp_path):
     write_judged(again, run.judged_path("again", "tiny-server"))
     [usage] = usage_table(run).to_dict(orient="records")
     assert (usage["stage"], usage["model"], usage["rows"], usage["calls"], usage["from_store"]) == (
-        "judge", "tiny-server", 16, 8, 8)
+        "judge",
+        "tiny-server",
+        16,
+        8,
+        8,
+    )
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (2 * sum(prompt), 2 * sum(completion))
     assert (usage["new_prompt_tokens"], usage["new_completion_tokens"]) == (sum(prompt), sum(completion))

@@ -4,10 +4,10 @@ A *stage job* is one model over one input: an ALLM over the run's manifest (``in
 over one ALLM's outputs (``judge``), a judge over the judge check's control answers
 (``check``). :func:`plan_jobs` lists a run's jobs; :func:`execute` runs them.
 
-**local** (the default) runs each job in its own Python process
-(:func:`jasco_utils.pipeline.run_stage`), one after the other, against the run's call store.
-
-**ray** runs each job as a Ray task (:mod:`jasco_utils.ray_executor`).
+**local** (the default, :mod:`jasco_utils.pipeline.local`) runs each job in its own Python
+process (:func:`jasco_utils.pipeline.stage.run_stage`), one after the other, against the run's
+call store. **ray** runs each job as a Ray task (:mod:`jasco_utils.pipeline.ray_executor`).
+:func:`jasco_utils.pipeline.reproduce.execute` picks one.
 
 Every finished job (every shard, on the ray executor) appends a record to ``RUN_DIR/stages.jsonl``
 (:func:`append_record`): stage, model, input, shard, start and end times, wall seconds, the
@@ -19,17 +19,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from jasco_utils.config import EXECUTORS, ModelSpec, RunConfig
-from jasco_utils.io import make_folder, sha256_file
+from jasco_utils.config import RunConfig
+from jasco_utils.core.io import make_folder, sha256_file
+from jasco_utils.core.paths import PROJECT_ROOT, dataset_dir, judged_name
+from jasco_utils.judging.controls import CONTROLS_STEM
 from jasco_utils.models.base import now_iso
-from jasco_utils.paths import RunLayout, judged_name
+from jasco_utils.models.spec import ModelSpec
+from jasco_utils.run import Run, as_run
 
 
 class StageError(RuntimeError):
@@ -73,9 +75,13 @@ class Job:
     def fingerprint(self) -> str:
         """SHA-256 of what determines the job's table: stage, spec, arguments, shard and the
         input table's content (when it exists)."""
-        blob = {"stage": self.stage, "spec": self.spec.to_dict(), "shard": self.shard,
-                "kwargs": {k: v for k, v in self.kwargs.items() if k not in _PATH_ARGS},
-                "source": sha256_file(self.source) if self.source.is_file() else str(self.source)}
+        blob = {
+            "stage": self.stage,
+            "spec": self.spec.to_dict(),
+            "shard": self.shard,
+            "kwargs": {k: v for k, v in self.kwargs.items() if k not in _PATH_ARGS},
+            "source": sha256_file(self.source) if self.source.is_file() else str(self.source),
+        }
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -134,9 +140,14 @@ def shard_jobs(job: Job) -> list[Job]:
     return out
 
 
-def plan_jobs(config: RunConfig, run_dir: str | os.PathLike[str], stages: Iterable[str] = ("infer", "judge", "check"),
-              data_dir: str | None = None, outputs: Sequence[Path] | None = None,
-              log: Callable[[str], None] = print) -> list[Job]:
+def plan_jobs(
+    config: RunConfig,
+    run_dir: str | os.PathLike[str],
+    stages: Iterable[str] = ("infer", "judge", "check"),
+    data_dir: str | None = None,
+    outputs: Sequence[Path] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Job]:
     """The run's jobs for some stages, in the local executor's order: every ALLM, then every judge
     over every outputs table, then the judge check with every judge.
 
@@ -152,9 +163,7 @@ def plan_jobs(config: RunConfig, run_dir: str | os.PathLike[str], stages: Iterab
             ``infer``, those in the run's folder).
         log: Where a note about a skipped ALLM goes.
     """
-    from jasco_utils.paths import PROJECT_ROOT, dataset_dir
-
-    layout, stages = RunLayout(run_dir), set(stages)
+    layout, stages = Run(run_dir), set(stages)
     jobs: list[Job] = []
     infer_of: dict[str, str] = {}
     if "infer" in stages:
@@ -169,26 +178,44 @@ def plan_jobs(config: RunConfig, run_dir: str | os.PathLike[str], stages: Iterab
                         continue
                     raise FileNotFoundError(f"{spec.name}: no answers at {src}")
                 spec = spec.replace(path=str(src))
-            job = Job("infer", spec, {"manifest": str(layout.manifest), "out": str(out),
-                                      "data_dir": str(dataset_dir(data_dir))}, out, layout.manifest)
+            job = Job(
+                "infer",
+                spec,
+                {"manifest": str(layout.manifest_path), "out": str(out), "data_dir": str(dataset_dir(data_dir))},
+                out,
+                layout.manifest_path,
+            )
             infer_of[str(out)] = job.id
             jobs.append(job)
     if "judge" in stages:
-        tables = list(outputs) if outputs is not None else (
-            [j.out for j in jobs] if "infer" in stages else layout.output_files())
+        tables = (
+            list(outputs)
+            if outputs is not None
+            else ([j.out for j in jobs] if "infer" in stages else layout.output_files())
+        )
         for table in tables:
             for spec in config.judges:
                 out = layout.judged_path(Path(table).stem, spec.key)
                 after = infer_of.get(str(table))
-                jobs.append(Job("judge", spec, {"outputs": str(table), "out_dir": str(layout.judged_dir)}, out,
-                                Path(table), after=after, clips_from=layout.manifest if after else None))
+                jobs.append(
+                    Job(
+                        "judge",
+                        spec,
+                        {"outputs": str(table), "out_dir": str(layout.judged_dir)},
+                        out,
+                        Path(table),
+                        after=after,
+                        clips_from=layout.manifest_path if after else None,
+                    )
+                )
     if "check" in stages and config.judge_check:
-        from jasco_utils.judging.controls import CONTROLS_STEM
-
         controls = layout.check_dir / f"{CONTROLS_STEM}.csv"
         for spec in config.judges:
-            kwargs = {"controls": str(controls), "out_dir": str(layout.check_dir),
-                      "clips": config.judge_check_judge_clips.get(spec.key)}
+            kwargs = {
+                "controls": str(controls),
+                "out_dir": str(layout.check_dir),
+                "clips": config.judge_check_judge_clips.get(spec.key),
+            }
             jobs.append(Job("check", spec, kwargs, layout.check_dir / judged_name(controls.stem, spec.key), controls))
     return jobs
 
@@ -227,63 +254,34 @@ def job_resources(spec: ModelSpec, cluster_gpus: float = 0.0) -> dict[str, float
 # -- records ----------------------------------------------------------------------------------------
 
 
-def stages_path(run_dir: str | os.PathLike[str]) -> Path:
-    """``RUN_DIR/stages.jsonl``: one record per finished job (:meth:`jasco_utils.run.Run.stage_records` reads it)."""
-    from jasco_utils.run import Run
-
-    return Run(run_dir).stages_path
-
-
-def append_record(run_dir: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one job's record to ``RUN_DIR/stages.jsonl`` (one JSON object per line)."""
-    path = stages_path(run_dir)
+def append_record(run_dir: str | os.PathLike[str] | Run, record: dict[str, Any]) -> None:
+    """Append one job's record to ``RUN_DIR/stages.jsonl`` (one JSON object per line;
+    :meth:`jasco_utils.run.Run.stage_records` reads them)."""
+    path = as_run(run_dir).stages_path
     make_folder(path.parent)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
 
 
-def read_records(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of ``RUN_DIR/stages.jsonl`` (none when it is absent; a torn last line is left out)."""
-    path = stages_path(run_dir)
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def _record(job: Job, started: str, t0: float, resources: dict[str, float], executor: str, node: str,
-            **extra: Any) -> dict[str, Any]:
-    return {"stage": job.stage, "model": job.spec.key, "name": job.spec.name,
-            "input": job.source.stem if job.stage == "judge" else None,
-            "shard": list(job.shard) if job.shard else None, "started_at": started, "finished_at": now_iso(),
-            "wall_s": round(time.perf_counter() - t0, 3), "num_gpus": resources.get("num_gpus", 0.0),
-            "num_cpus": resources.get("num_cpus", 1.0), "executor": executor, "node": node, "job": job.id, **extra}
-
-
-# -- the executors ----------------------------------------------------------------------------------
-
-
-def execute(jobs: Sequence[Job], run_dir: str | os.PathLike[str], store: str | os.PathLike[str],
-            executor: str = "local", address: str | None = None, log: Callable[[str], None] = print) -> list[Path]:
-    """Run the jobs; return the tables they wrote (one per job, shards joined).
-
-    Raises:
-        ValueError: An unknown executor.
-        StageError: (ray) jobs failed; every failed model named with its reason.
-        RuntimeError: (local) the first job that failed (as :func:`jasco_utils.pipeline.run_stage`).
-    """
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {list(EXECUTORS)}, not {executor!r}")
-    if executor == "local":
-        return _execute_local(jobs, run_dir, store)
-    from jasco_utils.ray_executor import execute_on_ray
-
-    return execute_on_ray(jobs, run_dir, store, address, log)
+def stage_record(
+    job: Job, started: str, t0: float, resources: dict[str, float], executor: str, node: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "stage": job.stage,
+        "model": job.spec.key,
+        "name": job.spec.name,
+        "input": job.source.stem if job.stage == "judge" else None,
+        "shard": list(job.shard) if job.shard else None,
+        "started_at": started,
+        "finished_at": now_iso(),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "num_gpus": resources.get("num_gpus", 0.0),
+        "num_cpus": resources.get("num_cpus", 1.0),
+        "executor": executor,
+        "node": node,
+        "job": job.id,
+        **extra,
+    }
 
 
 def local_gpus() -> int:
@@ -292,15 +290,3 @@ def local_gpus() -> int:
     if visible is not None:
         return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
     return len([p for p in Path("/dev").glob("nvidia[0-9]*")])
-
-
-def _execute_local(jobs: Sequence[Job], run_dir, store) -> list[Path]:
-    from jasco_utils.pipeline import run_stage
-
-    gpus = local_gpus()
-    for job in jobs:
-        started, t0 = now_iso(), time.perf_counter()
-        run_stage(job.stage, job.spec, **job.kwargs, store=str(store))
-        append_record(run_dir, _record(job, started, t0, job_resources(job.spec, gpus), "local",
-                                       socket.gethostname()))
-    return [job.out for job in jobs]

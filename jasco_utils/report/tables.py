@@ -6,7 +6,7 @@
 - :func:`write_provenance`: what produced a result (dataset checksum, code version,
   configuration, models, engines, sampling, time taken), written beside it.
 
-Figure 2 is drawn by :func:`jasco_utils.analysis.plots.figure2`.
+Figure 2 is drawn by :func:`jasco_utils.report.plots.figure2`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from typing import Any
 
 import pandas as pd
 
-from jasco_utils import __version__
 from jasco_utils.analysis.metrics import AVERAGE, in_order
 from jasco_utils.analysis.paper import TABLE2, in_paper_order
-from jasco_utils.io import atomic_open, write_csv
-from jasco_utils.paths import PROJECT_ROOT
+from jasco_utils.core import __version__
+from jasco_utils.core.io import atomic_open, write_csv
+from jasco_utils.core.paths import PROJECT_ROOT
+from jasco_utils.core.secrets import redact
 
 
 def table2(scores: pd.DataFrame, metric: str = "best_mean") -> pd.DataFrame:
@@ -59,8 +60,13 @@ def table2_with_paper(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_table2(table: pd.DataFrame, out_dir: str | os.PathLike[str], with_paper: bool = False,
-                 caption: str = "Best-Mean (0-2) per LLM judge and their average.", footnote: str = "") -> list[Path]:
+def write_table2(
+    table: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    with_paper: bool = False,
+    caption: str = "Best-Mean (0-2) per LLM judge and their average.",
+    footnote: str = "",
+) -> list[Path]:
     """Write ``table2.csv``, ``table2.md`` and ``table2.tex``; return their paths.
 
     ``footnote`` (e.g. each judge's accuracy on the judge check) goes under the table in
@@ -88,8 +94,18 @@ def _latex_escape(text: str) -> str:
     >>> _latex_escape("50% of a_b & {c}")
     '50\\% of a\\_b \\& \\{c\\}'
     """
-    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    special = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
     return "".join(special.get(ch, ch) for ch in text)
 
 
@@ -111,10 +127,15 @@ def _markdown(df: pd.DataFrame) -> str:
 def code_version() -> str:
     """``jasco X.Y.Z`` and the git commit (with ``-dirty`` when the tree has changes)."""
     try:
-        commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", ""
     return f"jasco {__version__}" + (f" ({commit[:12]}{'-dirty' if dirty else ''})" if commit else "")
@@ -144,12 +165,10 @@ def _redacted(value: Any, redact) -> Any:
 def write_provenance(path: str | os.PathLike[str], **facts: Any) -> Path:
     """Write a provenance JSON: the given facts plus code version, platform and time.
 
-    Every text in it passes through :func:`jasco_utils.redact.redact` (a configuration's
+    Every text in it passes through :func:`jasco_utils.core.secrets.redact` (a configuration's
     text, a base URL with credentials): provenance never holds a secret.
     """
     import time
-
-    from jasco_utils.redact import redact
 
     record = {
         "code_version": code_version(),

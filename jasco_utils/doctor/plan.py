@@ -6,9 +6,9 @@ fit`` (with what to change: ``tensor_parallel_size``, ``quantization``, ``max_mo
 ``elsewhere`` (a served model behind the openai engine) or ``skipped`` (optional imported
 answers that are not there). The arithmetic is pure: it takes the model's size
 (:class:`ModelSize`, from :file:`configs/model_sizes.toml` or the model's files in the Hugging
-Face cache, see :func:`jasco_utils.doctor.model_facts`) and the machine (:class:`Machine`: its
+Face cache, see :func:`jasco_utils.doctor.machine.model_facts`) and the machine (:class:`Machine`: its
 GPUs and their free memory, the vLLM build) as arguments, so it is tested with made-up
-machines; :mod:`jasco_utils.doctor` gathers the real one.
+machines; :mod:`jasco_utils.doctor.machine` gathers the real one.
 
 A vLLM model fits when, on each of its ``tensor_parallel_size x pipeline_parallel_size`` GPUs,
 its share of the weights, a reserve for activations, CUDA graphs and communication buffers
@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jasco_utils.core.paths import PROJECT_ROOT
+from jasco_utils.data.dataset import N_CLIPS
+
 #: vLLM 0.32's default share of each GPU's memory (``gpu_memory_utilization``).
 GPU_MEMORY_UTILIZATION = 0.92
 #: Share of each card kept for activations, CUDA graphs and communication buffers (an estimate).
@@ -42,8 +45,16 @@ BLOCKING = (NO_FIT,)
 
 _DTYPE_BYTES = {"float16": 2, "half": 2, "bfloat16": 2, "float32": 4, "float": 4, "fp16": 2, "bf16": 2, "fp32": 4}
 #: Bytes per parameter of a quantization method (weights; scales and unquantized layers neglected).
-QUANT_BYTES = {"fp8": 1.0, "modelopt": 1.0, "fbgemm_fp8": 1.0, "awq": 0.5, "awq_marlin": 0.5, "gptq": 0.5,
-               "gptq_marlin": 0.5, "bitsandbytes": 0.5}
+QUANT_BYTES = {
+    "fp8": 1.0,
+    "modelopt": 1.0,
+    "fbgemm_fp8": 1.0,
+    "awq": 0.5,
+    "awq_marlin": 0.5,
+    "gptq": 0.5,
+    "gptq_marlin": 0.5,
+    "bitsandbytes": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -99,7 +110,7 @@ class ModelSize:
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """What was found out about one model on this machine (see :func:`jasco_utils.doctor.model_facts`).
+    """What was found out about one model on this machine (see :func:`jasco_utils.doctor.machine.model_facts`).
 
     Attributes:
         size: Its size, or ``None`` when unknown.
@@ -201,13 +212,17 @@ def _gpu_shortfall(size: ModelSize, options: Mapping[str, Any], gpus: tuple[GPU,
         weights, reserve, kv = need
         budget = gpu.total_bytes * util
         if gpu.free_bytes < budget:
-            return (f"GPU {gpu.index} has {gpu.free_bytes / GB:.1f} GB free, less than the {budget / GB:.1f} GB vLLM takes "
-                    f"(gpu_memory_utilization {util}); another process holds the rest")
+            return (
+                f"GPU {gpu.index} has {gpu.free_bytes / GB:.1f} GB free, less than the {budget / GB:.1f} GB vLLM takes "
+                f"(gpu_memory_utilization {util}); another process holds the rest"
+            )
         if weights + reserve + kv > budget:
             max_len = int(options.get("max_model_len") or DEFAULT_MAX_MODEL_LEN)
             kv_text = f" + {kv / GB:.1f} GB KV cache for one {max_len}-token sequence" if kv else ""
-            return (f"needs {weights / GB:.1f} GB of weights + {reserve / GB:.1f} GB reserve{kv_text} on each GPU; "
-                    f"vLLM may take {budget / GB:.1f} GB of GPU {gpu.index} ({gpu.name})")
+            return (
+                f"needs {weights / GB:.1f} GB of weights + {reserve / GB:.1f} GB reserve{kv_text} on each GPU; "
+                f"vLLM may take {budget / GB:.1f} GB of GPU {gpu.index} ({gpu.name})"
+            )
     return None
 
 
@@ -247,8 +262,10 @@ def _advice(size: ModelSize, options: Mapping[str, Any], gpus: tuple[GPU, ...]) 
         for quant, t in tried:
             if fits(quantization=quant, tensor_parallel_size=t):
                 width = f", tensor_parallel_size = {t}" if t != tp else ""
-                out.append(f'quantization = "{quant}"{width}' + (" (with a 4-bit AWQ checkpoint of the model)"
-                                                                 if quant == "awq" else ""))
+                out.append(
+                    f'quantization = "{quant}"{width}'
+                    + (" (with a 4-bit AWQ checkpoint of the model)" if quant == "awq" else "")
+                )
                 break
     share = float(options.get("gpu_memory_utilization") or GPU_MEMORY_UTILIZATION)
     busy = [g for g in gpus[: tp * pp] if g.free_bytes < g.total_bytes * share]
@@ -277,8 +294,14 @@ def _vllm_verdict(v: Verdict, spec_options: Mapping[str, Any], facts: ModelFacts
         parallel = {"tensor_parallel_size": v.tp, "pipeline_parallel_size": v.pp}
         short = _gpu_shortfall(ModelSize(1, ""), parallel, machine.gpus)  # too few GPUs, whatever its size
         v.status = NO_FIT if short and "asks for" in short else UNKNOWN
-        v.reason = short if v.status == NO_FIT else ("its size is unknown: not in configs/model_sizes.toml, and no "
-                                                     "config.json or weights in the Hugging Face cache")
+        v.reason = (
+            short
+            if v.status == NO_FIT
+            else (
+                "its size is unknown: not in configs/model_sizes.toml, and no "
+                "config.json or weights in the Hugging Face cache"
+            )
+        )
         return v
     if v.weight_bytes is None:
         v.status, v.reason = UNKNOWN, f"no weight size known for dtype/quantization {v.dtype!r}"
@@ -301,8 +324,10 @@ def _cpu_verdict(v: Verdict, options: Mapping[str, Any], size: ModelSize | None,
         return v
     if v.tp * v.pp > 1:
         v.status = NO_FIT
-        v.reason = (f"asks for {v.tp * v.pp} GPUs (tensor_parallel_size {v.tp} x pipeline_parallel_size {v.pp}); "
-                    f"no GPU here{note}")
+        v.reason = (
+            f"asks for {v.tp * v.pp} GPUs (tensor_parallel_size {v.tp} x pipeline_parallel_size {v.pp}); "
+            f"no GPU here{note}"
+        )
         v.advice = ["a machine with GPUs: make setup DEVICE=cuda, then jasco doctor --config NAME"]
         return v
     if size is None or v.weight_bytes is None or machine.host_available_bytes is None:
@@ -311,8 +336,10 @@ def _cpu_verdict(v: Verdict, options: Mapping[str, Any], size: ModelSize | None,
     need = v.weight_bytes * 1.1 + 2**30  # weights, the CPU build's 1 GiB KV cache, working memory
     if need > machine.host_available_bytes:
         v.status = NO_FIT
-        v.reason = (f"no GPU here{note}: vLLM's CPU build needs about {need / GB:.1f} GB of memory; "
-                    f"{machine.host_available_bytes / GB:.1f} GB available")
+        v.reason = (
+            f"no GPU here{note}: vLLM's CPU build needs about {need / GB:.1f} GB of memory; "
+            f"{machine.host_available_bytes / GB:.1f} GB available"
+        )
         v.advice = ["a machine with GPUs: make setup DEVICE=cuda"]
         return v
     v.status, v.reason = FITS, "on the CPU (vLLM's CPU build): slow for anything but tiny models"
@@ -324,8 +351,10 @@ def _disk_verdict(v: Verdict, facts: ModelFacts) -> Verdict:
         size_on_disk = facts.size.params * (_DTYPE_BYTES.get(str(facts.size.dtype), 2))
         if size_on_disk > facts.download_free_bytes:
             v.status = NO_FIT
-            v.reason = (f"its weights are not cached and need about {size_on_disk / GB:.0f} GB to download; "
-                        f"{facts.download_free_bytes / GB:.0f} GB free at {facts.download_path}")
+            v.reason = (
+                f"its weights are not cached and need about {size_on_disk / GB:.0f} GB to download; "
+                f"{facts.download_free_bytes / GB:.0f} GB free at {facts.download_path}"
+            )
             v.advice = ["free disk there, or point HF_HOME (or the download_dir option) at a larger disk"]
     return v
 
@@ -335,7 +364,7 @@ def fit(spec: Any, facts: ModelFacts, machine: Machine, role: str = "model") -> 
 
     Args:
         spec: The model: its ``key``, ``engine``, ``model`` and ``options`` are read.
-        facts: Its size and cache state (:func:`jasco_utils.doctor.model_facts`).
+        facts: Its size and cache state (:func:`jasco_utils.doctor.machine.model_facts`).
         machine: The machine.
         role: ``ALLM`` or ``judge`` (shown in the plan).
     """
@@ -343,9 +372,15 @@ def fit(spec: Any, facts: ModelFacts, machine: Machine, role: str = "model") -> 
     engine = spec.engine
     if engine == "cascade":
         engine = getattr(spec, "backend_engine", None) or "embedded"
-    v = Verdict(role=role, key=spec.key, engine=spec.engine, model=spec.model or getattr(spec, "path", "") or "",
-                status=NO_GPU, tp=int(options.get("tensor_parallel_size", 1) or 1),
-                pp=int(options.get("pipeline_parallel_size", 1) or 1))
+    v = Verdict(
+        role=role,
+        key=spec.key,
+        engine=spec.engine,
+        model=spec.model or getattr(spec, "path", "") or "",
+        status=NO_GPU,
+        tp=int(options.get("tensor_parallel_size", 1) or 1),
+        pp=int(options.get("pipeline_parallel_size", 1) or 1),
+    )
     if spec.engine == "import":
         path = import_file(spec)
         if path.is_file():
@@ -358,8 +393,11 @@ def fit(spec: Any, facts: ModelFacts, machine: Machine, role: str = "model") -> 
     if engine == "vllm":
         return _vllm_verdict(v, options, facts, machine)
     needed = {"embedded": "xllamacpp", "openai": "openai", "reference": "sentence_transformers"}.get(engine)
-    missing = [p for p in ([needed] if needed else []) + (["faster_whisper"] if spec.engine == "cascade" else [])
-               if p not in machine.packages]
+    missing = [
+        p
+        for p in ([needed] if needed else []) + (["faster_whisper"] if spec.engine == "cascade" else [])
+        if p not in machine.packages
+    ]
     if missing:
         v.status, v.reason = NO_FIT, f"needs {', '.join(missing)}, which is not installed (make setup)"
     elif engine == "openai":
@@ -369,11 +407,8 @@ def fit(spec: Any, facts: ModelFacts, machine: Machine, role: str = "model") -> 
     return v
 
 
-
 def import_file(spec: Any) -> Path:
     """The file of an ``import`` ALLM's answers (relative paths from the project root, as the run reads it)."""
-    from jasco_utils.paths import PROJECT_ROOT
-
     path = Path(getattr(spec, "path", "") or "")
     return path if path.is_absolute() else PROJECT_ROOT / path
 
@@ -412,44 +447,67 @@ class RunPlan:
 
     def format(self) -> str:
         """The plan as a table, then each model's reason and what to change."""
-        head = ("#", "role", "model", "engine", "rows", "call store", "params", "weights", "dtype", "TP x PP", "verdict")
+        head = (
+            "#",
+            "role",
+            "model",
+            "engine",
+            "rows",
+            "call store",
+            "params",
+            "weights",
+            "dtype",
+            "TP x PP",
+            "verdict",
+        )
         table = [head]
         notes = []
         for i, row in enumerate(self.rows, 1):
             v = row.verdict
             gpu = v.engine == "vllm"
-            table.append((str(i), v.role, v.key, v.engine, str(row.rows) if row.rows else "", row.stored_text,
-                          ("?" if v.params is None else f"{v.params / 1e9:.1f}B") if gpu else "",
-                          f"{v.weight_bytes / GB:.1f} GB" if gpu and v.weight_bytes else "", v.dtype if gpu else "",
-                          f"{v.tp} x {v.pp}" if gpu else "", v.status))
+            table.append(
+                (
+                    str(i),
+                    v.role,
+                    v.key,
+                    v.engine,
+                    str(row.rows) if row.rows else "",
+                    row.stored_text,
+                    ("?" if v.params is None else f"{v.params / 1e9:.1f}B") if gpu else "",
+                    f"{v.weight_bytes / GB:.1f} GB" if gpu and v.weight_bytes else "",
+                    v.dtype if gpu else "",
+                    f"{v.tp} x {v.pp}" if gpu else "",
+                    v.status,
+                )
+            )
             if v.reason:
                 notes.append(f"  {v.key}: {v.reason}")
             notes += [f"    change: {a}" for a in v.advice]
         widths = [max(len(r[i]) for r in table) for i in range(len(head))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
         title = f"run plan: {self.name}, {self.n_clips} clips, {len(self.rows)} models in this order"
-        end = (f"stops before anything loads: {', '.join(v.key for v in self.blocking)} cannot run here"
-               if self.blocking else "every model can run here (or cannot be told)")
+        end = (
+            f"stops before anything loads: {', '.join(v.key for v in self.blocking)} cannot run here"
+            if self.blocking
+            else "every model can run here (or cannot be told)"
+        )
         return "\n".join([title, *lines, *notes, end])
 
 
 def clip_count(config: Any, clips: list[int] | None = None, all_clips: bool = False) -> int:
     """The run's clips: ``clips`` when given, else all 80 with ``all_clips``, else the configuration's."""
-    from jasco_utils.data.dataset import N_CLIPS
-
     return len(clips) if clips else (N_CLIPS if all_clips or not getattr(config, "clips", None) else len(config.clips))
 
 
-def row_counts(config: Any, clips: list[int] | None = None, all_clips: bool = False,
-               n_controls: int = 10) -> dict[str, int]:
+def row_counts(
+    config: Any, clips: list[int] | None = None, all_clips: bool = False, n_controls: int = 10
+) -> dict[str, int]:
     """Rows each model of a run computes, by ``role:key``.
 
     An ALLM answers clips x 8 instructions; a judge rates every ALLM's answers (imported ones
     whose file is there included) and, with the judge check, ``n_controls`` control answers
     for each clip of the check.
     """
-    from jasco_utils.data.dataset import N_CLIPS
-
     allm_rows = clip_count(config, clips, all_clips) * 8
     check_clips = getattr(config, "judge_check_clips", None)
     per_judge = getattr(config, "judge_check_judge_clips", {}) or {}
@@ -471,20 +529,29 @@ def _stored_for(spec: Any, role: str, stored: dict[tuple[str, str, str], int] | 
     else:
         tasks = {getattr(spec, "template", None) or ""}
     engine = getattr(spec, "backend_engine", None) or spec.engine
-    return sum(n for (task, eng, model), n in stored.items()
-               if task in tasks and eng == engine and (spec.model is None or model == spec.model))
+    return sum(
+        n
+        for (task, eng, model), n in stored.items()
+        if task in tasks and eng == engine and (spec.model is None or model == spec.model)
+    )
 
 
-def build_plan(config: Any, machine: Machine, facts: Mapping[str, ModelFacts], rows: Mapping[str, int],
-               stored: dict[tuple[str, str, str], int] | None, n_clips: int) -> RunPlan:
+def build_plan(
+    config: Any,
+    machine: Machine,
+    facts: Mapping[str, ModelFacts],
+    rows: Mapping[str, int],
+    stored: dict[tuple[str, str, str], int] | None,
+    n_clips: int,
+) -> RunPlan:
     """A run's plan: every ALLM, then every judge, with its rows, store count and verdict.
 
     Args:
         config: The run configuration (its ``name``, ``allms`` and ``judges`` are read).
-        machine: The machine (:func:`jasco_utils.doctor.gather_machine`, or made up in tests).
+        machine: The machine (:func:`jasco_utils.doctor.machine.gather_machine`, or made up in tests).
         facts: Per ``role:key``, what is known of each model (missing: nothing known).
         rows: Per ``role:key``, the rows it computes (:func:`row_counts`).
-        stored: The call store's counts (:func:`jasco_utils.doctor.stored_answers`).
+        stored: The call store's counts (:func:`jasco_utils.doctor.machine.stored_answers`).
         n_clips: The run's clips (:func:`clip_count`).
     """
     out = []

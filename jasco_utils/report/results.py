@@ -9,7 +9,7 @@
 When the run has a judge check (``RUN_DIR/judge_check``, :mod:`jasco_utils.analysis.judge_check`),
 Table II's footnote and the provenance give each judge's accuracy on it.
 
-Both read a run's judged tables (:class:`jasco_utils.paths.RunLayout`: ``RUN_DIR/judged/
+Both read a run's judged tables (:class:`jasco_utils.core.paths.Run`: ``RUN_DIR/judged/
 MODEL__JUDGE.csv``, without the original-layout copies) and write under a figures folder
 (default ``RUN_DIR/figures``, so that runs never overwrite each other's results).
 """
@@ -24,24 +24,17 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from jasco_utils.analysis import (
-    agreement,
-    bootstrap,
-    difficulty,
-    judge_check,
-    plots,
-    sensitivity,
-    usage,
-)
-from jasco_utils.analysis.report import (
+from jasco_utils.analysis import agreement, bootstrap, difficulty, judge_check, sensitivity, usage
+from jasco_utils.analysis.scoring import scores_from_rows
+from jasco_utils.core.io import atomic_open, write_csv
+from jasco_utils.core.paths import ORIGINAL_SUFFIX, dataset_dir
+from jasco_utils.report import plots
+from jasco_utils.report.tables import (
     dataset_checksum,
     table2,
     write_provenance,
     write_table2,
 )
-from jasco_utils.analysis.scoring import scores_from_rows
-from jasco_utils.io import atomic_open, write_csv
-from jasco_utils.paths import ORIGINAL_SUFFIX, RunLayout, dataset_dir
 from jasco_utils.run import Run
 
 
@@ -54,16 +47,21 @@ class RunDescription(Protocol):
     paper: bool
 
 
-def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged: list[Path] | None = None,
-                 figures_dir: str | os.PathLike[str] | None = None, data_dir: str | None = None,
-                 started: float | None = None) -> dict[str, Any]:
+def run_analysis(
+    config: RunDescription,
+    run_dir: str | os.PathLike[str],
+    judged: list[Path] | None = None,
+    figures_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | None = None,
+    started: float | None = None,
+) -> dict[str, Any]:
     """Score the judged tables; write Table II, Figure 2, the scores and a provenance file.
 
     Args:
         config: The run configuration (its ``name``, ``path``, ``text`` and whether it is
             the ``paper``'s, which adds the published numbers to Table II).
         run_dir: The run's folder.
-        judged: The judged tables (default: the run's, :meth:`jasco_utils.paths.RunLayout.judged_files`).
+        judged: The judged tables (default: the run's, :meth:`jasco_utils.core.paths.Run.judged_files`).
         figures_dir: Where the results go.
         data_dir: The dataset folder (for its checksum in the provenance).
         started: When the run started (``time.time()``), for the time taken.
@@ -72,7 +70,7 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
         ``scores`` (the score records as a DataFrame), ``table2``, ``footnote`` (the judge
         check's accuracies under Table II, "" without one), and the written ``paths``.
     """
-    layout = RunLayout(run_dir)
+    layout = Run(run_dir)
     figures_dir = Path(figures_dir or layout.figures_dir)
     judged = layout.judged_files() if judged is None else [p for p in judged if not p.name.endswith(ORIGINAL_SUFFIX)]
     run = Run(run_dir)
@@ -96,13 +94,28 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
         "clips": sorted(int(c) for c in rows["id"].unique()),
         "allms": [
             {k: str(o[k].iloc[0]) for k in ("model", "allm_model", "engine", "engine_version", "sampling") if k in o}
-            for o in outputs if len(o)
+            for o in outputs
+            if len(o)
         ],
         "judges": [
-            {k: str(g[k].iloc[0]) for k in ("judge", "judge_model", "engine", "engine_version", "template",
-                                             "template_sha256", "sampling", "structured") if k in g}
+            {
+                k: str(g[k].iloc[0])
+                for k in (
+                    "judge",
+                    "judge_model",
+                    "engine",
+                    "engine_version",
+                    "template",
+                    "template_sha256",
+                    "sampling",
+                    "structured",
+                )
+                if k in g
+            }
             for _, g in judged_all.groupby("judge", sort=False)
-        ] if len(judged_all) else [],
+        ]
+        if len(judged_all)
+        else [],
         "judged_files": [str(p) for p in judged],
         "judge_check": footnote or None,
         "seconds": round(time.time() - started, 1) if started else None,
@@ -112,8 +125,12 @@ def run_analysis(config: RunDescription, run_dir: str | os.PathLike[str], judged
     return {"scores": scores, "table2": table, "footnote": footnote, "paths": paths}
 
 
-def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str] | None = None,
-                   n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+def run_statistics(
+    run_dir: str | os.PathLike[str],
+    figures_dir: str | os.PathLike[str] | None = None,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The statistics the paper lacks, written beside Table II.
 
     Writes ``table2_ci.{csv,png}`` (95% bootstrap intervals over clips), ``agreement.csv``
@@ -126,7 +143,7 @@ def run_statistics(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLi
         more judges), ``comparisons`` (two or more ALLMs), ``per_instruction``,
         ``best_of_k``, ``mean_vs_best``, ``wording``, ``unsolved``.
     """
-    figures_dir = Path(figures_dir or RunLayout(run_dir).figures_dir)
+    figures_dir = Path(figures_dir or Run(run_dir).figures_dir)
     rows = Run(run_dir).scored()
     out: dict[str, Any] = {"paths": []}
 
@@ -171,7 +188,7 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
     Raises:
         FileNotFoundError: :func:`run_analysis` has not written Table II there yet.
     """
-    layout = RunLayout(run_dir)
+    layout = Run(run_dir)
     figures_dir = Path(figures_dir or layout.figures_dir)
     if not (figures_dir / "table2.csv").is_file():
         raise FileNotFoundError(f"{figures_dir}: no table2.csv; run the analysis (notebook 03) first")
@@ -207,17 +224,24 @@ def list_runs(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
     ``Table II average`` (each ALLM's Best-Mean averaged over judges, from ``results.json``)."""
     rows = []
     for run in sorted(Path(runs_dir).glob("*")) if Path(runs_dir).is_dir() else []:
-        layout = RunLayout(run)
-        if not (layout.manifest.is_file() or layout.outputs_dir.is_dir() or layout.judged_dir.is_dir()):
+        layout = Run(run)
+        if not (layout.manifest_path.is_file() or layout.outputs_dir.is_dir() or layout.judged_dir.is_dir()):
             continue  # not a run
         try:
             results = json.loads(layout.results.read_text(encoding="utf-8"))
             avg = next((r for r in results.get("table2") or [] if r.get("LLM-Judge") == "Average"), {})
         except (OSError, ValueError):
             results, avg = None, {}
-        rows.append({"run": run.name, "ALLMs": len(layout.output_files()), "judged": len(layout.judged_files()),
-                     "results": "yes" if results else "no",
-                     "Table II average": ", ".join(f"{k} {v:.2f}" for k, v in avg.items()
-                                                   if k != "LLM-Judge" and isinstance(v, float)) or "-"})
+        rows.append(
+            {
+                "run": run.name,
+                "ALLMs": len(layout.output_files()),
+                "judged": len(layout.judged_files()),
+                "results": "yes" if results else "no",
+                "Table II average": ", ".join(
+                    f"{k} {v:.2f}" for k, v in avg.items() if k != "LLM-Judge" and isinstance(v, float)
+                )
+                or "-",
+            }
+        )
     return pd.DataFrame(rows, columns=["run", "ALLMs", "judged", "results", "Table II average"])
-

@@ -15,41 +15,27 @@ from __future__ import annotations
 import argparse
 import json
 
-from jasco_utils.data.dataset import N_CLIPS
-from jasco_utils.paths import DATA_DIR_ENV, DEFAULT_DATASET_DIR
+from jasco_utils.config import EXECUTORS
+from jasco_utils.core.paths import DATA_DIR_ENV, DEFAULT_DATASET_DIR, DEFAULT_STORE
+from jasco_utils.data.manifest import parse_clip_list
+from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, judge_templates, template_problem
+from jasco_utils.models import ENGINES, engine_options
+from jasco_utils.models.registry import check_spec
+from jasco_utils.models.spec import ORIGINAL_SAMPLING, STRUCTURED_MODES, GenerateConfig, resolve_generate
 
-__all__ = ["cli_options", "data_dir_arg", "engine_arg", "engine_flags", "judge_specs", "judging_flags",
-           "no_abbreviations", "parse_clip_list", "positive_int", "generate_from", "subset_flags"]
-
-
-def parse_clip_list(spec: str) -> list[int]:
-    """Parse ``"1-5,9,12"`` into ``[1, 2, 3, 4, 5, 9, 12]``: clip ids 1..80, at least one.
-
-    >>> parse_clip_list("1-3,7")
-    [1, 2, 3, 7]
-    >>> parse_clip_list("3-1")
-    Traceback (most recent call last):
-    argparse.ArgumentTypeError: bad clip list '3-1': the range 3-1 runs backwards; write 1-3
-    """
-    out: list[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi if sep else lo)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: use e.g. 1-5,9,12") from None
-        if first > last:
-            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: the range {part} runs backwards; "
-                                             f"write {last}-{first}")
-        if first < 1 or last > N_CLIPS:
-            raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: clip ids are 1..{N_CLIPS}")
-        out.extend(range(first, last + 1))
-    if not out:
-        raise argparse.ArgumentTypeError(f"bad clip list {spec!r}: no clip; use e.g. 1-5,9,12")
-    return sorted(set(out))
+__all__ = [
+    "cli_options",
+    "data_dir_arg",
+    "engine_arg",
+    "engine_flags",
+    "judge_specs",
+    "judging_flags",
+    "no_abbreviations",
+    "parse_clip_list",
+    "positive_int",
+    "generate_from",
+    "subset_flags",
+]
 
 
 def positive_int(text: str) -> int:
@@ -98,10 +84,15 @@ def no_abbreviations(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
 
 def subset_flags(parser: argparse.ArgumentParser, what: str) -> None:
     """``--clips`` and ``--limit``: a subset of whole clips (each with its 8 instructions)."""
-    parser.add_argument("--clips", type=parse_clip_list, help=f"only these clips of the {what}, e.g. 1-10,42 "
-                        "(default: all it holds)")
-    parser.add_argument("--limit", type=positive_int, metavar="N",
-                        help=f"only the first N clips (of --clips, else of the {what}; default: no limit)")
+    parser.add_argument(
+        "--clips", type=parse_clip_list, help=f"only these clips of the {what}, e.g. 1-10,42 (default: all it holds)"
+    )
+    parser.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help=f"only the first N clips (of --clips, else of the {what}; default: no limit)",
+    )
 
 
 def data_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -129,10 +120,9 @@ def engine_flags(parser: argparse.ArgumentParser) -> None:
     engine ``seed`` beside the sampling ``--seed``) gets none and goes through ``--engine-arg``,
     as do options that are not numbers, text or lists. So no backend keyword can take a flag.
     """
-    from jasco_utils.models import ENGINES, engine_options
-
     group = parser.add_argument_group(
-        "engine options (override a named model's; each applies to the engines in brackets)")
+        "engine options (override a named model's; each applies to the engines in brackets)"
+    )
     seen: dict[str, list[str]] = {}
     options = {}
     for engine in ENGINES:
@@ -151,10 +141,16 @@ def engine_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, action="append", help=help_text + " (repeatable)")
         else:
             group.add_argument(flag, type=opt.type, help=help_text)
-    group.add_argument("--engine-arg", action="append", type=engine_arg, default=[], metavar="KEY=VALUE",
-                       help="any other keyword of the engine's backend, passed unchanged (vLLM: any "
-                            "vllm.EngineArgs field, e.g. trust_remote_code=true, limit_mm_per_prompt='{\"audio\": 1}'); "
-                            "repeatable; unknown keys are refused with the accepted ones")
+    group.add_argument(
+        "--engine-arg",
+        action="append",
+        type=engine_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other keyword of the engine's backend, passed unchanged (vLLM: any "
+        "vllm.EngineArgs field, e.g. trust_remote_code=true, limit_mm_per_prompt='{\"audio\": 1}'); "
+        "repeatable; unknown keys are refused with the accepted ones",
+    )
 
 
 def cli_options(args: argparse.Namespace, engines: list[str]) -> dict[str, dict]:
@@ -163,21 +159,25 @@ def cli_options(args: argparse.Namespace, engines: list[str]) -> dict[str, dict]
     Raises:
         ValueError: A flag set for none of the engines used.
     """
-    from jasco_utils.models import engine_options
-
     flags = set(getattr(args, "_engine_flags", ()))
-    per = {e: {n: getattr(args, n) for n in engine_options(e) if n in flags and getattr(args, n, None) is not None}
-           for e in dict.fromkeys(engines)}
+    per = {
+        e: {n: getattr(args, n) for n in engine_options(e) if n in flags and getattr(args, n, None) is not None}
+        for e in dict.fromkeys(engines)
+    }
     for e in per:
         per[e].update(dict(args.engine_arg))
     used = {n for opts in per.values() for n in opts}
-    from jasco_utils.models import ENGINES
 
-    stray = sorted(n for e in ENGINES for n in engine_options(e)
-                   if n in flags and getattr(args, n, None) is not None and n not in used)
+    stray = sorted(
+        n
+        for e in ENGINES
+        for n in engine_options(e)
+        if n in flags and getattr(args, n, None) is not None and n not in used
+    )
     if stray:
-        raise ValueError(f"option(s) {['--' + n.replace('_', '-') for n in stray]} do not apply to "
-                         f"engine(s) {sorted(per)}")
+        raise ValueError(
+            f"option(s) {['--' + n.replace('_', '-') for n in stray]} do not apply to engine(s) {sorted(per)}"
+        )
     return per
 
 
@@ -186,9 +186,9 @@ def generate_from(args: argparse.Namespace):
 
     A flag not given sets nothing, so a named judge's or a run configuration's value stays.
     """
-    from jasco_utils.config import ORIGINAL_SAMPLING, GenerateConfig
-
-    given = {f: getattr(args, f, None) for f in ("max_tokens", "temperature", "seed", "structured", "max_explanation_chars")}
+    given = {
+        f: getattr(args, f, None) for f in ("max_tokens", "temperature", "seed", "structured", "max_explanation_chars")
+    }
     level = GenerateConfig(**{k: v for k, v in given.items() if v is not None})
     return ORIGINAL_SAMPLING.over(level) if getattr(args, "original_sampling", False) else level
 
@@ -196,28 +196,34 @@ def generate_from(args: argparse.Namespace):
 def judge_specs(args: argparse.Namespace, specs: list):
     """The judges with the command line's engine options, ``--template`` and generation flags applied,
     their generation settings resolved (default < the judge's entry < the command line), checked."""
-    from jasco_utils.config import resolve_generate
-
     overrides = cli_options(args, [s.engine for s in specs])
-    return [resolve_generate(s.replace(options={**s.options, **overrides[s.engine]}, template=args.template or s.template),
-                             generate_from(args)).check() for s in specs]
+    out = []
+    for s in specs:
+        spec = s.replace(options={**s.options, **overrides[s.engine]}, template=args.template or s.template)
+        spec = resolve_generate(spec, generate_from(args))
+        out.append(check_spec(spec, extra=template_problem(spec)))
+    return out
 
 
 def judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The protocol and run flags ``judge`` and ``check-judge`` share; returns the "run" group."""
-    from jasco_utils.config import STRUCTURED_MODES
-    from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, judge_templates
-    from jasco_utils.paths import DEFAULT_STORE
-
     how = parser.add_argument_group("protocol")
-    how.add_argument("--template", choices=judge_templates(),
-                     help=f"judge prompt (default: a named judge's, else {DEFAULT_JUDGE_TEMPLATE})")
+    how.add_argument(
+        "--template",
+        choices=judge_templates(),
+        help=f"judge prompt (default: a named judge's, else {DEFAULT_JUDGE_TEMPLATE})",
+    )
     how.add_argument("--temperature", type=non_negative_float, help="default: the judge's, else 0 (greedy)")
     how.add_argument("--seed", type=int, help="sampling seed (default: the judge's, else 0)")
     how.add_argument("--max-tokens", type=positive_int, help="default: the judge's, else 1000, as the original")
-    how.add_argument("--original-sampling", action="store_true",
-                     help="the original script's sampling: temperature 1.0, no seed (flags given beside it win)")
-    how.add_argument("--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding")
+    how.add_argument(
+        "--original-sampling",
+        action="store_true",
+        help="the original script's sampling: temperature 1.0, no seed (flags given beside it win)",
+    )
+    how.add_argument(
+        "--structured", choices=list(STRUCTURED_MODES), help="constrain the answer's format while decoding"
+    )
     how.add_argument("--max-explanation-chars", type=positive_int, help="with --structured: bound each explanation")
     how.add_argument("--no-reask", action="store_true", help="do not re-ask when the orientation cannot be read")
     run = parser.add_argument_group("run")
@@ -228,15 +234,23 @@ def judging_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 
 def reproduce_args(rp: argparse.ArgumentParser) -> None:
     """The flags of ``jasco reproduce``: the configuration, its clips, where the run goes, the executor."""
-    from jasco_utils.paths import DEFAULT_STORE
-
-    rp.add_argument("--config", default="cpu", help="a run configuration: cpu (default), paper, modern (current ALLMs), or a .toml path")
+    rp.add_argument(
+        "--config",
+        default="cpu",
+        help="a run configuration: cpu (default), paper, modern (current ALLMs), or a .toml path",
+    )
     rp.add_argument("--all-clips", action="store_true", help="all 80 clips, whatever the configuration says")
     rp.add_argument("--clips", type=parse_clip_list, help="these clips, e.g. 1-10,42, whatever the configuration says")
-    rp.add_argument("--limit", type=positive_int, metavar="N",
-                    help="only the first N clips (of --clips, else of the configuration's; default: no limit)")
+    rp.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="only the first N clips (of --clips, else of the configuration's; default: no limit)",
+    )
     rp.add_argument("--run-dir", help="the run's folder (default runs/CONFIG)")
-    rp.add_argument("--figures-dir", help="where Table II, Figure 2, the statistics and the provenance go (default RUN_DIR/figures)")
+    rp.add_argument(
+        "--figures-dir", help="where Table II, Figure 2, the statistics and the provenance go (default RUN_DIR/figures)"
+    )
     rp.add_argument("--store", help=f"the call cache (default {DEFAULT_STORE})")
     data_dir_arg(rp)
     rp.add_argument("--dry-run", action="store_true", help="print the run plan (models, rows, verdicts) and stop")
@@ -244,12 +258,16 @@ def reproduce_args(rp: argparse.ArgumentParser) -> None:
 
 
 def executor_args(parser: argparse.ArgumentParser) -> None:
-    """``--executor`` and ``--ray-address`` (:mod:`jasco_utils.executor`)."""
-    from jasco_utils.config import EXECUTORS
-
-    parser.add_argument("--executor", choices=EXECUTORS,
-                        help="where the model stages run: local (one after another on this machine) or ray "
-                             "(Ray tasks on a cluster; see the README's 'On a cluster'); default: the configuration's "
-                             "executor, else local")
-    parser.add_argument("--ray-address", metavar="ADDRESS",
-                        help="the Ray cluster for --executor ray (default $RAY_ADDRESS, else a Ray instance started here)")
+    """``--executor`` and ``--ray-address`` (:mod:`jasco_utils.pipeline.jobs`)."""
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="where the model stages run: local (one after another on this machine) or ray "
+        "(Ray tasks on a cluster; see the README's 'On a cluster'); default: the configuration's "
+        "executor, else local",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="the Ray cluster for --executor ray (default $RAY_ADDRESS, else a Ray instance started here)",
+    )

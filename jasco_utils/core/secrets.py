@@ -65,3 +65,44 @@ def redact(text: str) -> str:
 def has_url_credentials(url: str) -> bool:
     """Whether ``url`` carries a user or password (``scheme://user:pass@host``)."""
     return bool(_URL_CREDENTIALS.search(url))
+
+
+#: Words that mark a name as a secret's (a notebook parameter, a configuration option), as
+#: one of its ``_``-separated parts (``hf_token``, not ``tokenizer_mode``).
+SECRET_WORDS: tuple[str, ...] = ("api_key", "apikey", "key", "token", "secret", "password", "passwd", "credentials")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a parameter or option name is a secret's (``*_env`` names a variable: not one).
+
+    >>> [looks_secret(n) for n in ("api_key", "hf_token", "api_key_env", "tokenizer_mode", "max_tokens")]
+    [True, True, False, False, False]
+    """
+    low = name.lower().replace("-", "_")
+    if low.endswith("_env"):
+        return False
+    parts = low.split("_")
+    return any(w in parts or ("_" in w and w in low) for w in SECRET_WORDS)
+
+
+def refuse_secret_parameters(namespace: dict) -> None:
+    """Stop a notebook given a parameter named like a secret (``papermill -p api_key ...``).
+
+    Keys reach the project from environment variables only (``api_key_env`` names one).
+
+    Raises:
+        ValueError: Naming the parameter and what to do instead.
+
+    >>> refuse_secret_parameters({"run_dir": "runs/cpu", "api_key_env": "OPENAI_API_KEY"})
+    >>> refuse_secret_parameters({"api_key": "sk-1"})
+    Traceback (most recent call last):
+    ...
+    ValueError: parameter 'api_key' looks like a secret: keys are read from environment variables only (name one with api_key_env in the judges file or run configuration); delete this executed notebook, which holds the value papermill injected
+    """
+    for name, value in namespace.items():
+        if isinstance(value, (str, int, float, bool, list, dict)) and not name.startswith("_") and looks_secret(name):
+            raise ValueError(
+                f"parameter {name!r} looks like a secret: keys are read from environment variables only (name one "
+                "with api_key_env in the judges file or run configuration); delete this executed notebook, which "
+                "holds the value papermill injected"
+            )

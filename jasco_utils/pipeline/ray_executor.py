@@ -1,4 +1,4 @@
-"""The ray executor: a run's stage jobs (:mod:`jasco_utils.executor`) as Ray tasks on a cluster.
+"""The ray executor: a run's stage jobs (:mod:`jasco_utils.pipeline.jobs`) as Ray tasks on a cluster.
 
 Each job runs as a Ray task (Ray: https://docs.ray.io), on a running cluster
 (``--ray-address`` or ``RAY_ADDRESS``) or on a Ray instance started on this machine:
@@ -40,18 +40,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jasco_utils.config import ModelSpec
-from jasco_utils.executor import (
+from jasco_utils.core.io import atomic_open, make_folder, sha256_file, write_pair
+from jasco_utils.core.paths import judged_name
+from jasco_utils.core.secrets import looks_secret
+from jasco_utils.models import default_model
+from jasco_utils.models.base import now_iso
+from jasco_utils.models.spec import ModelSpec
+from jasco_utils.models.store import Store
+from jasco_utils.pipeline.jobs import (
     Job,
     StageError,
-    _record,
     append_record,
     job_resources,
     shard_jobs,
+    stage_record,
 )
-from jasco_utils.io import make_folder, sha256_file
-from jasco_utils.models.base import now_iso
-from jasco_utils.paths import judged_name
+from jasco_utils.pipeline.local import execute_local
+from jasco_utils.pipeline.stage import run_stage
 
 #: How many times Ray runs a task again after its worker died (not after the stage failed).
 MAX_RETRIES = 2
@@ -76,12 +81,14 @@ def read_jobs(run_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 
 
 def _mark_done(run_dir, job: Job, shards: list[dict[str, Any]]) -> None:
-    from jasco_utils.io import atomic_open
-
     done = read_jobs(run_dir)
-    done[job.model_id] = {"fingerprint": job.fingerprint(), "table_sha256": sha256_file(job.out),
-                          "finished_at": now_iso(), "shards": len(shards),
-                          "nodes": sorted({r.get("node_id") or r["node"] for r in shards})}
+    done[job.model_id] = {
+        "fingerprint": job.fingerprint(),
+        "table_sha256": sha256_file(job.out),
+        "finished_at": now_iso(),
+        "shards": len(shards),
+        "nodes": sorted({r.get("node_id") or r["node"] for r in shards}),
+    }
     with atomic_open(jobs_path(run_dir), "w", encoding="utf-8") as fh:
         json.dump(done, fh, indent=1, sort_keys=True)
 
@@ -89,14 +96,16 @@ def _mark_done(run_dir, job: Job, shards: list[dict[str, Any]]) -> None:
 def _done(job: Job, done: dict[str, dict[str, Any]]) -> bool:
     """The job's table is in place, written by a job with the same fingerprint."""
     rec = done.get(job.model_id)
-    return bool(rec and job.out.is_file() and rec.get("fingerprint") == job.fingerprint()
-                and rec.get("table_sha256") == sha256_file(job.out))
+    return bool(
+        rec
+        and job.out.is_file()
+        and rec.get("fingerprint") == job.fingerprint()
+        and rec.get("table_sha256") == sha256_file(job.out)
+    )
 
 
 def _seed_filter(spec: ModelSpec) -> tuple[list[str], list[str] | None]:
     """The (engines, models) whose stored calls a task of this model may find in the run's store."""
-    from jasco_utils.models import default_model
-
     engine = spec.backend_engine
     if engine is None:
         return [], []
@@ -106,8 +115,6 @@ def _seed_filter(spec: ModelSpec) -> tuple[list[str], list[str] | None]:
 
 
 def _forwarded_env() -> dict[str, str]:
-    from jasco_utils.paths import looks_secret
-
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES) and not looks_secret(k)}
 
 
@@ -123,29 +130,31 @@ def _ray_init(address: str | None, log: Callable[[str], None]):
             ray.init(address=address, runtime_env={"env_vars": _forwarded_env()}, log_to_driver=False, **local)
         except Exception as e:  # noqa: BLE001 - Ray raises several kinds; the user is told what to check
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise StageError(f"cannot start or reach {where}: {type(e).__name__}: {e} (check --ray-address / "
-                             "RAY_ADDRESS, and that `ray status` there answers)") from e
+            raise StageError(
+                f"cannot start or reach {where}: {type(e).__name__}: {e} (check --ray-address / "
+                "RAY_ADDRESS, and that `ray status` there answers)"
+            ) from e
         res = ray.cluster_resources()
-        log(f"ray: {'cluster at ' + address if address else 'a local Ray instance'}: {len(ray.nodes())} node(s), "
-            f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs")
+        log(
+            f"ray: {'cluster at ' + address if address else 'a local Ray instance'}: {len(ray.nodes())} node(s), "
+            f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs"
+        )
     return ray
 
 
-def execute_on_ray(jobs: Sequence[Job], run_dir, store, address: str | None = None,
-                   log: Callable[[str], None] = print) -> list[Path]:
-    """Run the jobs as Ray tasks (see the module); return their tables, as :func:`jasco_utils.executor.execute`.
+def execute_on_ray(
+    jobs: Sequence[Job], run_dir, store, address: str | None = None, log: Callable[[str], None] = print
+) -> list[Path]:
+    """Run the jobs as Ray tasks (see the module); return their tables, as :func:`jasco_utils.pipeline.reproduce.execute`.
 
     Imported answers (engine ``import``: a file on this machine, no model) are read here, first.
     """
-    from jasco_utils.executor import _execute_local
-    from jasco_utils.models.store import Store
-
     done = read_jobs(run_dir)
     todo = [j for j in jobs if not _done(j, done)]
     if len(todo) < len(jobs):
         log(f"ray: {len(jobs) - len(todo)} job(s) done already (RUN_DIR/jobs.json), {len(todo)} to run")
     for job in [j for j in todo if j.spec.engine == "import"]:
-        _execute_local([job], run_dir, store)
+        execute_local([job], run_dir, store)
         _mark_done(run_dir, job, [{"node": socket.gethostname()}])
     todo = [j for j in todo if j.spec.engine != "import"]
     if not todo:
@@ -164,9 +173,15 @@ def execute_on_ray(jobs: Sequence[Job], run_dir, store, address: str | None = No
             seed = ray.put(st.export(engines, models) if engines else [])
             res = job_resources(job.spec, gpus)
             for shard in shard_jobs(job):
-                payload = {"stage": shard.stage, "spec": shard.spec.to_dict(), "kwargs": shard.kwargs,
-                           "source_name": job.source.name, "id": shard.id, "shard": shard.shard,
-                           "fingerprint": shard.fingerprint()}
+                payload = {
+                    "stage": shard.stage,
+                    "spec": shard.spec.to_dict(),
+                    "kwargs": shard.kwargs,
+                    "source_name": job.source.name,
+                    "id": shard.id,
+                    "shard": shard.shard,
+                    "fingerprint": shard.fingerprint(),
+                }
                 ref = task.options(name=shard.id, **res).remote(payload, source_bytes, seed, *upstream)
                 refs.setdefault(job.model_id, []).append(ref)
                 meta[ref] = (job, shard, res)
@@ -177,8 +192,6 @@ def execute_on_ray(jobs: Sequence[Job], run_dir, store, address: str | None = No
 def _collect(ray, refs: dict[str, list], meta: dict, run_dir, st, log: Callable[[str], None]) -> None:
     """Wait for every task; merge each one's calls as it ends; write each job's table once all its
     shards are in; raise :class:`StageError` naming every failure at the end."""
-    from jasco_utils.io import write_pair
-
     pending, results, failures = list(meta), {}, []
     t_start = time.perf_counter()
     while pending:
@@ -194,15 +207,19 @@ def _collect(ray, refs: dict[str, list], meta: dict, run_dir, st, log: Callable[
         st.merge(result["calls"])
         results[ref] = result
         append_record(run_dir, result["record"])
-        log(f"ray: {shard.id} done on {result['record']['node']} in {result['record']['wall_s']:.0f} s "
-            f"({len(result['calls'])} new call(s); {time.perf_counter() - t_start:.0f} s into the run)")
+        log(
+            f"ray: {shard.id} done on {result['record']['node']} in {result['record']['wall_s']:.0f} s "
+            f"({len(result['calls'])} new call(s); {time.perf_counter() - t_start:.0f} s into the run)"
+        )
         shard_refs = refs[job.model_id]
         if all(r in results for r in shard_refs):
             write_pair(_join([results[r]["table"] for r in shard_refs]), job.out)
             _mark_done(run_dir, job, [results[r]["record"] for r in shard_refs])
     if failures:
-        raise StageError("stage(s) failed on the ray executor (their tables are not written; what the others "
-                         "called is in the store, so a re-run asks only for the rest):\n  " + "\n  ".join(failures))
+        raise StageError(
+            "stage(s) failed on the ray executor (their tables are not written; what the others "
+            "called is in the store, so a re-run asks only for the rest):\n  " + "\n  ".join(failures)
+        )
 
 
 def _reason(err: Exception) -> str:
@@ -246,15 +263,10 @@ def _ray_task(payload: dict[str, Any], source: bytes | None, seed: list, *upstre
     of its own; returns the table (Parquet bytes), the new calls and the record."""
     import shutil
 
-    from jasco_utils.models.store import Store
-    from jasco_utils.pipeline import run_stage
-
     spec = ModelSpec.from_dict(payload["spec"])
     folder = _TaskFolder(stage_dir() / payload["fingerprint"])
     src = folder.inputs / payload["source_name"]
     if upstream:  # the outputs an ALLM's tasks returned: joined as the driver joins them
-        from jasco_utils.io import write_pair
-
         write_pair(_join([u["table"] for u in upstream]), src)
     else:
         src.write_bytes(source)
@@ -272,18 +284,36 @@ def _ray_task(payload: dict[str, Any], source: bytes | None, seed: list, *upstre
     seeded = {row[0] for row in seed}
     started, t0 = now_iso(), time.perf_counter()
     run_stage(payload["stage"], spec, echo=False, die_with_parent=True, **kwargs, store=str(store))
-    name = Path(payload["kwargs"]["out"]).name if "out" in payload["kwargs"] else (
-        judged_name(Path(payload["source_name"]).stem, spec.key))
+    name = (
+        Path(payload["kwargs"]["out"]).name
+        if "out" in payload["kwargs"]
+        else (judged_name(Path(payload["source_name"]).stem, spec.key))
+    )
     table = (folder.outputs / name).with_suffix(".parquet").read_bytes()
     with Store(store) as st:
         calls = st.export(exclude=seeded)
     import ray
 
-    job = Job(payload["stage"], spec, payload["kwargs"], Path(name), Path(payload["source_name"]),
-              shard=tuple(payload["shard"]) if payload["shard"] else None)
+    job = Job(
+        payload["stage"],
+        spec,
+        payload["kwargs"],
+        Path(name),
+        Path(payload["source_name"]),
+        shard=tuple(payload["shard"]) if payload["shard"] else None,
+    )
     ctx = ray.get_runtime_context()
     held = ctx.get_assigned_resources()
-    record = _record(job, started, t0, {"num_cpus": held.get("CPU", 0.0), "num_gpus": held.get("GPU", 0.0)},
-                     "ray", socket.gethostname(), node_id=ctx.get_node_id(), pid=os.getpid(), resumed_calls=resumed)
+    record = stage_record(
+        job,
+        started,
+        t0,
+        {"num_cpus": held.get("CPU", 0.0), "num_gpus": held.get("GPU", 0.0)},
+        "ray",
+        socket.gethostname(),
+        node_id=ctx.get_node_id(),
+        pid=os.getpid(),
+        resumed_calls=resumed,
+    )
     shutil.rmtree(folder.root, ignore_errors=True)
     return {"table": table, "calls": calls, "record": record}
