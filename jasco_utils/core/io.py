@@ -374,8 +374,14 @@ def _row_lines(path: str, mtime_ns: int, size: int) -> list[int] | None:
         return None
 
 
-def _field_count_error(path: Path) -> str | None:
-    """Where a CSV's rows stop having the header's number of fields, as an editor counts lines."""
+def _field_count_error(path: Path, first_only: bool = False) -> str | None:
+    """Where a CSV's rows stop having the header's number of fields, as an editor counts lines.
+
+    With ``first_only``, only the first data row is looked at, and a file the csv module
+    cannot read is left to pandas (``None``): that row is the one pandas does not refuse when
+    it is one field too wide (it would take the first column as an index and shift the rest).
+    """
+    start = 1
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh)
@@ -387,9 +393,11 @@ def _field_count_error(path: Path) -> str | None:
                         f"line {start}: {len(row)} fields, but the header has {len(header)} "
                         f"({', '.join(header)}); quote the cells that hold commas, or remove the extra fields"
                     )
+                if row and first_only:
+                    return None
                 start = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        return f"line {start if 'start' in locals() else 1}: {e}"
+        return None if first_only else f"line {start}: {e}"
     return None
 
 
@@ -419,8 +427,14 @@ def read_csv_checked(
         raise TableError(
             f"{path}: line {line}: not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start}); re-save the file as UTF-8"
         ) from None
+    # A first data row one field wider than the header is not a parser error to pandas: it
+    # takes the first column as the index and shifts every column. Refuse it here; and with
+    # ``index_col=False`` pandas never takes an index from the data, whatever the first row.
+    where = _field_count_error(path, first_only=True)
+    if where:
+        raise TableError(f"{path}: cannot be read as CSV: {where}")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", index_col=False)
     except pd.errors.EmptyDataError:
         raise TableError(f"{path}: the file is empty; a {what} starts with a header line") from None
     except pd.errors.ParserError as e:
