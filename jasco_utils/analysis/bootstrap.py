@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from jasco_utils.analysis.metrics import (
     AVERAGE,
@@ -64,6 +63,8 @@ def bootstrap_interval(
     reps: np.ndarray, point: np.ndarray, jack: np.ndarray | None, confidence: float, method: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided bootstrap interval per column of ``reps`` (replicates x statistics)."""
+    from scipy import stats as sps  # a second or two to import: only where it is used
+
     alpha = (1 - confidence) / 2
     lo = np.full(point.shape, np.nan)
     hi = np.full(point.shape, np.nan)
@@ -323,6 +324,8 @@ def paired_comparison(
         ValueError: A model or judge is unknown, the clip sets differ (the missing clips
             are named), or the judge sets differ.
     """
+    from scipy import stats as sps  # a second or two to import: only where it is used
+
     _check_method(method, confidence, n_resamples)
     clips = clip_table(prepare_rows(rows))
     a = _clip_scores(clips, model_a, judge, gated)

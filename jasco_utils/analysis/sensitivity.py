@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from jasco_utils.analysis.metrics import (
     AVERAGE,
@@ -201,6 +200,8 @@ def wording_test(rows: pd.DataFrame, n_resamples: int = 9999, seed: int | None =
         ``both_pct_speech_first``, ``both_pct_audio_first``, ``n_oriented``, ``n_clips``,
         ``n_resamples``. Both p-values are NaN when a wording has no oriented response.
     """
+    from scipy import stats as sps  # a second or two to import: only where it is used
+
     prep = prepare_rows(rows)
     prep = prep.assign(wording=prep["instruction"].map(INSTRUCTION_WORDING))
     cats = [AUDIO, BOTH, SPEECH]

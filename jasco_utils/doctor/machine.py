@@ -18,16 +18,20 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
 import sqlite3
-import struct
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from huggingface_hub import scan_cache_dir
+from huggingface_hub.errors import CacheNotFound
+from safetensors import SafetensorError, safe_open
 
 from jasco_utils.config import load_run_config
 from jasco_utils.core import __version__
@@ -234,38 +238,39 @@ def gather_machine() -> Machine:
 
 
 def _snapshot(model: str, caches: list[Path]) -> Path | None:
-    """The model's folder: itself when it is a local folder, else its newest snapshot in a hub cache."""
+    """The model's folder: itself when it is a local folder, else its snapshot in a hub cache
+    (:func:`huggingface_hub.scan_cache_dir`): the one ``main`` points at, else the newest."""
     local = Path(model).expanduser()
     if local.is_dir():
         return local
     for cache in caches:
-        repo = cache / f"models--{model.replace('/', '--')}"
-        ref = repo / "refs" / "main"
-        if ref.is_file() and (repo / "snapshots" / ref.read_text().strip()).is_dir():
-            return repo / "snapshots" / ref.read_text().strip()
-        snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if repo.is_dir() else []
-        if snaps:
-            return snaps[-1]
+        if not cache.is_dir():
+            continue
+        try:
+            repos = scan_cache_dir(cache).repos
+        except (CacheNotFound, OSError):
+            continue
+        for repo in repos:
+            if repo.repo_type == "model" and repo.repo_id == model and repo.revisions:
+                newest = max(repo.revisions, key=lambda r: ("main" in r.refs, r.last_modified))
+                return Path(newest.snapshot_path)
     return None
 
 
 def _safetensors_params(files: list[Path]) -> tuple[int, str | None] | None:
-    """Exact parameter count and dtype from safetensors headers (a few kilobytes read per file)."""
+    """Exact parameter count and dtype from safetensors headers (:func:`safetensors.safe_open`
+    reads the header only; no tensor is loaded)."""
     total, dtypes = 0, {}
     for path in files:
         try:
-            with path.open("rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(n))
-        except (OSError, ValueError, struct.error):
+            with safe_open(str(path), framework="numpy") as f:
+                for name in f.keys():
+                    tensor = f.get_slice(name)
+                    count = math.prod(tensor.get_shape())
+                    total += count
+                    dtypes[tensor.get_dtype()] = dtypes.get(tensor.get_dtype(), 0) + count
+        except (OSError, ValueError, SafetensorError):
             return None
-        for name, t in header.items():
-            if name != "__metadata__":
-                count = 1
-                for d in t["shape"]:
-                    count *= d
-                total += count
-                dtypes[t["dtype"]] = dtypes.get(t["dtype"], 0) + count
     names = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
     return total, names.get(max(dtypes, key=dtypes.get)) if dtypes else None
 

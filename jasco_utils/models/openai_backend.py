@@ -1,8 +1,8 @@
 """Any OpenAI-compatible chat-completions server: vLLM, SGLang, llama.cpp, or a hosted API.
 
 Requests are spread round-robin over one or more base URLs (how users scale past one
-machine), with bounded concurrency, a timeout per request, and bounded retries with
-exponential backoff on HTTP 429, 5xx, timeouts and connection errors (a server's
+machine), with bounded concurrency, a timeout per request, and bounded retries (tenacity) with
+exponential backoff on HTTP 408, 409, 429, 5xx, timeouts and connection errors (a server's
 ``Retry-After`` is honoured, up to :data:`MAX_RETRY_AFTER_S`); then the response
 carries a clear error (never a score). A body that is not a valid chat completion, or an
 empty answer, is an error too. The API key is read from the environment variable named in
@@ -18,6 +18,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
+
+import tenacity
 
 from jasco_utils.core.secrets import has_url_credentials, redact, register
 from jasco_utils.models.base import (
@@ -37,6 +39,8 @@ NO_KEY = "EMPTY"
 AUDIO_PARTS: tuple[str, ...] = ("input_audio", "audio_url")
 #: The longest ``Retry-After`` waited for; a server asking for more fails the request.
 MAX_RETRY_AFTER_S = 300.0
+#: The 4xx statuses retried (request timeout, conflict, too many requests), as the openai client does.
+RETRIED_STATUS: frozenset[int] = frozenset({408, 409, 429})
 
 
 def retry_after(err: Exception) -> float | None:
@@ -187,11 +191,16 @@ class OpenAIBackend(Backend):
                 args["extra_body"] = {"structured_outputs": {"regex": structured.regex}}
         return args
 
-    def _retryable(self, err: Exception) -> bool:
+    def _retryable(self, err: BaseException) -> bool:
+        """Whether a failed attempt is worth another: a timeout, a lost connection, HTTP 408, 409,
+        429 or 5xx (the openai client's own rule), or a body that is not a valid completion.
+        Other 4xx answers (a bad request, a missing model, a refused key) are final."""
         o = self._openai
         if isinstance(err, (o.APITimeoutError, o.APIConnectionError, o.RateLimitError, o.InternalServerError)):
             return True
-        return isinstance(err, o.APIStatusError) and (err.status_code == 429 or err.status_code >= 500)
+        if isinstance(err, o.APIStatusError):
+            return err.status_code in RETRIED_STATUS or err.status_code >= 500
+        return isinstance(err, (ValueError, TypeError, AttributeError, IndexError, o.APIResponseValidationError))
 
     def output_settings(self) -> dict[str, Any]:
         return {"audio_part": self.audio_part} if self.audio_part != "input_audio" else {}
@@ -245,50 +254,73 @@ class OpenAIBackend(Backend):
                 "", conversation, self._metadata(started_at=started, finished_at=now_iso()), error=f"not sent: {e}"
             )
         errors: list[str] = []
-        for attempt in range(1, self.max_attempts + 1):
+
+        def attempt() -> Response:
             with self._next_lock:
                 i = next(self._next)
-            client = self._clients[i]
             try:
-                completion = client.chat.completions.create(model=self.model, messages=sent, **args)
-                choice = completion.choices[0]
-                text = choice.message.content
-                if not isinstance(text, str):
-                    raise ValueError(f"no message content in the completion (finish_reason {choice.finish_reason!r})")
-                usage = completion.usage
-                meta = self._metadata(
-                    base_url=redact(self.base_urls[i]),
-                    served_model=completion.model,
-                    finish_reason=choice.finish_reason,
-                    prompt_tokens=getattr(usage, "prompt_tokens", None),
-                    completion_tokens=getattr(usage, "completion_tokens", None),
-                    attempts=attempt,
-                    started_at=started,
-                    finished_at=now_iso(),
-                    latency_s=round(time.perf_counter() - t0, 4),
-                )
-                if not text.strip():
-                    return Response("", conversation, meta, error="empty output")
-                return Response(text, conversation, meta)
-            except Exception as err:  # noqa: BLE001 - every failure becomes an error response
+                return self._complete(i, conversation, sent, args, started, t0, attempt=len(errors) + 1)
+            except Exception as err:
                 errors.append(redact(f"{self.base_urls[i]}: {type(err).__name__}: {str(err)[:200]}"))
-                malformed = isinstance(
-                    err, (ValueError, TypeError, AttributeError, IndexError, self._openai.APIResponseValidationError)
-                )
-                if attempt == self.max_attempts or not (self._retryable(err) or malformed):
-                    break
-                delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-                asked = retry_after(err)
-                if asked is not None:
-                    if asked > MAX_RETRY_AFTER_S:
-                        errors.append(f"the server asked to wait {asked:.0f} s (more than {MAX_RETRY_AFTER_S:.0f} s)")
-                        break
-                    delay = max(delay, asked)
-                time.sleep(delay)
-        meta = self._metadata(attempts=len(errors), started_at=started, finished_at=now_iso())
-        return Response(
-            "", conversation, meta, error=f"failed after {len(errors)} attempt(s): " + " | ".join(errors[-3:])
+                raise
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            asked = retry_after(state.outcome.exception())
+            if asked is not None and asked > MAX_RETRY_AFTER_S:
+                errors.append(f"the server asked to wait {asked:.0f} s (more than {MAX_RETRY_AFTER_S:.0f} s)")
+                return True
+            return state.attempt_number >= self.max_attempts
+
+        retrying = tenacity.Retrying(
+            stop=stop, wait=self._wait, retry=tenacity.retry_if_exception(self._retryable), reraise=True
         )
+        try:
+            return retrying(attempt)
+        except Exception:  # noqa: BLE001 - every failure becomes an error response
+            attempts = sum(1 for e in errors if not e.startswith("the server asked"))
+            meta = self._metadata(attempts=attempts, started_at=started, finished_at=now_iso())
+            return Response(
+                "", conversation, meta, error=f"failed after {attempts} attempt(s): " + " | ".join(errors[-3:])
+            )
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """The delay before the next attempt: ``backoff`` doubled each retry, with jitter, capped at
+        30 s; at least what the server asked (``Retry-After``)."""
+        delay = min(30.0, self.backoff * 2 ** (state.attempt_number - 1)) * (0.5 + random.random() / 2)
+        asked = retry_after(state.outcome.exception())
+        return delay if asked is None else max(delay, asked)
+
+    def _complete(
+        self,
+        i: int,
+        conversation: Conversation,
+        sent: Conversation,
+        args: dict[str, Any],
+        started: str,
+        t0: float,
+        attempt: int,
+    ) -> Response:
+        """One request to server ``i``; raises on any failure (:meth:`_one` decides on a retry)."""
+        completion = self._clients[i].chat.completions.create(model=self.model, messages=sent, **args)
+        choice = completion.choices[0]
+        text = choice.message.content
+        if not isinstance(text, str):
+            raise ValueError(f"no message content in the completion (finish_reason {choice.finish_reason!r})")
+        usage = completion.usage
+        meta = self._metadata(
+            base_url=redact(self.base_urls[i]),
+            served_model=completion.model,
+            finish_reason=choice.finish_reason,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            attempts=attempt,
+            started_at=started,
+            finished_at=now_iso(),
+            latency_s=round(time.perf_counter() - t0, 4),
+        )
+        if not text.strip():
+            return Response("", conversation, meta, error="empty output")
+        return Response(text, conversation, meta)
 
     def _generate(
         self,

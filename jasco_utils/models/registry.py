@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 import typing
 from dataclasses import dataclass
 from typing import Any
 
+import docstring_parser
 from pydantic import ConfigDict, ValidationError, create_model
 
 from jasco_utils.core.errors import ConfigError, describe_errors
@@ -85,13 +85,9 @@ def _option_type(hint: Any) -> type:
 
 
 def _arg_docs(cls: type) -> dict[str, str]:
-    """``Args:`` entries of a Google-style class docstring, name -> text."""
-    doc = inspect.getdoc(cls) or ""
-    section = doc.partition("Args:")[2].split("\n\n")[0]
-    out: dict[str, str] = {}
-    for m in re.finditer(r"^\s{4}(\w+): (.+(?:\n\s{8}.+)*)", section, re.MULTILINE):
-        out[m[1]] = " ".join(m[2].split())
-    return out
+    """``Args:`` entries of a Google-style class docstring, name -> text (:mod:`docstring_parser`)."""
+    doc = docstring_parser.parse(inspect.getdoc(cls) or "", docstring_parser.DocstringStyle.GOOGLE)
+    return {p.arg_name: " ".join((p.description or "").split()) for p in doc.params}
 
 
 def engine_options(engine: str) -> dict[str, EngineOption]:
