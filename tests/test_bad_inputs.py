@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import outputs_table
-from judged_tables import make_rows, project_layout_file
+from helpers.judged_tables import make_rows, project_layout_file
+from helpers.outputs import outputs_table
 
 from jasco_utils.cli import main
 from jasco_utils.core.io import write_csv

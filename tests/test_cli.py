@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
-from judged_tables import make_rows, project_layout_file
+from helpers.judged_tables import make_rows, project_layout_file
 
 from jasco_utils.analysis.scoring import score_files
 from jasco_utils.cli import build_parser, main

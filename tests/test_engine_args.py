@@ -15,8 +15,8 @@ import pytest
 
 from jasco_utils.config import load_judges
 from jasco_utils.core.paths import PROJECT_ROOT
+from jasco_utils.doctor.fit import FITS, GPU, Machine, ModelFacts, fit
 from jasco_utils.doctor.machine import load_model_sizes
-from jasco_utils.doctor.plan import FITS, GPU, Machine, ModelFacts, fit
 
 #: Options of the vLLM backend itself (not engine arguments).
 BACKEND_ONLY = {"chat_format"}

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import local_ray_cluster, outputs_table
+from helpers.outputs import outputs_table
+from helpers.ray_cluster import local_ray_cluster
 
 from jasco_utils.config import load_run_config
 from jasco_utils.core.errors import ConfigError
@@ -29,7 +30,6 @@ from jasco_utils.pipeline.jobs import (
     clip_shards,
     job_resources,
     plan_jobs,
-    read_records,
     shard_jobs,
 )
 from jasco_utils.pipeline.ray_executor import read_jobs, stage_dir
@@ -159,7 +159,7 @@ def test_local_executor_records_each_stage(tmp_path, real_data_dir):
     )
     run_dir = tmp_path / "run"
     run_stages(cfg, run_dir, str(real_data_dir), store=tmp_path / "calls.sqlite", executor="local")
-    records = read_records(run_dir)
+    records = Run(run_dir).stage_records().to_dict("records")
     assert [(r["stage"], r["model"], r["executor"]) for r in records] == [
         ("infer", "Imported", "local"),
         ("judge", "reference", "local"),
@@ -263,7 +263,7 @@ def test_two_allms_on_ray_side_by_side_with_a_killed_worker_equal_the_local_run(
     assert killed, "the cascade's worker was not killed mid-stage"
     assert_same_tables(root / "local", root / "ray")
 
-    records = {r["job"]: r for r in read_records(root / "ray")}
+    records = {r["job"]: r for r in Run(root / "ray").stage_records().to_dict("records")}
     # the killed attempt left no record; its retry found what it had stored and asked for the rest
     assert records["infer:Cascade"]["resumed_calls"] >= killed[0][1]
     # the two ALLMs ran at the same time
@@ -280,10 +280,12 @@ def test_two_allms_on_ray_side_by_side_with_a_killed_worker_equal_the_local_run(
     with Store(root / "ray.sqlite") as st, Store(root / "local.sqlite") as ref:
         assert st.keys() == ref.keys()
     assert set(read_jobs(root / "ray")) == {j.model_id for j in plan_jobs(cfg, root / "ray")}
-    before = len(read_records(root / "ray"))
+    before = len(Run(root / "ray").stage_records().to_dict("records"))
     outputs = run_inference(cfg, root / "ray", str(real_data_dir), store=root / "ray.sqlite", executor="ray")
     judged = run_judging(cfg, root / "ray", store=root / "ray.sqlite", executor="ray")
-    assert len(read_records(root / "ray")) == before and len(outputs) == 2 and len(judged) == 2
+    assert (
+        len(Run(root / "ray").stage_records().to_dict("records")) == before and len(outputs) == 2 and len(judged) == 2
+    )
 
 
 def test_a_stage_that_fails_fails_the_run_naming_the_model(ray_cluster, tmp_path, real_data_dir):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import outputs_table
-from servers import FaultyChatServer
+from helpers.outputs import outputs_table
+from helpers.servers import FaultyChatServer
 
 import jasco_utils.core.io as jio
 from jasco_utils.cli import main

@@ -12,7 +12,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from conftest import outputs_table
+from helpers.outputs import outputs_table
 
 from jasco_utils.cli import build_parser, main
 from jasco_utils.cli.flags import generate_from, judge_specs

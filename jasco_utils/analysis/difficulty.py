@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from jasco_utils.analysis.metrics import (
-    clip_table,
-    in_order,
-    prepare_rows,
-    with_average,
-)
+from jasco_utils.analysis.averages import with_average
+from jasco_utils.analysis.metrics import clip_table, in_order, prepare_rows
 
 
 def clip_success(rows: pd.DataFrame, gated: bool = True) -> pd.DataFrame:

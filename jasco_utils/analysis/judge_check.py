@@ -24,6 +24,8 @@ are recomputed from ``judge_output`` and ``reask_output``
 (:func:`jasco_utils.analysis.scoring.parse_rows`, i.e. :func:`jasco_utils.judging.parsing.read_verdict`).
 :func:`measure` is what ``jasco check-judge`` reports (its judges run in
 :func:`jasco_utils.pipeline.reproduce.check_judges`); :func:`run_check_report` is the analysis notebook's.
+:func:`check_footnote` and :func:`usable_judges` give Table II a run's check: the footnote, and
+the judges its ``Average (usable judges)`` covers.
 This module only measures: it runs no judge.
 """
 
@@ -414,6 +416,22 @@ def check_footnote(run_dir: str | os.PathLike[str]) -> str:
         + "."
         + ("".join(" " + w for w in warned))
     )
+
+
+def usable_judges(run_dir: str | os.PathLike[str]) -> list[str] | None:
+    """The judges the run's judge check finds usable (:data:`USABLE_ORIENTATION_KAPPA`), in order.
+
+    Table II and Figure 2 add an Average over these judges beside the all-judge one
+    (:func:`jasco_utils.analysis.averages.with_usable_average`) when some of the run's judges
+    are not among them; a judge the check did not measure is not among them.
+
+    Returns:
+        The usable judges' names (possibly none); ``None`` when the run has no judge check.
+    """
+    run = Run(run_dir)
+    if not run.judge_check_files():
+        return None
+    return [r["judge"] for r in measure(run.judge_check(), n_resamples=0) if r["usable"]]
 
 
 def clips_text(records: list[dict[str, Any]]) -> str:

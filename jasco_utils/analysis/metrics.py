@@ -24,8 +24,8 @@ From scored rows to numbers, in three steps:
      Speech among the responses with one of those orientations, in percent (Neither and
      unreadable orientations are left out of the denominator; they are counted).
 
-The **Average** (the paper's "Average" row) is, per model, the mean over judges of each
-judge's metric; counts are summed. Only models scored by two or more judges get one.
+The **Average** over judges (the paper's "Average" row), and the Average over the judges
+the judge check finds usable, are :mod:`jasco_utils.analysis.averages`'.
 
 Adding a metric is one new function decorated with :func:`register_metric`: ``jasco
 score`` (text and ``--json``), the Average row, :func:`jasco_utils.analysis.scoring.format_scores`,
@@ -43,8 +43,6 @@ import pandas as pd
 
 from jasco_utils.judging.parsing import AUDIO, BOTH, NEITHER, SPEECH
 
-#: The judge name of the average-over-judges record.
-AVERAGE = "Average"
 #: Columns every statistic needs (:func:`prepare_rows`).
 REQUIRED_COLUMNS: tuple[str, ...] = ("model", "judge", "id", "instruction", "rating", "orientation")
 #: Per-clip columns of :func:`clip_table` (besides the keys); ``n_clips`` is 1 for every clip.
@@ -423,60 +421,13 @@ def score_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------
-# The Average over judges
+# Helpers
 # --------------------------------------------------------------------------------------
 
 
 def in_order(values: Iterable) -> list:
     """Distinct values in order of first appearance."""
     return list(dict.fromkeys(values))
-
-
-def _mean(values: pd.Series) -> float:
-    """The mean over judges as :meth:`pandas.Series.mean` computes it (NaN left out)."""
-    return values.mean()
-
-
-def _average_rows(
-    frame: pd.DataFrame, keys: Sequence[str], means: Sequence[str], sums: Sequence[str] = (), maxes: Sequence[str] = ()
-) -> pd.DataFrame:
-    """Per model with two or more judges (and per ``keys``): the ``Average`` row."""
-    per_judge = frame[frame["judge"] != AVERAGE]
-    n_judges = per_judge.groupby("model")["judge"].nunique()
-    multi = per_judge[per_judge["model"].map(n_judges) >= 2]
-    if multi.empty:
-        return frame.iloc[0:0]
-    agg = {v: _mean for v in means} | {s: "sum" for s in sums} | {m: "max" for m in maxes}
-    avg = multi.groupby(["model", *keys], sort=False).agg(agg).reset_index()
-    avg["judge"] = AVERAGE
-    return avg[[c for c in frame.columns if c in avg.columns]]
-
-
-def average_over_judges(scores: pd.DataFrame) -> pd.DataFrame:
-    """The paper's "Average" row: per model, the mean of the judges' metrics.
-
-    Counts are summed over judges (``n_clips``: the most any judge has). Only models scored
-    by two or more judges get one.
-    """
-    counts = [k for k in COUNT_KEYS if k != "n_clips"]
-    avg = _average_rows(scores, [], list(METRICS), counts, ["n_clips"])
-    return avg.reindex(columns=list(score_keys())).reset_index(drop=True)
-
-
-def with_average(
-    frame: pd.DataFrame, keys: Sequence[str], means: Sequence[str], sums: Sequence[str] = ()
-) -> pd.DataFrame:
-    """``frame`` with per-model ``Average`` rows (mean of ``means``, sum of ``sums`` over judges).
-
-    Only models with two or more judges get them, as :func:`average_over_judges`. Rows are
-    sorted by model (first appearance), judge (first appearance, ``Average`` last), ``keys``.
-    """
-    out = pd.concat([frame, _average_rows(frame, keys, means, sums)], ignore_index=True)
-    models = in_order(frame["model"])
-    judges = in_order(frame.loc[frame["judge"] != AVERAGE, "judge"]) + [AVERAGE]
-    out["_m"] = out["model"].map({m: i for i, m in enumerate(models)})
-    out["_j"] = out["judge"].map({j: i for i, j in enumerate(judges)})
-    return out.sort_values(["_m", "_j", *keys], kind="stable").drop(columns=["_m", "_j"]).reset_index(drop=True)
 
 
 def require_models(rows: pd.DataFrame, *models: str) -> None:

@@ -23,13 +23,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from jasco_utils.analysis.metrics import (
-    AVERAGE,
-    METRICS,
-    average_over_judges,
-    score_keys,
-    score_rows,
-)
+from jasco_utils.analysis.averages import AVERAGE, average_over_judges
+from jasco_utils.analysis.metrics import METRICS, score_keys, score_rows
 from jasco_utils.judging.tables import read_judged_files
 
 

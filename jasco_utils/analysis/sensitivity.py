@@ -22,14 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from jasco_utils.analysis.metrics import (
-    AVERAGE,
-    dependence,
-    in_order,
-    prepare_rows,
-    score_rows,
-    with_average,
-)
+from jasco_utils.analysis.averages import AVERAGE, with_average
+from jasco_utils.analysis.metrics import dependence, in_order, prepare_rows, score_rows
 from jasco_utils.data.manifest import INSTRUCTIONS
 from jasco_utils.judging.parsing import AUDIO, BOTH, NEITHER, SPEECH
 

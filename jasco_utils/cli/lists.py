@@ -50,8 +50,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             named = load_allms()
             print_table(
-                ["key", "engine", "model", "tested here"], [(k, s.engine, s.model, s.tested) for k, s in named.items()]
+                ["key", "engine", "model", "family"], [(k, s.engine, s.model, s.family) for k, s in named.items()]
             )
+            print("(which families run on a CPU here, and why the others do not: docs/development/families.md)")
             print()
             rows = [
                 (s.key, s.engine, s.model or s.path or f"speech recognition -> {s.llm_engine} LLM", cfg.name)

@@ -6,13 +6,8 @@ import argparse
 import json
 import sys
 
-from jasco_utils.analysis.bootstrap import (
-    bootstrap_scores,
-    format_comparison,
-    format_intervals,
-    paired_comparison,
-    with_intervals,
-)
+from jasco_utils.analysis.bootstrap import bootstrap_scores, format_intervals, with_intervals
+from jasco_utils.analysis.comparisons import format_comparison, paired_comparison
 from jasco_utils.analysis.scoring import format_scores, score_records
 from jasco_utils.cli.flags import positive_int
 from jasco_utils.core.io import TableError

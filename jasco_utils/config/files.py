@@ -201,7 +201,6 @@ def _named_allm_spec(key: str, entry: NamedAllmEntry) -> ModelSpec:
         options=entry.options,
         generate=entry.level(),
         family=entry.family or None,
-        tested=entry.tested,
         system=entry.system,
         price=entry.price,
         **entry.placement(),

@@ -92,7 +92,6 @@ class NamedAllmEntry(SamplingFields, PlacementFields):
     name: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     family: str | None = None
-    tested: str = ""
     system: str | None = None
     price: TokenPrice | None = None
 

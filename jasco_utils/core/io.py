@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import IO
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 class TableError(ValueError):
@@ -250,8 +252,6 @@ CSV_DIGEST_KEY = b"jasco.csv_sha256"
 
 
 def _parquet_bytes(df: pd.DataFrame, csv_digest: str | None = None) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(parquet_ready(df), preserve_index=False)
     if csv_digest:
@@ -466,8 +466,6 @@ def read_table_checked(
     if not path.is_file():
         raise TableError(f"{path}: no such {what} file")
     try:
-        import pyarrow.parquet as pq
-
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several kinds for a damaged or foreign file
         raise TableError(f"{path}: cannot be read as Parquet: {e}") from None

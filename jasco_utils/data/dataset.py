@@ -190,11 +190,9 @@ def validate_dataset(data_dir: str | os.PathLike[str] | None = None, check_check
         check_checksums: Compare each file with the checksums kept in the package.
     """
     root = dataset_dir(data_dir)
-    findings: list[Finding] = []
     report = ValidationReport(root, pd.DataFrame())
     if not root.is_dir():
-        findings.append(Finding("error", str(root), "folder does not exist; run `jasco data download`"))
-        report.findings = findings
+        report.findings = [Finding("error", str(root), "folder does not exist; run `jasco data download`")]
         return report
     try:
         meta = load_metadata(root, allow_repeats=True)
@@ -203,8 +201,27 @@ def validate_dataset(data_dir: str | os.PathLike[str] | None = None, check_check
         message = str(e)[len(where) + 2 :] if str(e).startswith(where + ": ") else str(e)
         report.findings = [Finding("error", where, message)]
         return report
-
     meta_path = root / METADATA_FILE
+    findings = _metadata_findings(meta, meta_path)
+    wavs = {int(p.stem): p for p in root.glob("*.wav") if p.stem.isdigit()}
+    findings += _file_set_findings(root, set(meta["audio_id"]), wavs)
+    sums = checksums() if check_checksums else {}
+    if check_checksums and meta_path.is_file() and sums.get(METADATA_FILE) != sha256_file(meta_path):
+        findings.append(Finding("error", METADATA_FILE, _MISMATCH))
+    rows = []
+    for cid in sorted(wavs):
+        row = _clip_facts(cid, wavs[cid], sums if check_checksums else None, findings)
+        if row is not None:
+            rows.append(row)
+    report.clips = pd.DataFrame(rows)
+    report.findings = findings
+    return report
+
+
+def _metadata_findings(meta: pd.DataFrame, meta_path: Path) -> list[Finding]:
+    """``v0.csv``'s problems: repeated, out-of-range and missing ids; empty, padded or
+    non-ASCII text cells; repeated designs."""
+    findings: list[Finding] = []
     ids = meta["audio_id"].tolist()
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -236,69 +253,67 @@ def validate_dataset(data_dir: str | os.PathLike[str] | None = None, check_check
                 f"same sound {grp['Audio'].iloc[0]!r} and same correct answer {answer!r}; only the speech differs",
             )
         )
+    return findings
 
-    wavs = {int(p.stem): p for p in root.glob("*.wav") if p.stem.isdigit()}
-    others = sorted(p.name for p in root.glob("*.wav") if not p.stem.isdigit())
-    for name in others:
-        findings.append(Finding("warning", name, "a .wav file that is not a clip of the dataset (ignored)"))
-    for cid in sorted(set(ids) - set(wavs)):
-        findings.append(Finding("error", clip_file(cid), "has a row in v0.csv but the file is missing"))
-    for cid in sorted(set(wavs) - set(ids)):
-        findings.append(Finding("error", clip_file(cid), "the file has no row in v0.csv"))
 
-    sums = checksums() if check_checksums else {}
-    if check_checksums and meta_path.is_file() and sums.get(METADATA_FILE) != sha256_file(meta_path):
-        findings.append(Finding("error", METADATA_FILE, _MISMATCH))
-    rows = []
-    for cid in sorted(wavs):
-        path = wavs[cid]
-        try:
-            info = sf.info(str(path))
-            wave, _ = sf.read(str(path), dtype="float64", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
-            findings.append(Finding("error", path.name, f"does not decode: {e}"))
-            continue
-        peak = float(np.abs(wave).max()) if wave.size else 0.0
-        n_clipped = int((np.abs(wave) >= _CLIP_LEVEL).sum())
-        dc = float(wave.mean()) if wave.size else 0.0
-        checksum_ok = None
-        if check_checksums:
-            checksum_ok = sums.get(path.name) == sha256_file(path)
-        rows.append(
-            dict(
-                audio_id=cid,
-                sample_rate=info.samplerate,
-                channels=info.channels,
-                frames=info.frames,
-                duration_s=info.frames / info.samplerate,
-                subtype=info.subtype,
-                peak=peak,
-                clipped_samples=n_clipped,
-                dc_offset=dc,
-                checksum_ok=checksum_ok,
+def _file_set_findings(root: Path, ids: set[int], wavs: dict[int, Path]) -> list[Finding]:
+    """Files that are not clips, rows without a clip and clips without a row."""
+    findings = [
+        Finding("warning", p.name, "a .wav file that is not a clip of the dataset (ignored)")
+        for p in sorted(root.glob("*.wav"), key=lambda p: p.name)
+        if not p.stem.isdigit()
+    ]
+    findings += [
+        Finding("error", clip_file(cid), "has a row in v0.csv but the file is missing")
+        for cid in sorted(ids - set(wavs))
+    ]
+    findings += [Finding("error", clip_file(cid), "the file has no row in v0.csv") for cid in sorted(set(wavs) - ids)]
+    return findings
+
+
+def _clip_facts(cid: int, path: Path, sums: dict[str, str] | None, findings: list[Finding]) -> dict | None:
+    """One clip's row of the report (None when it does not decode); its irregularities are
+    appended to ``findings``. ``sums``: the pinned checksums (None: not checked)."""
+    try:
+        info = sf.info(str(path))
+        wave, _ = sf.read(str(path), dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        findings.append(Finding("error", path.name, f"does not decode: {e}"))
+        return None
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    n_clipped = int((np.abs(wave) >= _CLIP_LEVEL).sum())
+    dc = float(wave.mean()) if wave.size else 0.0
+    checksum_ok = None if sums is None else sums.get(path.name) == sha256_file(path)
+    if info.frames == 0:
+        findings.append(Finding("error", path.name, "has no audio frames"))
+    if info.samplerate != TARGET_SR:
+        findings.append(
+            Finding(
+                "warning",
+                path.name,
+                f"sample rate {info.samplerate} Hz, not {TARGET_SR} (the loader resamples it; "
+                f"its n_frames in the manifest counts {info.samplerate} Hz frames)",
             )
         )
-        if info.frames == 0:
-            findings.append(Finding("error", path.name, "has no audio frames"))
-        if info.samplerate != TARGET_SR:
-            findings.append(
-                Finding(
-                    "warning",
-                    path.name,
-                    f"sample rate {info.samplerate} Hz, not {TARGET_SR} (the loader resamples it; "
-                    f"its n_frames in the manifest counts {info.samplerate} Hz frames)",
-                )
-            )
-        if info.channels != 1:
-            findings.append(Finding("warning", path.name, f"{info.channels} channels (the loader averages them)"))
-        if n_clipped:
-            findings.append(
-                Finding("warning", path.name, f"{n_clipped} sample(s) at full scale (clipping), peak {peak:.4f}")
-            )
-        if abs(dc) > _DC_LEVEL:
-            findings.append(Finding("warning", path.name, f"DC offset {dc:+.3f}"))
-        if checksum_ok is False:
-            findings.append(Finding("error", path.name, _MISMATCH))
-    report.clips = pd.DataFrame(rows)
-    report.findings = findings
-    return report
+    if info.channels != 1:
+        findings.append(Finding("warning", path.name, f"{info.channels} channels (the loader averages them)"))
+    if n_clipped:
+        findings.append(
+            Finding("warning", path.name, f"{n_clipped} sample(s) at full scale (clipping), peak {peak:.4f}")
+        )
+    if abs(dc) > _DC_LEVEL:
+        findings.append(Finding("warning", path.name, f"DC offset {dc:+.3f}"))
+    if checksum_ok is False:
+        findings.append(Finding("error", path.name, _MISMATCH))
+    return dict(
+        audio_id=cid,
+        sample_rate=info.samplerate,
+        channels=info.channels,
+        frames=info.frames,
+        duration_s=info.frames / info.samplerate,
+        subtype=info.subtype,
+        peak=peak,
+        clipped_samples=n_clipped,
+        dc_offset=dc,
+        checksum_ok=checksum_ok,
+    )

@@ -17,6 +17,7 @@ flags answers repeated across many different clips.
 from __future__ import annotations
 
 import base64
+import difflib
 import io
 import json
 import os
@@ -308,6 +309,33 @@ def _read_jsonl_answers(path: Path) -> tuple[pd.DataFrame, list[int]]:
 MAX_IMPORTED_ANSWER_BYTES = 100_000
 
 
+def _read_answers(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """An answers file (CSV or JSONL) and each row's line number in it."""
+    if path.suffix == ".jsonl":
+        df, line_no = _read_jsonl_answers(path)
+    else:
+        df = read_csv_checked(path, what="ALLM outputs")
+        line_no = [line_of(i, path) for i in df.index]
+    for col in ("id", "prompt", "allm_output"):
+        if col not in df.columns:
+            raise TableError(f"{path}: lacks {col!r} (need id, prompt or instruction, allm_output)")
+    return df, line_no
+
+
+def _answer_problem(answer: Any) -> str | None:
+    """What is wrong with an imported answer (empty, or too long to be one), or None."""
+    if answer is None or (isinstance(answer, float) and pd.isna(answer)) or not str(answer).strip():
+        return "empty allm_output"
+    size = len(str(answer).encode("utf-8"))
+    if size > MAX_IMPORTED_ANSWER_BYTES:
+        return (
+            f"allm_output is {size / 1e3:.0f} kB, over the {MAX_IMPORTED_ANSWER_BYTES // 1000} kB an answer may "
+            "hold (an answer to one instruction is a few sentences: is the column shifted, or a transcript or "
+            "log pasted in?)"
+        )
+    return None
+
+
 def import_outputs(
     manifest: pd.DataFrame,
     path: str | os.PathLike[str],
@@ -327,14 +355,7 @@ def import_outputs(
             pairs, ids or instructions that are not in the manifest, empty or oversized answers.
     """
     path = Path(path)
-    if path.suffix == ".jsonl":
-        df, line_no = _read_jsonl_answers(path)
-    else:
-        df = read_csv_checked(path, what="ALLM outputs")
-        line_no = [line_of(i, path) for i in df.index]
-    for col in ("id", "prompt", "allm_output"):
-        if col not in df.columns:
-            raise TableError(f"{path}: lacks {col!r} (need id, prompt or instruction, allm_output)")
+    df, line_no = _read_answers(path)
     problems: list[str] = []
     ids = pd.to_numeric(df["id"], errors="coerce")
     want = {(int(r["id"]), r["prompt"]) for r in manifest.to_dict(orient="records")}
@@ -357,14 +378,9 @@ def import_outputs(
             )
         else:
             seen[pair] = line_no[i]
-        if answer is None or (isinstance(answer, float) and pd.isna(answer)) or not str(answer).strip():
-            problems.append(f"{where}: empty allm_output")
-        elif len(str(answer).encode("utf-8")) > MAX_IMPORTED_ANSWER_BYTES:
-            problems.append(
-                f"{where}: allm_output is {len(str(answer).encode('utf-8')) / 1e3:.0f} kB, over the "
-                f"{MAX_IMPORTED_ANSWER_BYTES // 1000} kB an answer may hold (an answer to one instruction "
-                "is a few sentences: is the column shifted, or a transcript or log pasted in?)"
-            )
+        problem = _answer_problem(answer)
+        if problem:
+            problems.append(f"{where}: {problem}")
     unanswered = want - set(seen)
     answered_clips = {c for c, _ in seen}
     absent = sorted({c for c, _ in unanswered} - answered_clips)
@@ -418,7 +434,6 @@ def ablation_report(
         Rows per instruction (1..8) and ``all``: ``identical`` (share of answers unchanged,
         word for word) and ``similarity`` (mean ``difflib`` ratio; 1 = unchanged).
     """
-    import difflib
 
     sim = similarity or (lambda a, b: difflib.SequenceMatcher(None, a, b).ratio())
     key = ["id", "prompt"]

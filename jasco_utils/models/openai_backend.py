@@ -11,14 +11,18 @@ the configuration, never taken as a literal, and never logged or stored.
 
 from __future__ import annotations
 
+import base64
+import io
 import itertools
 import os
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+import soundfile as sf
 import tenacity
 
 from jasco_utils.core.secrets import has_url_credentials, redact, register
@@ -69,8 +73,6 @@ def retry_after(err: Exception) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        from email.utils import parsedate_to_datetime
-
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
@@ -212,10 +214,6 @@ class OpenAIBackend(Backend):
         Raises:
             ValueError: A clip at another sampling rate, or larger than ``max_audio_mb``.
         """
-        import base64
-        import io
-
-        import soundfile as sf
 
         out = []
         for message in conversation:

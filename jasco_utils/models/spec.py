@@ -174,8 +174,6 @@ class ModelSpec(BaseModel):
         path: ``import``: the file of answers made elsewhere.
         optional: ``import``: skip this ALLM, with a message, when the file is absent.
         family: A named ALLM's architecture (``qwen2_audio``, ``ultravox``, ...).
-        tested: A named ALLM's test here (a tiny model of its family through the same code
-            path), or why none runs here.
         system: An ALLM's system message, where its model card requires one (``None``: the
             model's chat template decides).
         price: What its tokens cost (a hosted API's price), for the run's usage report.
@@ -198,7 +196,6 @@ class ModelSpec(BaseModel):
     path: str | None = None
     optional: bool = False
     family: str | None = None
-    tested: str = ""
     system: str | None = None
     price: TokenPrice | None = None
     replicas: Annotated[int, Field(ge=1, le=1024)] = 1

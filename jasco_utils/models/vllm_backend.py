@@ -25,8 +25,11 @@ process is the reliable way.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import functools
 import gc
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -269,8 +272,6 @@ def _text_content(message: Message, index: int) -> Any:
 @functools.cache
 def _engine_arg_names() -> tuple[str, ...]:
     """The fields of ``vllm.EngineArgs``: from the class's annotations in vLLM's source, else by import."""
-    import ast
-    import importlib.util
 
     spec = importlib.util.find_spec("vllm")
     if spec is None:
@@ -293,8 +294,6 @@ def _engine_arg_names() -> tuple[str, ...]:
                 if names:
                     return names
     try:
-        import dataclasses
-
         from vllm.engine.arg_utils import EngineArgs
     except ImportError:
         return ()

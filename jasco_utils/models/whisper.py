@@ -18,6 +18,14 @@ and a mild repetition penalty against Whisper's repetition loops
 do not apply: the recognizer's own options, all in its :attr:`~SpeechRecognizer.identity`,
 fix the decoding.
 
+The transcript must not depend on where it is computed (a local run, a Ray worker): how a
+computation is split over CPU threads can change its last bits, and so a beam search's choice.
+So the recognizer fixes its own thread counts instead of taking them from the environment:
+CTranslate2 computes with :data:`CPU_THREADS` threads (its ``intra_threads``; left at 0 it would
+follow ``OMP_NUM_THREADS``, which Ray sets to a task's CPU count), and the feature extraction's
+matrix product (numpy, whose BLAS also reads ``OMP_NUM_THREADS``) runs on one thread. Another
+``cpu_threads`` is part of the identity, so it never shares stored transcripts with the default.
+
 An empty transcript (no speech recognized) is a failed response (:data:`NO_SPEECH`): the
 store never keeps it as a result, so the clip is recognized again next run.
 """
@@ -36,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from jasco_utils.core.io import sha256_file
 from jasco_utils.data.clips import TARGET_SR, load_audio
@@ -70,6 +79,9 @@ DECODE_OPTIONS: dict[str, Any] = {
 #: Silero VAD (``vad_filter=True``) also stops them (WER 0.100) but drops clip 30's speech
 #: entirely, which would leave nothing to mask in the ``speech_masked`` ablation.
 DEFAULT_REPETITION_PENALTY = 1.2
+#: CPU threads CTranslate2 computes with, whatever the environment says (see the module). A
+#: constant: the number of cores or ``OMP_NUM_THREADS`` differs between machines and executors.
+CPU_THREADS = 2
 #: The error of a response where no speech was recognized (not a storable result).
 NO_SPEECH = "no speech recognized"
 
@@ -182,7 +194,8 @@ class SpeechRecognizer(Backend):
         repetition_penalty: Penalty on tokens already generated (see
             :data:`DEFAULT_REPETITION_PENALTY`; 1.0 is plain beam search).
         vad_filter: Drop non-speech with faster-whisper's bundled Silero VAD before decoding.
-        cpu_threads: CPU threads (0: CTranslate2's default). Not part of the identity.
+        cpu_threads: CPU threads CTranslate2 computes with (default :data:`CPU_THREADS`, never taken
+            from the environment). Part of the identity when it is not the default.
         revision: Recorded revision; default the SHA-256 of ``model.bin``.
 
     Attributes:
@@ -200,7 +213,7 @@ class SpeechRecognizer(Backend):
         language: str = "en",
         repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
         vad_filter: bool = False,
-        cpu_threads: int = 0,
+        cpu_threads: int = CPU_THREADS,
         revision: str | None = None,
     ) -> None:
         if model is None:
@@ -213,6 +226,11 @@ class SpeechRecognizer(Backend):
                     "downloaded here: pass a local folder, or None for the bundled tiny.en"
                 )
             name = path.name
+        if int(cpu_threads) < 1:
+            raise ValueError(
+                f"cpu_threads must be at least 1, not {cpu_threads}: the recognizer does not take its thread "
+                "count from the environment (see jasco_utils.models.whisper)"
+            )
         super().__init__(name, revision or f"sha256:{_weights_sha256(path / 'model.bin')}")
         self.path = path
         self.device, self.compute_type = device, compute_type
@@ -220,6 +238,7 @@ class SpeechRecognizer(Backend):
         self.repetition_penalty, self.vad_filter = float(repetition_penalty), bool(vad_filter)
         self.calls = 0
         self._whisper = None
+        self._threadpools: ThreadpoolController | None = None
 
     @property
     def engine_version(self) -> str:
@@ -233,7 +252,12 @@ class SpeechRecognizer(Backend):
             return "unknown"
 
     def output_settings(self) -> dict[str, Any]:
-        """Every option besides the model that changes the transcript (part of the identity)."""
+        """Every option besides the model that changes the transcript (part of the identity).
+
+        ``cpu_threads`` is there only when it is not :data:`CPU_THREADS`, so the default's keys
+        stay those of the transcripts stored before it was pinned.
+        """
+        threads = {} if self.cpu_threads == CPU_THREADS else {"cpu_threads": self.cpu_threads}
         return {
             "device": self.device,
             "compute_type": self.compute_type,
@@ -242,6 +266,7 @@ class SpeechRecognizer(Backend):
             "repetition_penalty": self.repetition_penalty,
             "vad_filter": self.vad_filter,
             **DECODE_OPTIONS,
+            **threads,
         }
 
     def _load(self):
@@ -260,12 +285,14 @@ class SpeechRecognizer(Backend):
                 )
             except Exception as e:  # noqa: BLE001 - any load failure means the engine is unusable
                 raise EngineError(f"faster-whisper could not load {self.path}: {e}") from e
+            self._threadpools = ThreadpoolController()  # the BLAS libraries loaded by now
         return self._whisper
 
     def transcribe(self, wave: np.ndarray) -> Transcript:
         """Transcribe a 16 kHz mono waveform (not cached: the store is the runner's).
 
-        Word and segment times are clamped to the audio's duration.
+        Word and segment times are clamped to the audio's duration. numpy's BLAS runs on one
+        thread meanwhile (the feature extraction's matrix product; see the module).
 
         Raises:
             ValueError: The waveform is not a non-empty 1-D array.
@@ -276,24 +303,25 @@ class SpeechRecognizer(Backend):
             raise ValueError(f"expected a non-empty 1-D 16 kHz mono waveform, got shape {wave.shape}")
         duration = wave.size / TARGET_SR
         whisper = self._load()
-        segments, info = whisper.transcribe(
-            wave,
-            language=self.language,
-            beam_size=self.beam_size,
-            repetition_penalty=self.repetition_penalty,
-            vad_filter=self.vad_filter,
-            **DECODE_OPTIONS,
-        )
-        self.calls += 1
 
         def span(a: float, b: float) -> tuple[float, float]:
             end = min(round(max(float(b), 0.0), 3), duration)
             return min(round(max(float(a), 0.0), 3), end), end
 
         segs, words = [], []
-        for s in segments:  # a generator: decoding happens here
-            segs.append((*span(s.start, s.end), s.text.strip()))
-            words.extend((*span(w.start, w.end), w.word.strip()) for w in (s.words or []))
+        with self._threadpools.limit(limits=1, user_api="blas"):
+            segments, info = whisper.transcribe(
+                wave,
+                language=self.language,
+                beam_size=self.beam_size,
+                repetition_penalty=self.repetition_penalty,
+                vad_filter=self.vad_filter,
+                **DECODE_OPTIONS,
+            )
+            self.calls += 1
+            for s in segments:  # a generator: decoding happens here
+                segs.append((*span(s.start, s.end), s.text.strip()))
+                words.extend((*span(w.start, w.end), w.word.strip()) for w in (s.words or []))
         text = " ".join(t for _, _, t in segs if t).strip()
         return Transcript(text, segs, words, info.language or self.language, duration)
 
@@ -333,3 +361,4 @@ class SpeechRecognizer(Backend):
     def close(self) -> None:
         """Release the model (it is loaded again on the next transcription)."""
         self._whisper = None
+        self._threadpools = None

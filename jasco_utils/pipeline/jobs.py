@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from jasco_utils.config import RunConfig
 from jasco_utils.core.io import make_folder, sha256_file
 from jasco_utils.core.paths import PROJECT_ROOT, dataset_dir, judged_name
@@ -109,7 +111,6 @@ def clip_shards(clips: Sequence[int], n: int) -> list[list[int]]:
 
 def _table_clips(path: Path) -> list[int]:
     """The clip ids of a table, in the order they first appear."""
-    import pandas as pd
 
     ids = pd.to_numeric(pd.read_csv(path, usecols=["id"])["id"], errors="coerce").dropna().astype(int)
     return list(dict.fromkeys(ids.tolist()))

@@ -30,8 +30,10 @@ their jobs done).
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -39,6 +41,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from jasco_utils.core.io import atomic_open, make_folder, sha256_file, write_pair
 from jasco_utils.core.paths import judged_name
@@ -230,9 +234,6 @@ def _reason(err: Exception) -> str:
 
 def _join(tables: list[bytes]):
     """The shards' tables (Parquet bytes), one after the other, as one table."""
-    import io
-
-    import pandas as pd
 
     frames = [pd.read_parquet(io.BytesIO(t)) for t in tables]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -261,7 +262,6 @@ class _TaskFolder:
 def _ray_task(payload: dict[str, Any], source: bytes | None, seed: list, *upstream: dict[str, Any]) -> dict[str, Any]:
     """One job (or shard) on a Ray worker: the stage function in its own process, against a store
     of its own; returns the table (Parquet bytes), the new calls and the record."""
-    import shutil
 
     spec = ModelSpec.from_dict(payload["spec"])
     folder = _TaskFolder(stage_dir() / payload["fingerprint"])

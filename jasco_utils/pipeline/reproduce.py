@@ -296,8 +296,6 @@ def reproduce(
     Raises:
         papermill.PapermillExecutionError: A notebook failed (its executed copy shows where).
     """
-    import papermill  # the notebooks' engine, imported only to run them
-
     run_dir = Path(run_dir or RUNS_DIR / config.name).resolve()
     values = {
         "config": str(config.path),
@@ -328,24 +326,31 @@ def reproduce(
             log=lambda line: log(f"[{time.time() - started:6.0f} s] {line}"),
         )
     for source in notebooks():
-        out = layout.notebooks_dir / source.name
-        log(f"[{time.time() - started:6.0f} s] executing {source.name} -> {out}")
-        declared = papermill.inspect_notebook(str(source))
-        papermill.execute_notebook(
-            str(source),
-            str(out),
-            parameters={k: v for k, v in values.items() if k in declared},
-            cwd=str(PROJECT_ROOT),
-            progress_bar=False,
-            kernel_name="python3",
-            # each cell's output (the stages' progress bars among it) as it happens
-            stdout_file=sys.stdout if stream else None,
-            stderr_file=sys.stderr if stream else None,
-            # the kernel's own start-up and shut-down log lines say nothing to a user
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-        )
+        log(f"[{time.time() - started:6.0f} s] executing {source.name} -> {layout.notebooks_dir / source.name}")
+        _execute_notebook(source, layout.notebooks_dir / source.name, values, stream)
     log(f"[{time.time() - started:6.0f} s] done.")
     return run_dir
+
+
+def _execute_notebook(source: Path, out: Path, values: dict[str, Any], stream: bool) -> None:
+    """Execute one notebook with the parameters it declares among ``values``; with ``stream``,
+    what it prints goes to this process's stdout and stderr as it happens."""
+    import papermill  # the notebooks' engine, imported only to run them
+
+    declared = papermill.inspect_notebook(str(source))
+    papermill.execute_notebook(
+        str(source),
+        str(out),
+        parameters={k: v for k, v in values.items() if k in declared},
+        cwd=str(PROJECT_ROOT),
+        progress_bar=False,
+        kernel_name="python3",
+        # each cell's output (the stages' progress bars among it) as it happens
+        stdout_file=sys.stdout if stream else None,
+        stderr_file=sys.stderr if stream else None,
+        # the kernel's own start-up and shut-down log lines say nothing to a user
+        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+    )
 
 
 def run_summary(

@@ -29,45 +29,34 @@ tables, never judged) are shown and marked too.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 import os
-import urllib.parse
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import soundfile as sf
 from tqdm.auto import tqdm
 
 from jasco_utils.analysis.judge_check import measure
 from jasco_utils.analysis.metrics import gate
 from jasco_utils.analysis.usage import usage_report
 from jasco_utils.core.io import TableError, atomic_open
-from jasco_utils.data.clips import TARGET_SR, clip_path, load_audio
 from jasco_utils.data.dataset import load_metadata
 from jasco_utils.data.manifest import INSTRUCTIONS, clip_ids, instruction_index
 from jasco_utils.judging.tables import SCORED_COLUMNS as _SCORED
 from jasco_utils.report import explorer
+from jasco_utils.report.audio import AUDIO_MODES, player_source
 from jasco_utils.run import Run
 
 #: The page's file name in the run folder.
 PAGE_NAME = "browse.html"
 #: The page template (HTML, CSS and script), package data beside this module.
 TEMPLATE = "templates/browse.html"
-#: ``embed``: audio inline as ``data:`` URLs; ``link``: relative paths to the dataset's WAVs.
-AUDIO_MODES = ("embed", "link")
-#: Formats tried in turn for embedded audio: (libsndfile format, subtype, MIME type).
-AUDIO_FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("OGG", "OPUS", "audio/ogg"),
-    ("OGG", "VORBIS", "audio/ogg"),
-    ("WAV", "PCM_16", "audio/wav"),
-)
 #: A clip's design: (label on the page, ``v0.csv`` column, manifest column used without the dataset).
 DESIGN: tuple[tuple[str, str, str], ...] = (
     ("sound", "Audio", "audio_sound"),
@@ -194,40 +183,6 @@ def _filters(rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def encode_audio(wave, sr: int = TARGET_SR) -> str:
-    """A waveform as a ``data:`` URL in the first of :data:`AUDIO_FORMATS` libsndfile writes.
-
-    >>> import numpy as np
-    >>> encode_audio(np.zeros(1600, dtype="float32"))[:20]
-    'data:audio/ogg;base6'
-    """
-    for fmt, subtype, mime in AUDIO_FORMATS:
-        if subtype not in sf.available_subtypes(fmt):
-            continue
-        buf = io.BytesIO()
-        try:
-            sf.write(buf, wave, sr, format=fmt, subtype=subtype)
-        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
-            continue
-        return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
-    raise RuntimeError(f"libsndfile {sf.__libsndfile_version__} writes none of {AUDIO_FORMATS}")
-
-
-def _audio(clip: int, audio: str, data_dir, page_dir: Path, given: str | None) -> dict[str, str]:
-    """``{"src": ...}`` for a clip's player, or ``{"missing": why}``."""
-    try:
-        path = clip_path(clip, data_dir, given)
-        if audio == "link":
-            try:
-                rel = Path(os.path.relpath(path.resolve(), page_dir.resolve())).as_posix()
-            except ValueError:  # another drive: only an absolute file URL reaches it
-                return {"src": path.resolve().as_uri()}
-            return {"src": urllib.parse.quote(rel)}
-        return {"src": encode_audio(load_audio(path))}
-    except (FileNotFoundError, sf.LibsndfileError, RuntimeError) as e:
-        return {"missing": str(e)}
-
-
 def _design(clips: list[int], data_dir, tables: pd.DataFrame) -> tuple[dict[int, dict[str, str]], str]:
     """Each clip's design, from ``v0.csv`` (:func:`load_metadata`), else from the tables' columns."""
     try:
@@ -316,6 +271,73 @@ def _answers(
     return sorted(out.values(), key=lambda a: (order.get(a["model"], len(order)), a["k"]))
 
 
+def _clip_records(
+    clips: list[int],
+    outputs: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    models: list[str],
+    filters: dict[str, Any],
+    design: dict[int, dict[str, str]],
+    audio_of: Callable[[int], dict[str, str]],
+    progress: Iterable[int],
+) -> list[dict[str, Any]]:
+    """:func:`page_data`'s clips: per clip its design, audio (``audio_of``), best, tags and answers.
+
+    ``progress`` iterates over ``clips`` (a progress bar, or the list itself).
+    """
+    flagged = {t: set(filters[t]) for t in ("all_fail", "disagree")}
+    flagged["one_modality"] = {c for c, *_ in filters["one_modality"]}
+    one: dict[int, dict[tuple[str, int], str]] = {}
+    for c, m, k, label in filters["one_modality"]:
+        one.setdefault(c, {})[(m, k)] = label
+    records = []
+    for clip in progress:
+        answers = _answers(
+            outputs[outputs["id"] == clip] if len(outputs) else outputs,
+            verdicts[verdicts["id"] == clip] if len(verdicts) else verdicts,
+            models,
+            one.get(clip, {}),
+        )
+        tags = [t for t in ("all_fail", "disagree", "one_modality") if clip in flagged[t]]
+        if any(a["problem"] for a in answers):
+            tags.append("problems")
+        best = filters["best"].get(clip, {"mean": None, "by": []})
+        records.append(
+            {
+                "id": clip,
+                "design": design[clip],
+                "audio": audio_of(clip),
+                "best": best["mean"],
+                "best_by": best["by"],
+                "tags": tags,
+                "answers": answers,
+            }
+        )
+    return records
+
+
+def _counts(
+    clips: list[int],
+    models: list[str],
+    judges: list[str],
+    records: list[dict[str, Any]],
+    outputs: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    rows: pd.DataFrame,
+) -> dict[str, int]:
+    """:func:`page_data`'s counts: clips, models, judges, answers, verdicts, unparsed and failed rows."""
+    return {
+        "clips": len(clips),
+        "models": len(models),
+        "judges": len(judges),
+        "answers": sum(len(r["answers"]) for r in records),
+        "verdicts": len(verdicts),
+        "unparsed": int((rows["rating"].isna() | rows["orientation"].isna()).sum()) if len(rows) else 0,
+        "failed_judge": int(_failed(verdicts).sum()) if len(verdicts) else 0,
+        "failed_allm": int(_failed(outputs).sum()) if len(outputs) else 0,
+    }
+
+
 def page_data(
     run_dir: str | os.PathLike[str],
     data_dir: str | os.PathLike[str] | None = None,
@@ -351,45 +373,17 @@ def page_data(
     design, design_source = _design(clips, data_dir, pd.concat([verdicts, outputs], ignore_index=True))
     given = dict(zip(clip_ids(tables["id"]), tables["audio"], strict=False)) if "audio" in tables.columns else {}
     page_dir = Path(page_dir or layout.root)
-    flagged = {t: set(filters[t]) for t in ("all_fail", "disagree")}
-    flagged["one_modality"] = {c for c, *_ in filters["one_modality"]}
-    one: dict[int, dict[tuple[str, int], str]] = {}
-    for c, m, k, label in filters["one_modality"]:
-        one.setdefault(c, {})[(m, k)] = label
-    records = []
-    for clip in tqdm(clips, desc=f"clips ({audio} audio)", unit="clip", disable=not progress):
-        answers = _answers(
-            outputs[outputs["id"] == clip] if len(outputs) else outputs,
-            verdicts[verdicts["id"] == clip] if len(verdicts) else verdicts,
-            models,
-            one.get(clip, {}),
-        )
-        tags = [t for t in ("all_fail", "disagree", "one_modality") if clip in flagged[t]]
-        if any(a["problem"] for a in answers):
-            tags.append("problems")
-        best = filters["best"].get(clip, {"mean": None, "by": []})
-        records.append(
-            {
-                "id": clip,
-                "design": design[clip],
-                "audio": _audio(clip, audio, data_dir, page_dir, given.get(clip)),
-                "best": best["mean"],
-                "best_by": best["by"],
-                "tags": tags,
-                "answers": answers,
-            }
-        )
-    n_failed_judge = int(_failed(verdicts).sum()) if len(verdicts) else 0
-    counts = {
-        "clips": len(clips),
-        "models": len(models),
-        "judges": len(judges),
-        "answers": sum(len(r["answers"]) for r in records),
-        "verdicts": len(verdicts),
-        "unparsed": int((rows["rating"].isna() | rows["orientation"].isna()).sum()) if len(rows) else 0,
-        "failed_judge": n_failed_judge,
-        "failed_allm": int(_failed(outputs).sum()) if len(outputs) else 0,
-    }
+    records = _clip_records(
+        clips,
+        outputs,
+        verdicts,
+        models,
+        filters,
+        design,
+        lambda clip: player_source(clip, audio, data_dir, page_dir, given.get(clip)),
+        tqdm(clips, desc=f"clips ({audio} audio)", unit="clip", disable=not progress),
+    )
+    counts = _counts(clips, models, judges, records, outputs, verdicts, rows)
     return {
         "run": layout.root.resolve().name,
         "run_dir": str(layout.root),

@@ -1,7 +1,8 @@
 """Every figure of the analysis, in one style: the paper's Figure 2 and the statistics' plots.
 
 - :func:`figure2`: modality dependence (Figure 2 of Wang et al., arXiv:2409.14526): one
-  panel per judge and one for their average, a horizontal 100% stacked bar per ALLM:
+  panel per judge and one for their average (and one for the average over the usable judges,
+  when the judge check finds some not usable), a horizontal 100% stacked bar per ALLM:
   audio-dependent (A, red), both (A-S, green), speech-dependent (S, blue), in the paper's
   colours, percentages printed on the segments.
 - :func:`plot_table2_with_ci`: a metric per model with its bootstrap interval
@@ -30,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from jasco_utils.analysis.agreement import POOLED
+from jasco_utils.analysis.averages import AVERAGE, AVERAGES, USABLE_AVERAGE
 from jasco_utils.analysis.judge_check import clips_text
-from jasco_utils.analysis.metrics import AVERAGE, METRICS, in_order
+from jasco_utils.analysis.metrics import METRICS, in_order
 from jasco_utils.analysis.paper import in_paper_order
 from jasco_utils.analysis.sensitivity import INSTRUCTION_WORDING, SPEECH_FIRST
 from jasco_utils.core.io import atomic_open
@@ -45,6 +47,8 @@ LABELS = {"audio_pct": "A", "both_pct": "A-S", "speech_pct": "S"}
 _LEGEND = {"audio_pct": "audio-dependent (A)", "both_pct": "both (A-S)", "speech_pct": "speech-dependent (S)"}
 #: Shading of speech-first instructions (Figure 2's speech blue).
 _SPEECH_FIRST_SHADE = COLORS["speech_pct"]
+#: What the all-judge Average is called where the usable-judge Average is shown beside it.
+ALL_JUDGES_AVERAGE = "Average (all judges)"
 
 
 def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kwargs):
@@ -87,12 +91,20 @@ def save_figure(fig, path: str | os.PathLike[str], dpi: int = 150) -> Path:
     return path
 
 
+def _average_labels(judges) -> dict[str, str]:
+    """How the averages present in ``judges`` are shown: the all-judge Average is called
+    :data:`ALL_JUDGES_AVERAGE` when the usable-judge Average is beside it."""
+    present = set(judges)
+    return {AVERAGE: ALL_JUDGES_AVERAGE} if USABLE_AVERAGE in present and AVERAGE in present else {}
+
+
 def figure2(scores: pd.DataFrame, title: str | None = None):
     """Figure 2: modality dependence, one panel per judge and one for their average.
 
     As the paper's: one row of panels (judges in order, then Average), each a 100% stacked
     bar per model (A red, A-S green, S blue), the models named once on the left and their
-    bars aligned across panels; no cell is left empty.
+    bars aligned across panels; no cell is left empty. When ``scores`` hold ``Average (usable
+    judges)`` records, their panel comes last and the Average's is titled "Average (all judges)".
 
     Args:
         scores: Score records (:func:`jasco_utils.analysis.scoring.scores_from_rows`), with
@@ -104,8 +116,9 @@ def figure2(scores: pd.DataFrame, title: str | None = None):
     """
     from matplotlib.patches import Rectangle
 
-    judges = in_order(j for j in scores["judge"] if j != AVERAGE)
-    panels = judges + ([AVERAGE] if (scores["judge"] == AVERAGE).any() else [])
+    judges = in_order(j for j in scores["judge"] if j not in AVERAGES)
+    panels = judges + [a for a in AVERAGES if (scores["judge"] == a).any()]
+    titles = _average_labels(panels)
     models = in_paper_order(scores["model"])
     fig, axes = _figure(1.6 + 3.4 * len(panels), 0.62 * len(models) + 1.7, 1, len(panels), sharey=True)
     for ax, panel in zip(axes.flat, panels, strict=True):
@@ -128,7 +141,7 @@ def figure2(scores: pd.DataFrame, title: str | None = None):
         ax.set_ylim(-0.6, len(names) - 0.2)
         ax.set_xticks(range(0, 101, 25), [f"{v}%" for v in range(0, 101, 25)])
         ax.spines[["top", "right"]].set_visible(False)
-        ax.set_title(panel, fontsize=11, fontweight="bold" if panel == AVERAGE else "normal")
+        ax.set_title(titles.get(panel, panel), fontsize=11, fontweight="bold" if panel in AVERAGES else "normal")
     handles = [Rectangle((0, 0), 1, 1, facecolor=COLORS[k], edgecolor=EDGES[k]) for k in COLORS]
     fig.legend(handles, list(_LEGEND.values()), loc="outside lower center", ncol=3, frameon=False)
     if title:
@@ -143,7 +156,8 @@ def write_figure2(scores: pd.DataFrame, out_dir: str | os.PathLike[str], title: 
 
 
 def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: str | None = None):
-    """A metric per model with its confidence interval, one marker per judge and Average.
+    """A metric per model with its confidence interval, one marker per judge and Average (and
+    Average (usable judges), when ``ci_frame`` has it).
 
     Args:
         ci_frame: :func:`jasco_utils.analysis.bootstrap.bootstrap_scores`' output.
@@ -158,11 +172,13 @@ def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: 
     if missing:
         raise ValueError(f"ci_frame lacks column(s) {missing}; pass bootstrap_scores()'s output")
     models = in_order(ci_frame["model"])
-    judges = in_order(j for j in ci_frame["judge"] if j != AVERAGE)
-    series = judges + ([AVERAGE] if (ci_frame["judge"] == AVERAGE).any() else [])
+    judges = in_order(j for j in ci_frame["judge"] if j not in AVERAGES)
+    series = judges + [a for a in AVERAGES if (ci_frame["judge"] == a).any()]
+    labels = _average_labels(series)
     fig, axes = _figure(max(5.0, 1.6 * len(models) + 2), 4.0)
     ax = axes[0, 0]
-    colors = _palette(len(judges)) + [(0.1, 0.1, 0.1)]
+    colors = _palette(len(judges))
+    average_colors = {AVERAGE: (0.1, 0.1, 0.1), USABLE_AVERAGE: (0.45, 0.45, 0.45)}
     width = 0.8 / max(1, len(series))
     for s, judge in enumerate(series):
         sub = ci_frame[ci_frame["judge"] == judge].set_index("model")
@@ -173,16 +189,16 @@ def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: 
                 ys.append(sub.loc[model, stat])
                 lo.append(sub.loc[model, stat] - sub.loc[model, f"{stat}_ci_low"])
                 hi.append(sub.loc[model, f"{stat}_ci_high"] - sub.loc[model, stat])
-        is_avg = judge == AVERAGE
+        is_avg = judge in AVERAGES
         ax.errorbar(
             xs,
             ys,
             yerr=[lo, hi],
-            fmt="D" if is_avg else "o",
+            fmt=("D" if judge == AVERAGE else "s") if is_avg else "o",
             ms=7 if is_avg else 5,
             capsize=3,
-            color=colors[-1] if is_avg else colors[s],
-            label=judge,
+            color=average_colors[judge] if is_avg else colors[s],
+            label=labels.get(judge, judge),
             lw=1.6 if is_avg else 1.1,
         )
     ax.set_xticks(range(len(models)), models)
@@ -344,8 +360,6 @@ def plot_judge_check(records: list[dict], title: str | None = None):
     Returns:
         A matplotlib Figure.
     """
-    import seaborn as sns
-
     if not records:
         raise ValueError("no judge-check records to draw")
     n = len(records)
@@ -354,75 +368,81 @@ def plot_judge_check(records: list[dict], title: str | None = None):
     for ax in axes.flat:
         ax.remove()
     for j, rec in enumerate(records):
-        ax = fig.add_subplot(grid[0, 2 * j : 2 * j + 2])
-        counts = pd.DataFrame(rec["confusion"]["orientation"]).T
-        if counts.empty:
-            ax.set_visible(False)
-            continue
-        share = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).astype(float)
-        sns.heatmap(
-            share,
-            ax=ax,
-            vmin=0,
-            vmax=1,
-            cmap="Blues",
-            annot=counts.to_numpy(),
-            fmt="d",
-            cbar=j == n - 1,
-            cbar_kws={"label": "share of the expected row"},
-            linewidths=0.5,
-        )
-        acc = rec["orientation_accuracy"]
-        ax.set_title(f"{rec['judge']}\norientation accuracy {'-' if acc is None else f'{acc:.2f}'}", fontsize=10)
-        ax.set_xlabel("given")
-        ax.set_ylabel("expected" if j == 0 else "")
-        ax.tick_params(axis="x", labelrotation=30)
-        ax.tick_params(axis="y", labelrotation=0)
-    colors = _palette(n)
+        _check_confusion(fig.add_subplot(grid[0, 2 * j : 2 * j + 2]), rec, first=j == 0, colour_bar=j == n - 1)
     for panel, key in enumerate(("rating_accuracy", "orientation_accuracy")):
         ax = fig.add_subplot(grid[1, panel * n : (panel + 1) * n])
-        kinds = in_order(k for rec in records for k, v in rec["per_kind"].items() if v[key] is not None)
-        width = 0.8 / n
-        for j, rec in enumerate(records):
-            xs, ys, err = [], [], [[], []]
-            for i, kind in enumerate(kinds):
-                v = rec["per_kind"].get(kind, {})
-                if v.get(key) is None:
-                    continue
-                xs.append(i - 0.4 + width * (j + 0.5))
-                ys.append(v[key])
-                ci = v.get(f"{key}_ci") or [v[key], v[key]]
-                err[0].append(max(0.0, v[key] - ci[0]))
-                err[1].append(max(0.0, ci[1] - v[key]))
-            bars = ax.bar(
-                xs,
-                ys,
-                width=width * 0.92,
-                color=colors[j],
-                label=rec["judge"],
-                yerr=err,
-                capsize=2,
-                error_kw={"lw": 0.9, "ecolor": "0.3"},
-            )
-            # a 0.00 bar stays visible; with three judges or more the labels would overlap: rotated
-            ax.bar_label(
-                bars,
-                fmt="%.2f",
-                fontsize=6 if len(records) > 2 else 7,
-                padding=2,
-                rotation=90 if len(records) > 2 else 0,
-            )
-        ax.axhline(_UNIFORM_GUESS[key], ls="--", lw=1, color="gray", label="uniform random guess")
-        ax.set_xticks(
-            range(len(kinds)), [k.replace("_", " ") for k in kinds], rotation=25, ha="right", rotation_mode="anchor"
-        )
-        ax.set_xlim(-0.6, len(kinds) - 0.4)
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel(key.replace("_", " "))
-        _tidy(ax)
+        _check_accuracies(ax, records, key)
     fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center", ncol=n + 1)
 
     fig.suptitle(
         title or "Judge check: control answers with known labels (95% intervals over clips)\n" + clips_text(records)
     )
     return fig
+
+
+def _check_confusion(ax, rec: dict, first: bool, colour_bar: bool) -> None:
+    """One judge's orientation confusion matrix of :func:`plot_judge_check`, on ``ax`` (hidden when empty)."""
+    import seaborn as sns
+
+    counts = pd.DataFrame(rec["confusion"]["orientation"]).T
+    if counts.empty:
+        ax.set_visible(False)
+        return
+    share = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).astype(float)
+    sns.heatmap(
+        share,
+        ax=ax,
+        vmin=0,
+        vmax=1,
+        cmap="Blues",
+        annot=counts.to_numpy(),
+        fmt="d",
+        cbar=colour_bar,
+        cbar_kws={"label": "share of the expected row"},
+        linewidths=0.5,
+    )
+    acc = rec["orientation_accuracy"]
+    ax.set_title(f"{rec['judge']}\norientation accuracy {'-' if acc is None else f'{acc:.2f}'}", fontsize=10)
+    ax.set_xlabel("given")
+    ax.set_ylabel("expected" if first else "")
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.tick_params(axis="y", labelrotation=0)
+
+
+def _check_accuracies(ax, records: list[dict], key: str) -> None:
+    """One accuracy (``key``) per kind of control answer of :func:`plot_judge_check`: a bar per judge."""
+    n = len(records)
+    colors = _palette(n)
+    kinds = in_order(k for rec in records for k, v in rec["per_kind"].items() if v[key] is not None)
+    width = 0.8 / n
+    for j, rec in enumerate(records):
+        xs, ys, err = [], [], [[], []]
+        for i, kind in enumerate(kinds):
+            v = rec["per_kind"].get(kind, {})
+            if v.get(key) is None:
+                continue
+            xs.append(i - 0.4 + width * (j + 0.5))
+            ys.append(v[key])
+            ci = v.get(f"{key}_ci") or [v[key], v[key]]
+            err[0].append(max(0.0, v[key] - ci[0]))
+            err[1].append(max(0.0, ci[1] - v[key]))
+        bars = ax.bar(
+            xs,
+            ys,
+            width=width * 0.92,
+            color=colors[j],
+            label=rec["judge"],
+            yerr=err,
+            capsize=2,
+            error_kw={"lw": 0.9, "ecolor": "0.3"},
+        )
+        # a 0.00 bar stays visible; with three judges or more the labels would overlap: rotated
+        ax.bar_label(bars, fmt="%.2f", fontsize=6 if n > 2 else 7, padding=2, rotation=90 if n > 2 else 0)
+    ax.axhline(_UNIFORM_GUESS[key], ls="--", lw=1, color="gray", label="uniform random guess")
+    ax.set_xticks(
+        range(len(kinds)), [k.replace("_", " ") for k in kinds], rotation=25, ha="right", rotation_mode="anchor"
+    )
+    ax.set_xlim(-0.6, len(kinds) - 0.4)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(key.replace("_", " "))
+    _tidy(ax)

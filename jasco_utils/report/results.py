@@ -7,7 +7,12 @@
 - :func:`write_results`: the run's numbers in one file, ``RUN_DIR/results.json``.
 
 When the run has a judge check (``RUN_DIR/judge_check``, :mod:`jasco_utils.analysis.judge_check`),
-Table II's footnote and the provenance give each judge's accuracy on it.
+Table II's footnote and the provenance give each judge's accuracy on it. When the check finds
+some of the run's judges not usable (and some usable), Table II, Figure 2 and the intervals
+add ``Average (usable judges)``, the mean over the usable judges, beside the all-judge
+``Average`` (kept as the paper computes it); the footnote, the provenance and ``results.json``
+(``averages``) name the judges each covers. Without a check, or with every judge usable, the
+results are as before.
 
 Both read a run's judged tables (:class:`jasco_utils.core.paths.Run`: ``RUN_DIR/judged/
 MODEL__JUDGE.csv``, without the original-layout copies) and write under a figures folder
@@ -24,7 +29,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from jasco_utils.analysis import agreement, bootstrap, difficulty, judge_check, sensitivity, usage
+from jasco_utils.analysis import agreement, bootstrap, comparisons, difficulty, judge_check, sensitivity, usage
+from jasco_utils.analysis.averages import AVERAGE, AVERAGES, USABLE_AVERAGE, usable_subset, with_usable_average
+from jasco_utils.analysis.metrics import in_order
 from jasco_utils.analysis.scoring import scores_from_rows
 from jasco_utils.core.io import atomic_open, write_csv
 from jasco_utils.core.paths import ORIGINAL_SUFFIX, dataset_dir
@@ -32,6 +39,7 @@ from jasco_utils.report import plots
 from jasco_utils.report.tables import (
     dataset_checksum,
     table2,
+    usable_average_note,
     write_provenance,
     write_table2,
 )
@@ -47,6 +55,39 @@ class RunDescription(Protocol):
     paper: bool
 
 
+#: What the provenance gives of each ALLM (from its outputs table) and each judge (from its judged tables).
+_ALLM_FACTS = ("model", "allm_model", "engine", "engine_version", "sampling")
+_JUDGE_FACTS = (
+    "judge",
+    "judge_model",
+    "engine",
+    "engine_version",
+    "template",
+    "template_sha256",
+    "sampling",
+    "structured",
+)
+
+
+def averages_covered(scores: pd.DataFrame, usable: list[str] | None) -> dict[str, list[str]] | None:
+    """The judges each average of ``scores`` covers, when they hold ``Average (usable judges)`` records.
+
+    Args:
+        scores: Score records, with the averages
+            (:func:`jasco_utils.analysis.averages.with_usable_average`).
+        usable: The judges the run's judge check finds usable
+            (:func:`jasco_utils.analysis.judge_check.usable_judges`).
+
+    Returns:
+        ``{"Average": [all judges], "Average (usable judges)": [usable judges]}``, judges in
+        order of appearance; ``None`` when there is no usable-judge average.
+    """
+    covered = usable_subset(scores["judge"], usable)
+    if covered is None or not (scores["judge"] == USABLE_AVERAGE).any():
+        return None
+    return {AVERAGE: in_order(j for j in scores["judge"] if j not in AVERAGES), USABLE_AVERAGE: covered}
+
+
 def run_analysis(
     config: RunDescription,
     run_dir: str | os.PathLike[str],
@@ -56,6 +97,11 @@ def run_analysis(
     started: float | None = None,
 ) -> dict[str, Any]:
     """Score the judged tables; write Table II, Figure 2, the scores and a provenance file.
+
+    When the run's judge check finds some judges not usable, the scores, Table II and
+    Figure 2 hold ``Average (usable judges)`` beside ``Average``
+    (:func:`jasco_utils.analysis.averages.with_usable_average`), and the footnote and the
+    provenance (``averages``) name the judges each covers.
 
     Args:
         config: The run configuration (its ``name``, ``path``, ``text`` and whether it is
@@ -68,16 +114,22 @@ def run_analysis(
 
     Returns:
         ``scores`` (the score records as a DataFrame), ``table2``, ``footnote`` (the judge
-        check's accuracies under Table II, "" without one), and the written ``paths``.
+        check's accuracies under Table II, "" without one), ``averages``
+        (:func:`averages_covered`; ``None`` without a usable-judge average) and the written
+        ``paths``.
     """
     layout = Run(run_dir)
     figures_dir = Path(figures_dir or layout.figures_dir)
     judged = layout.judged_files() if judged is None else [p for p in judged if not p.name.endswith(ORIGINAL_SUFFIX)]
     run = Run(run_dir)
     rows = run.scored(judged)
-    scores = scores_from_rows(rows)
+    usable = judge_check.usable_judges(run_dir)
+    scores = with_usable_average(scores_from_rows(rows), usable)
     table = table2(scores)
     footnote = judge_check.check_footnote(run_dir)
+    averages = averages_covered(scores, usable)
+    if averages:
+        footnote += " " + usable_average_note(averages[AVERAGE], averages[USABLE_AVERAGE])
     paths = write_table2(table, figures_dir, with_paper=config.paper, footnote=footnote)
     paths += plots.write_figure2(scores, figures_dir, title=f"Modality dependence ({config.name} configuration)")
     with atomic_open(figures_dir / "scores.json", "w", encoding="utf-8") as fh:
@@ -92,27 +144,9 @@ def run_analysis(
         "dataset": str(dataset_dir(data_dir)),
         "dataset_sha256": dataset_checksum(dataset_dir(data_dir)),
         "clips": sorted(int(c) for c in rows["id"].unique()),
-        "allms": [
-            {k: str(o[k].iloc[0]) for k in ("model", "allm_model", "engine", "engine_version", "sampling") if k in o}
-            for o in outputs
-            if len(o)
-        ],
+        "allms": [{k: str(o[k].iloc[0]) for k in _ALLM_FACTS if k in o} for o in outputs if len(o)],
         "judges": [
-            {
-                k: str(g[k].iloc[0])
-                for k in (
-                    "judge",
-                    "judge_model",
-                    "engine",
-                    "engine_version",
-                    "template",
-                    "template_sha256",
-                    "sampling",
-                    "structured",
-                )
-                if k in g
-            }
-            for _, g in judged_all.groupby("judge", sort=False)
+            {k: str(g[k].iloc[0]) for k in _JUDGE_FACTS if k in g} for _, g in judged_all.groupby("judge", sort=False)
         ]
         if len(judged_all)
         else [],
@@ -121,8 +155,10 @@ def run_analysis(
         "seconds": round(time.time() - started, 1) if started else None,
         "not_the_papers_results": not config.paper,
     }
+    if averages:
+        facts["averages"] = averages
     paths.append(write_provenance(figures_dir / "provenance.json", **facts))
-    return {"scores": scores, "table2": table, "footnote": footnote, "paths": paths}
+    return {"scores": scores, "table2": table, "footnote": footnote, "averages": averages, "paths": paths}
 
 
 def run_statistics(
@@ -133,7 +169,8 @@ def run_statistics(
 ) -> dict[str, Any]:
     """The statistics the paper lacks, written beside Table II.
 
-    Writes ``table2_ci.{csv,png}`` (95% bootstrap intervals over clips), ``agreement.csv``
+    Writes ``table2_ci.{csv,png}`` (95% bootstrap intervals over clips; with ``Average (usable
+    judges)`` when the run's judge check finds some judges not usable), ``agreement.csv``
     and ``agreement.png`` (judge agreement; with two or more judges), ``prompt_sensitivity.png``,
     ``best_of_k.png``, ``comparisons.csv`` (paired tests between ALLMs; with two or more)
     and ``unsolved_clips.csv``.
@@ -150,7 +187,8 @@ def run_statistics(
     def save(fig, name: str) -> None:
         out["paths"].append(plots.save_figure(fig, figures_dir / name, dpi=130))
 
-    out["ci"] = bootstrap.bootstrap_scores(rows, n_resamples=n_resamples, seed=seed)
+    usable = judge_check.usable_judges(run_dir)
+    out["ci"] = bootstrap.bootstrap_scores(rows, n_resamples=n_resamples, seed=seed, usable=usable)
     out["paths"].append(write_csv(out["ci"], figures_dir / "table2_ci.csv"))
     save(plots.plot_table2_with_ci(out["ci"]), "table2_ci.png")
     if rows["judge"].nunique() >= 2:
@@ -160,7 +198,7 @@ def run_statistics(
         out["paths"].append(write_csv(out["alpha"], figures_dir / "agreement.csv"))
         save(plots.plot_agreement_heatmap(out["kappa"]), "agreement.png")
     if rows["model"].nunique() >= 2:
-        out["comparisons"] = bootstrap.compare_models(rows, n_resamples=n_resamples, seed=seed)
+        out["comparisons"] = comparisons.compare_models(rows, n_resamples=n_resamples, seed=seed)
         out["paths"].append(write_csv(out["comparisons"], figures_dir / "comparisons.csv"))
     out["per_instruction"] = sensitivity.instruction_means(rows)
     save(plots.plot_prompt_sensitivity(out["per_instruction"]), "prompt_sensitivity.png")
@@ -178,7 +216,9 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
 
     Reads what :func:`run_analysis`, :func:`run_statistics` and the judge check wrote in
     ``figures_dir`` (default ``RUN_DIR/figures``): ``table2`` (one record per judge and the
-    Average), ``scores`` (per ALLM and judge: Best-Mean, dependence, counts), ``intervals``
+    Average), ``scores`` (per ALLM and judge: Best-Mean, dependence, counts), ``averages``
+    (only when Table II has ``Average (usable judges)``: the judges each average covers,
+    :func:`averages_covered`), ``intervals``
     (the bootstrap intervals, when computed), ``judge_check`` (when the run has one),
     ``provenance`` (configuration, dataset checksum, models, engines, code version),
     ``usage`` (rows, calls, tokens, wall time, GPU-seconds and cost per model and stage, and
@@ -201,13 +241,16 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
         path = figures_dir / name
         return json.loads(pd.read_csv(path).to_json(orient="records")) if path.is_file() else None
 
+    provenance = read_json("provenance.json")
+    averages = (provenance or {}).get("averages")
     results = {
         "run_dir": str(layout.root.resolve()),
         "table2": read_table("table2.csv"),
         "scores": read_json("scores.json"),
+        **({"averages": averages} if averages else {}),
         "intervals": read_table("table2_ci.csv"),
         "judge_check": read_json("judge_check.json"),
-        "provenance": read_json("provenance.json"),
+        "provenance": provenance,
         "usage": usage.usage_report(run_dir),
         "files": sorted(str(p.resolve()) for p in figures_dir.iterdir() if p.is_file()),
     }

@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from judged_tables import random_scored_rows, scored_rows
+from helpers.judged_tables import random_scored_rows, scored_rows
 
 from jasco_utils.analysis import agreement
 

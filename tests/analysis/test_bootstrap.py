@@ -10,11 +10,12 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from judged_tables import random_scored_rows, scored_rows
+from helpers.judged_tables import random_scored_rows, scored_rows
 from scipy import stats as sps
 
-from jasco_utils.analysis import agreement, bootstrap
-from jasco_utils.analysis.metrics import AVERAGE, best_mean, dependence
+from jasco_utils.analysis import agreement, bootstrap, comparisons
+from jasco_utils.analysis.averages import AVERAGE
+from jasco_utils.analysis.metrics import best_mean, dependence
 from jasco_utils.analysis.scoring import scores_from_rows
 
 # --------------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def test_bootstrap_percentile_equals_a_plain_loop():
 def test_bootstrap_agrees_with_scipy_within_monte_carlo_error(method):
     rows = random_scored_rows(seed=8, models=("m1",), judges=("j1",))
     got = bootstrap.bootstrap_scores(rows, n_resamples=4000, method=method).iloc[0]
-    per_clip = bootstrap.clip_scores(rows, "m1", "j1").to_numpy()
+    per_clip = comparisons.clip_scores(rows, "m1", "j1").to_numpy()
     ref = sps.bootstrap((per_clip,), np.mean, n_resamples=4000, method=method, rng=np.random.default_rng(99))
     assert got["best_mean_ci_low"] == pytest.approx(ref.confidence_interval.low, abs=0.03)
     assert got["best_mean_ci_high"] == pytest.approx(ref.confidence_interval.high, abs=0.03)
@@ -111,7 +112,7 @@ def test_bootstrap_agrees_with_scipy_within_monte_carlo_error(method):
 def test_paired_identical_models():
     rows = random_scored_rows(seed=9, models=("a",))
     rows = pd.concat([rows, rows.assign(model="b")], ignore_index=True)
-    res = bootstrap.paired_comparison(rows, "a", "b")
+    res = comparisons.paired_comparison(rows, "a", "b")
     assert res["difference"] == 0
     assert res["ci_low"] == res["ci_high"] == 0
     assert res["p_value"] == 1.0
@@ -125,7 +126,7 @@ def test_paired_better_on_every_clip():
         ("good", "j"): lambda c, k: (2 if k == 1 else 0, "Both"),
         ("bad", "j"): lambda c, k: (worse[c] if k == 1 else 0, "Both"),
     }
-    res = bootstrap.paired_comparison(scored_rows(spec), "good", "bad", judge="j")
+    res = comparisons.paired_comparison(scored_rows(spec), "good", "bad", judge="j")
     assert res["p_value"] < 0.01
     assert res["wins"] == 80
     assert res["difference"] == pytest.approx(2 - np.mean(list(worse.values())))
@@ -140,7 +141,7 @@ def test_paired_p_value_equals_sign_flip_enumeration():
         ("a", "j"): lambda c, k: (score_a[c] if k == 1 else 0, "Both"),
         ("b", "j"): lambda c, k: (score_b[c] if k == 1 else 0, "Both"),
     }
-    res = bootstrap.paired_comparison(scored_rows(spec, clips=range(1, 9)), "a", "b", judge="j")
+    res = comparisons.paired_comparison(scored_rows(spec, clips=range(1, 9)), "a", "b", judge="j")
     d = np.array([score_a[c] - score_b[c] for c in range(1, 9)], dtype=float)
     observed = d.mean()
     flips = np.array(list(itertools.product([1, -1], repeat=8)))  # all 256 sign flips
@@ -153,7 +154,7 @@ def test_paired_p_value_equals_sign_flip_enumeration():
 
 def test_paired_average_over_judges_matches_table2_difference():
     rows = random_scored_rows(seed=12)
-    res = bootstrap.paired_comparison(rows, "m1", "m2", n_resamples=999)
+    res = comparisons.paired_comparison(rows, "m1", "m2", n_resamples=999)
     table = scores_from_rows(rows).set_index(["model", "judge"])
     expected = table.loc[("m1", AVERAGE), "best_mean"] - table.loc[("m2", AVERAGE), "best_mean"]
     assert res["difference"] == pytest.approx(expected)
@@ -164,22 +165,22 @@ def test_paired_names_missing_clips_and_judges():
     rows = random_scored_rows(seed=13, clips=range(1, 11))
     drop = (rows["model"] == "m2") & rows["id"].isin([3, 7])
     with pytest.raises(ValueError, match=r"clip\(s\) \[3, 7\] are scored for 'm1' but not for 'm2'"):
-        bootstrap.paired_comparison(rows[~drop], "m1", "m2", judge="j1")
+        comparisons.paired_comparison(rows[~drop], "m1", "m2", judge="j1")
     drop = (rows["model"] == "m2") & (rows["judge"] == "j3") & (rows["id"] == 5)
     with pytest.raises(ValueError, match=r"judge 'j3' lacks clip\(s\) \[5\]"):
-        bootstrap.paired_comparison(rows[~drop], "m1", "m2")
+        comparisons.paired_comparison(rows[~drop], "m1", "m2")
     with pytest.raises(ValueError, match="same judges"):
-        bootstrap.paired_comparison(rows[~((rows["model"] == "m2") & (rows["judge"] == "j3"))], "m1", "m2")
+        comparisons.paired_comparison(rows[~((rows["model"] == "m2") & (rows["judge"] == "j3"))], "m1", "m2")
     with pytest.raises(ValueError, match="model 'zz' is not in the scored rows"):
-        bootstrap.paired_comparison(rows, "m1", "zz")
+        comparisons.paired_comparison(rows, "m1", "zz")
 
 
 def test_compare_models_holm():
     rows = random_scored_rows(seed=14, models=("a", "b", "c"), judges=("j",), clips=range(1, 31))
-    got = bootstrap.compare_models(rows, judge="j", n_resamples=499)
+    got = comparisons.compare_models(rows, judge="j", n_resamples=499)
     assert list(zip(got["model_a"], got["model_b"], strict=True)) == [("a", "b"), ("a", "c"), ("b", "c")]
     assert (got["p_holm"] >= got["p_value"]).all() and (got["p_holm"] <= 1).all()
-    assert bootstrap.holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert comparisons.holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
 
 
 # --------------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from judged_tables import scored_rows
+from helpers.judged_tables import scored_rows
 
 from jasco_utils.analysis import difficulty
-from jasco_utils.analysis.metrics import AVERAGE
+from jasco_utils.analysis.averages import AVERAGE
 
 # --------------------------------------------------------------------------------------
 # Clip difficulty

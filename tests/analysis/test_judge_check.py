@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
-from judged_tables import make_rows, project_layout_file
+from helpers.judged_tables import make_rows, project_layout_file
 
 from jasco_utils.analysis.bootstrap import resample_indices
 from jasco_utils.analysis.judge_check import (
@@ -287,11 +287,13 @@ def test_table2_footnote_and_provenance_show_the_check(hand_file, tmp_path):
 
 
 def test_run_configuration_section(tmp_path):
-    cpu, paper = load_run_config("cpu"), load_run_config("paper")
+    cpu, llm, paper = load_run_config("cpu"), load_run_config("cpu-llm-judge"), load_run_config("paper")
     assert cpu.judge_check and cpu.judge_check_clips is None  # the reference judge: all 80 clips
-    slow = {j.key for j in cpu.judges if j.engine == "embedded"}
-    assert slow and set(cpu.judge_check_judge_clips) == slow  # SmolLM2: a few clips only
-    assert all(len(c) * len(ALL_KINDS) <= 30 for c in cpu.judge_check_judge_clips.values())
+    assert {j.engine for j in cpu.judges} == {"reference"} and not cpu.judge_check_judge_clips
+    assert llm.judge_check and llm.judge_check_clips is None
+    slow = {j.key for j in llm.judges if j.engine == "embedded"}
+    assert slow and set(llm.judge_check_judge_clips) == slow  # SmolLM2: a few clips only
+    assert all(len(c) * len(ALL_KINDS) <= 30 for c in llm.judge_check_judge_clips.values())
     assert paper.judge_check and paper.judge_check_clips is None
     path = tmp_path / "r.toml"
     path.write_text('name = "r"\n')

@@ -6,16 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from judged_tables import random_scored_rows, scored_rows
+from helpers.judged_tables import random_scored_rows, scored_rows
 
 from jasco_utils.analysis import bootstrap
+from jasco_utils.analysis.averages import AVERAGE, average_over_judges
 from jasco_utils.analysis.metrics import (
-    AVERAGE,
     METRICS,
     SCORE_KEYS,
     ClipValues,
     Metric,
-    average_over_judges,
     best_mean,
     clip_table,
     dependence,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from judged_tables import random_scored_rows
+from helpers.judged_tables import random_scored_rows
 
 from jasco_utils.analysis import agreement, bootstrap, sensitivity
 from jasco_utils.analysis.scoring import scores_from_rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from judged_tables import make_rows, project_layout_file
+from helpers.judged_tables import make_rows, project_layout_file
 
 from jasco_utils.analysis.metrics import gate
 from jasco_utils.analysis.scoring import scores_from_rows

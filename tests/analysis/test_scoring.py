@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from judged_tables import make_rows, original_layout_file, project_layout_file
+from helpers.judged_tables import make_rows, original_layout_file, project_layout_file
 
 from jasco_utils.analysis.metrics import SCORE_KEYS
 from jasco_utils.analysis.scoring import score_files

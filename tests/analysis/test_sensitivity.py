@@ -10,11 +10,11 @@ import re
 
 import numpy as np
 import pytest
-from judged_tables import random_scored_rows, scored_rows
+from helpers.judged_tables import random_scored_rows, scored_rows
 from scipy import stats as sps
 
 from jasco_utils.analysis import sensitivity
-from jasco_utils.analysis.metrics import AVERAGE
+from jasco_utils.analysis.averages import AVERAGE
 from jasco_utils.analysis.scoring import scores_from_rows
 from jasco_utils.data.manifest import INSTRUCTIONS
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import outputs_table
-from judged_tables import make_rows, project_layout_file
+from helpers.judged_tables import make_rows, project_layout_file
+from helpers.outputs import outputs_table
 
 from jasco_utils.analysis.usage import USAGE_COLUMNS, usage_lines, usage_report, usage_table, usage_totals
 from jasco_utils.config import RunConfig, allm_spec, load_allms, load_judges

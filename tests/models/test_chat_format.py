@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import outputs_table
+from helpers.outputs import outputs_table
 
 from jasco_utils.cli import build_parser
 from jasco_utils.config import load_judges

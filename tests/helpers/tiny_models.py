@@ -7,7 +7,7 @@ Everything is made locally (no hub access) and deterministically:
   * the weights are drawn with numpy's PCG64 (np.random.default_rng(SEED)), in sorted
     parameter-name order, so they do not depend on transformers' init code.
 
-Usage:  python tests/tiny_models.py OUT_DIR [--audio]
+Usage:  python tests/helpers/tiny_models.py OUT_DIR [--audio]
         (or import and call build_tiny_text_model / build_tiny_audio_model)
 """
 
@@ -128,7 +128,12 @@ def build_tokenizer(vocab_size: int = VOCAB_TARGET, extra_special_tokens=()):
     return fast
 
 
-def _fill_weights(model, seed: int = SEED, std: float = 0.3) -> None:
+def fill_weights(model, seed: int = SEED, std: float = 0.3) -> None:
+    """Draw every weight of ``model`` from N(0, std) with numpy's PCG64, in sorted name order.
+
+    Norm weights are set to 1 and norm biases to 0; Whisper-style sinusoidal position tables
+    keep transformers' init. The tiny family builders use it too.
+    """
     import numpy as np
     import torch
 
@@ -175,7 +180,7 @@ def build_tiny_text_model(out_dir: str, seed: int = SEED) -> str:
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).to(torch.float32)
-    _fill_weights(model, seed)
+    fill_weights(model, seed)
     model.eval()
     model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False)
     model.save_pretrained(out_dir, safe_serialization=True)
@@ -275,7 +280,7 @@ def build_tiny_audio_model(out_dir: str, seed: int = SEED) -> str:
     )
     torch.manual_seed(seed)
     model = Qwen2AudioForConditionalGeneration(config).to(torch.float32)
-    _fill_weights(model, seed)
+    fill_weights(model, seed)
     model.eval()
     model.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False)
     model.save_pretrained(out_dir, safe_serialization=True)
