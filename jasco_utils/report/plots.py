@@ -62,6 +62,22 @@ def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kwarg
     return fig, axes
 
 
+def _legend_columns(labels: list[str], width: float, fontsize: float = 8) -> int:
+    """How many legend entries fit side by side in a figure ``width`` inches wide (each: its
+    marker and about 0.55 em a character), so that none is cut off at the edge.
+
+    >>> _legend_columns(["a", "b", "c"], 5.0), _legend_columns(["Reference judge (paper prompt)"] * 3, 5.0)
+    (3, 1)
+    """
+    em = fontsize / 72  # inches
+    sizes = [2.5 * em + 0.55 * em * len(label) for label in labels]
+    for ncol in range(len(labels), 1, -1):
+        rows = [sizes[i : i + ncol] for i in range(0, len(sizes), ncol)]
+        if max(sum(r) for r in rows) <= 0.95 * width:
+            return ncol
+    return 1
+
+
 def _palette(n: int) -> list:
     import seaborn as sns
 
@@ -214,7 +230,9 @@ def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: 
     conf = ci_frame.attrs.get("confidence")
     method = ci_frame.attrs.get("method", "bootstrap")
     ax.set_title(title or (f"{round(100 * conf)}% {method} bootstrap CI over clips" if conf else "bootstrap CI"))
-    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center", ncol=len(series))
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = _legend_columns(labels, fig.get_figwidth())
+    fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncol=ncol)
     return fig
 
 
@@ -372,7 +390,9 @@ def plot_judge_check(records: list[dict], title: str | None = None):
     for panel, key in enumerate(("rating_accuracy", "orientation_accuracy")):
         ax = fig.add_subplot(grid[1, panel * n : (panel + 1) * n])
         _check_accuracies(ax, records, key)
-    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, frameon=False, loc="outside lower center", ncol=n + 1)
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = _legend_columns(labels, fig.get_figwidth())
+    fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncol=ncol)
 
     fig.suptitle(
         title or "Judge check: control answers with known labels (95% intervals over clips)\n" + clips_text(records)
