@@ -66,8 +66,9 @@ def _legend_columns(labels: list[str], width: float, fontsize: float = 8) -> int
     """How many legend entries fit side by side in a figure ``width`` inches wide (each: its
     marker and about 0.55 em a character), so that none is cut off at the edge.
 
-    >>> _legend_columns(["a", "b", "c"], 5.0), _legend_columns(["Reference judge (paper prompt)"] * 3, 5.0)
-    (3, 1)
+    >>> labels = ["Reference judge (paper prompt)"] * 3
+    >>> _legend_columns(["a", "b", "c"], 5.0), _legend_columns(labels, 5.0), _legend_columns(labels, 3.0)
+    (3, 2, 1)
     """
     em = fontsize / 72  # inches
     sizes = [2.5 * em + 0.55 * em * len(label) for label in labels]
