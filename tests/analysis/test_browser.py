@@ -280,14 +280,14 @@ def test_link_mode_and_missing_audio(run, synthetic_dataset, tmp_path):
 def test_embedded_audio_falls_back_to_wav(monkeypatch):
     import numpy as np
 
-    monkeypatch.setattr(
-        browser, "AUDIO_FORMATS", (("OGG", "NO-SUCH-CODEC", "audio/ogg"), ("WAV", "PCM_16", "audio/wav"))
-    )
-    url = browser.encode_audio(np.zeros(1600, dtype="float32"))
+    from jasco_utils.report import audio
+
+    monkeypatch.setattr(audio, "AUDIO_FORMATS", (("OGG", "NO-SUCH-CODEC", "audio/ogg"), ("WAV", "PCM_16", "audio/wav")))
+    url = audio.encode_audio(np.zeros(1600, dtype="float32"))
     assert url.startswith("data:audio/wav;base64,")
-    monkeypatch.setattr(browser, "AUDIO_FORMATS", (("OGG", "NO-SUCH-CODEC", "audio/ogg"),))
+    monkeypatch.setattr(audio, "AUDIO_FORMATS", (("OGG", "NO-SUCH-CODEC", "audio/ogg"),))
     with pytest.raises(RuntimeError, match="writes none of"):
-        browser.encode_audio(np.zeros(1600, dtype="float32"))
+        audio.encode_audio(np.zeros(1600, dtype="float32"))
 
 
 def test_design_without_the_dataset_comes_from_the_tables(run, tmp_path):
