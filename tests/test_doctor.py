@@ -263,7 +263,7 @@ def test_reproduce_prints_the_plan_and_stops_before_anything_loads(tmp_path):
     proc, _ = _jasco(
         "reproduce", "--config", "cpu", "--dry-run", "--run-dir", str(run), "--store", str(tmp_path / "c.sqlite")
     )
-    assert proc.returncode == 0 and "run plan: cpu, 2 clips, 4 models" in proc.stdout and not run.exists()
+    assert proc.returncode == 0 and "run plan: cpu, 10 clips, 3 models" in proc.stdout and not run.exists()
 
 
 def test_nvidia_smi_output_is_read_as_the_documented_csv(tmp_path, monkeypatch):

