@@ -99,7 +99,7 @@ def test_resolving_twice_changes_nothing_and_the_spec_travels_as_json():
 def test_the_resolved_configuration_round_trips_through_config_json(tmp_path):
     from jasco_utils.run import Run
 
-    cfg = load_run_config("cpu")
+    cfg = load_run_config("cpu-llm-judge")
     run = Run(tmp_path / "r")
     run.write_config(cfg)
     again = run.config()
