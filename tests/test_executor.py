@@ -224,7 +224,7 @@ def _kill_worker_mid_stage(stop: threading.Event, killed: list, min_rows: int = 
             if n < min_rows:
                 continue
             for proc in psutil.process_iter(["cmdline"]):
-                if (proc.info["cmdline"] or [])[-2:] != ["-m", "jasco_utils.pipeline.reproduce"]:
+                if (proc.info["cmdline"] or [])[-2:] != ["-m", "jasco_utils.pipeline.stage"]:
                     continue
                 try:
                     mine = any(Path(f.path).parent == db.parent for f in proc.open_files())

@@ -285,12 +285,13 @@ def test_an_installed_wheel_runs_in_an_empty_folder(cpu_run, real_data_dir, tmp_
 
     root, _, _ = cpu_run
     source = tmp_path / "source"
-    shutil.copytree(
-        PROJECT_ROOT,
-        source,
-        symlinks=True,
-        ignore=shutil.ignore_patterns(".git", ".venv*", "runs", "data", "site", "build", "*.egg-info", "__pycache__"),
-    )
+    local = {".git", "runs", "data", "site", "build"}  # the clone's own folders, at its top only
+
+    def leave_out(folder: str, names: list[str]) -> set[str]:
+        top = Path(folder) == PROJECT_ROOT
+        return {n for n in names if (top and (n in local or n.startswith(".venv"))) or n.endswith(".egg-info")}
+
+    shutil.copytree(PROJECT_ROOT, source, symlinks=True, ignore=leave_out)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source], check=True)
     [wheel] = (tmp_path / "dist").glob("jasco-*.whl")
@@ -303,7 +304,9 @@ def test_an_installed_wheel_runs_in_an_empty_folder(cpu_run, real_data_dir, tmp_
     (packages / "dependencies.pth").write_text(site.getsitepackages()[0] + "\n")  # this environment's libraries
     subprocess.run([*pip, "--python", python, "install", "--no-deps", "--no-index", wheel], check=True)
     installed = sorted(p.relative_to(packages) for p in packages.rglob("*") if "__pycache__" not in p.parts)
-    where = subprocess.check_output([python, "-c", "import jasco_utils; print(jasco_utils.__file__)"], text=True)
+    where = subprocess.check_output(  # from an empty folder: not the clone's package
+        [python, "-c", "import jasco_utils; print(jasco_utils.__file__)"], text=True, cwd=env_dir
+    )
     assert Path(where.strip()).is_relative_to(packages), where
 
     work = tmp_path / "work"

@@ -237,7 +237,7 @@ def job_resources(spec: ModelSpec, cluster_gpus: float = 0.0) -> dict[str, float
     engine its ``threads`` (default 1); every other engine one CPU. ``resources`` on the spec
     overrides either.
 
-    >>> from jasco_utils.config import ModelSpec
+    >>> from jasco_utils.models.spec import ModelSpec
     >>> job_resources(ModelSpec(key="j", engine="vllm", model="m", options={"tensor_parallel_size": 4}), 8)
     {'num_cpus': 1.0, 'num_gpus': 4.0}
     >>> job_resources(ModelSpec(key="j", engine="vllm", model="m", options={"tensor_parallel_size": 4}))
