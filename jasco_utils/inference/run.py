@@ -169,8 +169,9 @@ def answer_under(
     """
     sampling = spec.generate.sampling()
     transcripts = segments = None
+    recognizer = SpeechRecognizer()
     if condition in ("speech_masked", "transcript_only"):
-        transcripts = transcribe_clips(rows, SpeechRecognizer(), store, data_dir, progress)
+        transcripts = transcribe_clips(rows, recognizer, store, data_dir, progress)
     if condition == "speech_masked":
         segments = mask_spans(load_clips(rows, data_dir), transcripts)
     if condition != "transcript_only":
@@ -191,7 +192,7 @@ def answer_under(
         cascade_messages(transcripts[int(r["id"])].text, r["prompt"], system=spec.system)
         for r in rows.to_dict(orient="records")
     ]
-    extra = {"task": "allm", "audio_mode": condition, **cascade_extra(SpeechRecognizer())}
+    extra = {"task": "allm", "audio_mode": condition, **cascade_extra(recognizer)}
     texts = {c: t.text for c, t in transcripts.items()}
     return run_conversations(
         rows, conversations, backend, store, spec.name, sampling, extra, condition, texts, chunk_size, progress
