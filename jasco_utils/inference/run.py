@@ -169,8 +169,8 @@ def answer_under(
     """
     sampling = spec.generate.sampling()
     transcripts = segments = None
-    recognizer = SpeechRecognizer()
-    if condition in ("speech_masked", "transcript_only"):
+    recognizer = SpeechRecognizer() if condition in ("speech_masked", "transcript_only") else None
+    if recognizer is not None:
         transcripts = transcribe_clips(rows, recognizer, store, data_dir, progress)
     if condition == "speech_masked":
         segments = mask_spans(load_clips(rows, data_dir), transcripts)
