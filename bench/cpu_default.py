@@ -9,6 +9,7 @@ not a test: its numbers depend on the machine and on what else runs on it.
     .venv/bin/python bench/cpu_default.py                       # the CPU default (10 clips)
     .venv/bin/python bench/cpu_default.py --all-clips           # all 80 clips
     .venv/bin/python bench/cpu_default.py --config cpu-llm-judge
+    .venv/bin/python bench/cpu_default.py --config cpu-interventions
     .venv/bin/python bench/cpu_default.py --all-clips --keep runs/cpu-all   # keep the run to look at
 """
 
@@ -45,16 +46,17 @@ def measure(config: str, all_clips: bool, work: Path, data_dir: str | None) -> t
 
 def report(wall: float, records: list[dict]) -> str:
     """One line per model stage, the rest, the total; each with its share of the total."""
-    lines = [f"{'stage':<14} {'model':<28} {'rows':>6} {'seconds':>8} {'share':>6}"]
+    w = max([28, *(len(str(r["model"])) for r in records)])
+    lines = [f"{'stage':<14} {'model':<{w}} {'rows':>6} {'seconds':>8} {'share':>6}"]
     for r in records:
         rows = r.get("rows", "")
         lines.append(
-            f"{r['stage']:<14} {r['model']:<28} {rows!s:>6} {r['wall_s']:8.1f} {100 * r['wall_s'] / wall:5.0f}%"
+            f"{r['stage']:<14} {r['model']:<{w}} {rows!s:>6} {r['wall_s']:8.1f} {100 * r['wall_s'] / wall:5.0f}%"
         )
     stages = sum(r["wall_s"] for r in records)
     rest = wall - stages
-    lines.append(f"{'the rest':<14} {'notebooks, analysis, starts':<28} {'':>6} {rest:8.1f} {100 * rest / wall:5.0f}%")
-    lines.append(f"{'total':<14} {'':<28} {'':>6} {wall:8.1f}   ({wall / 60:.1f} min)")
+    lines.append(f"{'the rest':<14} {'notebooks, analysis, starts':<{w}} {'':>6} {rest:8.1f} {100 * rest / wall:5.0f}%")
+    lines.append(f"{'total':<14} {'':<{w}} {'':>6} {wall:8.1f}   ({wall / 60:.1f} min)")
     return "\n".join(lines)
 
 
@@ -70,7 +72,9 @@ def main() -> int:
         f"jasco reproduce --config {args.config} ({scope}), empty store, {os.cpu_count()} cores, {platform.machine()}"
     )
     if args.keep:
-        Path(args.keep).mkdir(parents=True, exist_ok=False)  # an empty store: never a former run's
+        if Path(args.keep).exists():  # an empty store: never a former run's
+            ap.error(f"--keep {args.keep}: the folder exists; remove it or name another (the store must start empty)")
+        Path(args.keep).mkdir(parents=True)
         wall, records = measure(args.config, args.all_clips, Path(args.keep), args.data_dir)
     else:
         with tempfile.TemporaryDirectory(prefix="jasco-bench-") as tmp:

@@ -7,13 +7,14 @@ import sys
 
 from jasco_utils.cli.flags import data_dir_arg
 from jasco_utils.core.io import TableError
+from jasco_utils.core.paths import DEFAULT_STORE
 from jasco_utils.report.browser import write_run_page
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
 
     try:
-        page = write_run_page(args.run, out=args.out, data_dir=args.data_dir, audio=args.audio)
+        page = write_run_page(args.run, out=args.out, data_dir=args.data_dir, audio=args.audio, store=args.store)
     except (FileNotFoundError, TableError, ValueError) as e:
         print(f"jasco view: {e}", file=sys.stderr)
         return 1
@@ -31,6 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=["embed", "link"],
         default="embed",
         help="embed each clip in the page (shareable; default) or link to the dataset's WAVs",
+    )
+    vw.add_argument(
+        "--store",
+        default=str(DEFAULT_STORE),
+        help="the call cache holding the recogniser's transcripts, for clips with the speech masked "
+        "(default %(default)s)",
     )
     data_dir_arg(vw)
     vw.set_defaults(func=_cmd_view)

@@ -20,6 +20,11 @@ the first of :data:`AUDIO_FORMATS` that libsndfile can write) or a link, relativ
 page's folder, to the dataset's WAV (``audio="link"``). A clip whose WAV is missing shows
 "audio missing".
 
+An ALLM that also answered under interventions (``NAME@CONDITION``) is one table per clip: a row
+per instruction, the answer under each condition side by side with every judge's verdict, and a
+player for each intervened clip, made again as inference made it and always embedded
+(:mod:`jasco_utils.report.conditions`). A run without conditions has none of these keys.
+
 Judged tables are read as :func:`jasco_utils.analysis.scoring.read_judged` reads them, except
 that rows whose judge call failed are kept and marked (scoring refuses such tables); they are
 left out of the rows the explorer's filters see, which are otherwise
@@ -51,6 +56,7 @@ from jasco_utils.data.manifest import INSTRUCTIONS, clip_ids, instruction_index
 from jasco_utils.judging.tables import SCORED_COLUMNS as _SCORED
 from jasco_utils.report import explorer
 from jasco_utils.report.audio import AUDIO_MODES, player_source
+from jasco_utils.report.conditions import condition_page_data
 from jasco_utils.run import Run
 
 #: The page's file name in the run folder.
@@ -344,15 +350,20 @@ def page_data(
     audio: str = "embed",
     page_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    store: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Everything the page shows, JSON-ready: header, filters, clips, judge check, usage.
+    """Everything the page shows, JSON-ready: header, filters, clips, judge check, usage; for ALLMs
+    that answered under interventions, their conditions and each clip's intervened audio
+    (:func:`~jasco_utils.report.conditions.condition_page_data`).
 
     Args:
         run_dir: The run folder (``outputs/``, ``judged/``, optionally ``judge_check/``).
         data_dir: The dataset folder (see :func:`jasco_utils.core.paths.dataset_dir`).
-        audio: ``embed`` or ``link`` (see :data:`AUDIO_MODES`).
+        audio: ``embed`` or ``link`` (see :data:`AUDIO_MODES`; intervened clips are always embedded).
         page_dir: The folder the page goes to (``link`` paths are relative to it; default ``run_dir``).
         progress: Show a progress bar over the clips.
+        store: The call store with the recogniser's transcripts, for ``speech_masked`` clips
+            (default :data:`~jasco_utils.core.paths.DEFAULT_STORE`).
 
     Raises:
         FileNotFoundError: The run has neither outputs nor judged tables.
@@ -384,6 +395,9 @@ def page_data(
         tqdm(clips, desc=f"clips ({audio} audio)", unit="clip", disable=not progress),
     )
     counts = _counts(clips, models, judges, records, outputs, verdicts, rows)
+    conditions, per_clip = condition_page_data(layout.root, models, clips, data_dir, store, progress)
+    for record in records:
+        record.update(per_clip.get(record["id"], {}))
     return {
         "run": layout.root.resolve().name,
         "run_dir": str(layout.root),
@@ -400,6 +414,7 @@ def page_data(
         "judge_check": _judge_check(layout),
         "usage": _usage(layout),
         "clips": records,
+        **conditions,
     }
 
 
@@ -431,6 +446,7 @@ def write_run_page(
     data_dir: str | os.PathLike[str] | None = None,
     audio: str = "embed",
     progress: bool = True,
+    store: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write the run's page: one self-contained HTML file (default ``RUN_DIR/browse.html``).
 
@@ -442,6 +458,7 @@ def write_run_page(
             or ``link`` (paths relative to the page's folder: the page then needs the dataset's
             WAVs where they were when it was written).
         progress: Show a progress bar over the clips.
+        store: The call store with the recogniser's transcripts (see :func:`page_data`).
 
     Returns:
         The page's path.
@@ -450,7 +467,7 @@ def write_run_page(
         FileNotFoundError: The run has neither outputs nor judged tables (the message says what to do).
     """
     out = Path(out) if out else Run(run_dir).root / PAGE_NAME
-    text = render_page(page_data(run_dir, data_dir, audio, out.parent, progress))
+    text = render_page(page_data(run_dir, data_dir, audio, out.parent, progress, store))
     with atomic_open(out, "w", encoding="utf-8") as fh:
         fh.write(text)
     return out

@@ -4,19 +4,35 @@
 judge, answer, rating, orientation, explanation). Filters find the clips every model
 fails, the clips where judges disagree, and answers that depend on one modality only;
 :func:`clip_view` renders one clip: its designed sound, speech and answers, and each ALLM's
-8 answers with each judge's rating, orientation and explanation.
+8 answers with each judge's rating, orientation and explanation. An ALLM that also answered
+under interventions (``NAME@CONDITION``, :mod:`jasco_utils.report.conditions`) is one table: a
+row per instruction, a column per condition, with a player for each intervened clip;
+:func:`allm_conditions` lists the ALLMs with their conditions.
 """
 
 from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping
 
 import pandas as pd
 
+from jasco_utils.analysis.interventions import split_condition
 from jasco_utils.analysis.metrics import gate
 from jasco_utils.judging.tables import SCORED_COLUMNS as _SCORED
+from jasco_utils.report.conditions import CONDITION_NOTES, allm_conditions, condition_groups
 from jasco_utils.run import Run
+
+__all__ = [
+    "allm_conditions",
+    "clip_summary",
+    "clip_view",
+    "clips_all_fail",
+    "clips_judges_disagree",
+    "load_run",
+    "one_modality_answers",
+]
 
 _KEEP = [
     "id",
@@ -82,8 +98,75 @@ def one_modality_answers(df: pd.DataFrame, agreement: float = 1.0) -> pd.DataFra
     return keys.merge(answers, on=["id", "model", "instruction"]).sort_values(["id", "model", "instruction"])
 
 
-def clip_view(df: pd.DataFrame, clip: int) -> str:
-    """HTML for one clip: the design, then each ALLM's answers with every judge's verdict."""
+def _players(intervened: Mapping[str, Mapping[str, str]]) -> str:
+    """The intervened clips: a player each (``transcript_only``: the transcript it read)."""
+    e = html.escape
+    rows = []
+    for condition, p in intervened.items():
+        if "src" in p:
+            shown = f"<audio controls preload='metadata' src='{e(p['src'])}'></audio>"
+        elif "missing" in p:
+            shown = f"<span style='color:#cf222e'>audio missing: {e(p['missing'])}</span>"
+        elif "text" in p:
+            shown = f"<q>{e(p['text'])}</q>"
+        else:
+            shown = ""
+        heard = ""
+        if "transcript" in p:  # what a cascade heard
+            heard = f"<q>{e(p['transcript'])}</q>" if p["transcript"] else "nothing (no speech recognised)"
+            heard = f"<br><small>heard: {heard}</small>"
+        rows.append(
+            f"<tr><th style='text-align:left' title='{e(CONDITION_NOTES.get(condition, ''))}'>{e(condition)}</th>"
+            f"<td style='text-align:left'>{shown}{heard}</td></tr>"
+        )
+    return "<h4>The clip under each condition</h4><table>" + "".join(rows) + "</table>"
+
+
+def _cell(rows: pd.DataFrame) -> str:
+    """One answer and each judge's rating, orientation and explanation (folded)."""
+    e = html.escape
+    if rows.empty:
+        return "<td><i>no answer</i></td>"
+    lines = [f"<div style='white-space:pre-wrap'>{e(str(rows.iloc[0]['allm_output']))}</div>"]
+    for _, r in rows.iterrows():
+        rating = "—" if pd.isna(r["rating"]) else int(r["rating"])
+        lines.append(
+            f"<div><small><b>{e(r['judge'])}</b>: rating {rating} · {e(str(r['orientation'] or '—'))}</small>"
+            f"<details><summary><small>explanation</small></summary><small>{e(str(r['judge_output']))}</small>"
+            "</details></div>"
+        )
+    return f"<td style='text-align:left;vertical-align:top'>{''.join(lines)}</td>"
+
+
+def _conditions_table(c: pd.DataFrame, base: str, models: Mapping[str, str]) -> str:
+    """An ALLM under its conditions: a row per instruction, a column per condition."""
+    e = html.escape
+    head = "".join(f"<th style='text-align:left' title='{e(CONDITION_NOTES.get(k, ''))}'>{e(k)}</th>" for k in models)
+    cols = "<col style='width:2.5em'>" + "<col>" * len(models)
+    parts = [
+        f"<h4>{e(base)} · the original clip and {len(models) - 1} conditions</h4>"
+        f"<table style='table-layout:fixed;width:100%'><colgroup>{cols}</colgroup><tr><th>#</th>{head}</tr>"
+    ]
+    mine = c[c["model"].isin(list(models.values()))]
+    for k in sorted(mine["instruction"].unique()):
+        at = mine[mine["instruction"] == k]
+        cells = "".join(_cell(at[at["model"] == m]) for m in models.values())
+        parts.append(f"<tr><td style='vertical-align:top'>{k}</td>{cells}</tr>")
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
+def clip_view(df: pd.DataFrame, clip: int, intervened: Mapping[str, Mapping[str, str]] | None = None) -> str:
+    """HTML for one clip: the design, then each ALLM's answers with every judge's verdict.
+
+    An ALLM with conditions (:func:`allm_conditions`) is one table, its conditions side by side.
+
+    Args:
+        df: :func:`load_run`'s rows.
+        clip: The clip's id.
+        intervened: The clip's intervened clips (condition -> ``{"src"}``, ``{"text"}`` or
+            ``{"missing"}``: :func:`jasco_utils.report.conditions.run_players`), shown after the design.
+    """
     c = df[df["id"] == clip]
     if c.empty:
         raise KeyError(f"clip {clip} is not in this run (clips: {sorted(df['id'].unique().tolist())})")
@@ -104,7 +187,16 @@ def clip_view(df: pd.DataFrame, clip: int) -> str:
         ),
         "</table>",
     ]
+    if intervened:
+        parts.append(_players(intervened))
+    groups = condition_groups(c["model"].unique())
+    grouped = {m for g in groups.values() for m in g.values()}
     for model, m in c.groupby("model", sort=False):
+        if model in grouped:
+            base = split_condition(model)[0]
+            if base in groups:
+                parts.append(_conditions_table(c, base, groups.pop(base)))
+            continue
         parts.append(
             f"<h4>{e(model)}</h4><table><tr><th>#</th><th>answer</th><th>judge</th><th>rating</th>"
             "<th>orientation</th><th>judge's explanation</th></tr>"

@@ -51,7 +51,7 @@ _SPEECH_FIRST_SHADE = COLORS["speech_pct"]
 ALL_JUDGES_AVERAGE = "Average (all judges)"
 
 
-def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kwargs):
+def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kwargs):
     """A Figure on an Agg canvas, outside pyplot's state, and its axes array."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -62,12 +62,12 @@ def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kwarg
     return fig, axes
 
 
-def _legend_columns(labels: list[str], width: float, fontsize: float = 8) -> int:
+def legend_columns(labels: list[str], width: float, fontsize: float = 8) -> int:
     """How many legend entries fit side by side in a figure ``width`` inches wide (each: its
     marker and about 0.55 em a character), so that none is cut off at the edge.
 
     >>> labels = ["Reference judge (paper prompt)"] * 3
-    >>> _legend_columns(["a", "b", "c"], 5.0), _legend_columns(labels, 5.0), _legend_columns(labels, 3.0)
+    >>> legend_columns(["a", "b", "c"], 5.0), legend_columns(labels, 5.0), legend_columns(labels, 3.0)
     (3, 2, 1)
     """
     em = fontsize / 72  # inches
@@ -79,13 +79,15 @@ def _legend_columns(labels: list[str], width: float, fontsize: float = 8) -> int
     return 1
 
 
-def _palette(n: int) -> list:
+def palette(n: int) -> list:
+    """``n`` categorical colours (judges, models): seaborn's colour-blind palette."""
     import seaborn as sns
 
     return sns.color_palette("colorblind", n)
 
 
-def _tidy(ax, grid: str = "y") -> None:
+def tidy(ax, grid: str = "y") -> None:
+    """The figures' one style on ``ax``: a light grid along ``grid``, no top and right spines."""
     ax.grid(axis=grid, alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
 
@@ -94,7 +96,7 @@ def _panels(n: int, width: float, height: float, **kwargs):
     """Up to two panels a row; the unused ones hidden."""
     ncols = min(2, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = _figure(width * ncols, height * nrows, nrows, ncols, **kwargs)
+    fig, axes = new_figure(width * ncols, height * nrows, nrows, ncols, **kwargs)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -137,7 +139,7 @@ def figure2(scores: pd.DataFrame, title: str | None = None):
     panels = judges + [a for a in AVERAGES if (scores["judge"] == a).any()]
     titles = _average_labels(panels)
     models = in_paper_order(scores["model"])
-    fig, axes = _figure(1.6 + 3.4 * len(panels), 0.62 * len(models) + 1.7, 1, len(panels), sharey=True)
+    fig, axes = new_figure(1.6 + 3.4 * len(panels), 0.62 * len(models) + 1.7, 1, len(panels), sharey=True)
     for ax, panel in zip(axes.flat, panels, strict=True):
         frame = scores[scores["judge"] == panel].set_index("model")
         names = [m for m in models if m in frame.index][::-1]
@@ -192,9 +194,9 @@ def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: 
     judges = in_order(j for j in ci_frame["judge"] if j not in AVERAGES)
     series = judges + [a for a in AVERAGES if (ci_frame["judge"] == a).any()]
     labels = _average_labels(series)
-    fig, axes = _figure(max(5.0, 1.6 * len(models) + 2), 4.0)
+    fig, axes = new_figure(max(5.0, 1.6 * len(models) + 2), 4.0)
     ax = axes[0, 0]
-    colors = _palette(len(judges))
+    colors = palette(len(judges))
     average_colors = {AVERAGE: (0.1, 0.1, 0.1), USABLE_AVERAGE: (0.45, 0.45, 0.45)}
     width = 0.8 / max(1, len(series))
     for s, judge in enumerate(series):
@@ -227,12 +229,12 @@ def plot_table2_with_ci(ci_frame: pd.DataFrame, stat: str = "best_mean", title: 
         ax.set_ylabel(metric.axis_label)
     else:
         ax.set_ylabel(stat)
-    _tidy(ax)
+    tidy(ax)
     conf = ci_frame.attrs.get("confidence")
     method = ci_frame.attrs.get("method", "bootstrap")
     ax.set_title(title or (f"{round(100 * conf)}% {method} bootstrap CI over clips" if conf else "bootstrap CI"))
     handles, labels = ax.get_legend_handles_labels()
-    ncol = _legend_columns(labels, fig.get_figwidth())
+    ncol = legend_columns(labels, fig.get_figwidth())
     fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncol=ncol)
     return fig
 
@@ -261,7 +263,7 @@ def plot_agreement_heatmap(kappa_frame: pd.DataFrame, model: str | None = None, 
     panels = in_order(zip(sub["variable"], sub["weights"], strict=True))
     judges = in_order([*sub["judge_a"], *sub["judge_b"]])
     n = len(judges)
-    fig, axes = _figure(max(3.5, 0.9 * n + 1.6) * len(panels) + 0.8, max(3.0, 0.8 * n + 1.6), 1, len(panels))
+    fig, axes = new_figure(max(3.5, 0.9 * n + 1.6) * len(panels) + 0.8, max(3.0, 0.8 * n + 1.6), 1, len(panels))
     for ax, (variable, weights) in zip(axes.flat, panels, strict=False):
         mat = pd.DataFrame(np.nan, index=judges, columns=judges)  # the diagonal stays blank
         for r in sub[(sub["variable"] == variable) & (sub["weights"] == weights)].itertuples():
@@ -304,7 +306,7 @@ def plot_prompt_sensitivity(per_instruction: pd.DataFrame, value: str = "mean_ga
     judges = in_order(per_instruction["judge"])
     models = in_order(per_instruction["model"])
     fig, axes = _panels(len(judges), 5.5, 3.4, sharey=True)
-    colors = _palette(len(models))
+    colors = palette(len(models))
     ks = sorted(per_instruction["instruction"].unique())
     for ax, judge in zip(axes.flat, judges, strict=False):
         sub = per_instruction[per_instruction["judge"] == judge]
@@ -318,7 +320,7 @@ def plot_prompt_sensitivity(per_instruction: pd.DataFrame, value: str = "mean_ga
         ax.set_xticks(ks, [f"{int(k)}\n{'S' if INSTRUCTION_WORDING.get(int(k)) == SPEECH_FIRST else 'A'}" for k in ks])
         ax.set_title(judge, fontsize=10)
         ax.set_ylim(0, 2.05)
-        _tidy(ax)
+        tidy(ax)
     for ax in axes[:, 0]:
         ax.set_ylabel("mean rating" + (" (gated)" if value == "mean_gated" else ""))
     axes.flat[0].legend(fontsize=8, frameon=False)
@@ -340,7 +342,7 @@ def plot_best_of_k(curve: pd.DataFrame, value: str = "best_of_k", title: str | N
     judges = in_order(curve["judge"])
     models = in_order(curve["model"])
     fig, axes = _panels(len(judges), 5.0, 3.4, sharey=True)
-    colors = _palette(len(models))
+    colors = palette(len(models))
     for ax, judge in zip(axes.flat, judges, strict=False):
         sub = curve[curve["judge"] == judge]
         for c, model in enumerate(models):
@@ -351,7 +353,7 @@ def plot_best_of_k(curve: pd.DataFrame, value: str = "best_of_k", title: str | N
         ax.set_xticks(sorted(curve["k"].unique()))
         ax.set_xlabel("k (instructions per clip)")
         ax.set_ylim(0, 2.05)
-        _tidy(ax, grid="both")
+        tidy(ax, grid="both")
     for ax in axes[:, 0]:
         ax.set_ylabel("expected best of k")
     axes.flat[0].legend(fontsize=8, frameon=False)
@@ -382,7 +384,7 @@ def plot_judge_check(records: list[dict], title: str | None = None):
     if not records:
         raise ValueError("no judge-check records to draw")
     n = len(records)
-    fig, axes = _figure(max(8.0, 3.6 * n), 7.4, 2, 2 * n)
+    fig, axes = new_figure(max(8.0, 3.6 * n), 7.4, 2, 2 * n)
     grid = axes[0, 0].get_subplotspec().get_gridspec()
     for ax in axes.flat:
         ax.remove()
@@ -392,7 +394,7 @@ def plot_judge_check(records: list[dict], title: str | None = None):
         ax = fig.add_subplot(grid[1, panel * n : (panel + 1) * n])
         _check_accuracies(ax, records, key)
     handles, labels = ax.get_legend_handles_labels()
-    ncol = _legend_columns(labels, fig.get_figwidth())
+    ncol = legend_columns(labels, fig.get_figwidth())
     fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncol=ncol)
 
     fig.suptitle(
@@ -433,7 +435,7 @@ def _check_confusion(ax, rec: dict, first: bool, colour_bar: bool) -> None:
 def _check_accuracies(ax, records: list[dict], key: str) -> None:
     """One accuracy (``key``) per kind of control answer of :func:`plot_judge_check`: a bar per judge."""
     n = len(records)
-    colors = _palette(n)
+    colors = palette(n)
     kinds = in_order(k for rec in records for k, v in rec["per_kind"].items() if v[key] is not None)
     width = 0.8 / n
     for j, rec in enumerate(records):
@@ -466,4 +468,4 @@ def _check_accuracies(ax, records: list[dict], key: str) -> None:
     ax.set_xlim(-0.6, len(kinds) - 0.4)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(key.replace("_", " "))
-    _tidy(ax)
+    tidy(ax)

@@ -220,6 +220,9 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
     (only when Table II has ``Average (usable judges)``: the judges each average covers,
     :func:`averages_covered`), ``intervals``
     (the bootstrap intervals, when computed), ``judge_check`` (when the run has one),
+    ``interventions`` (only when some ALLM answered under a condition: Figure 3's numbers per ALLM,
+    judge and condition, the judges' labels held against them and the clips left out,
+    :func:`jasco_utils.report.interventions.run_interventions`),
     ``provenance`` (configuration, dataset checksum, models, engines, code version),
     ``usage`` (rows, calls, tokens, wall time, GPU-seconds and cost per model and stage, and
     their totals: :func:`jasco_utils.analysis.usage.usage_report`) and ``files``
@@ -243,6 +246,7 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
 
     provenance = read_json("provenance.json")
     averages = (provenance or {}).get("averages")
+    interventions = read_json("interventions.json")
     results = {
         "run_dir": str(layout.root.resolve()),
         "table2": read_table("table2.csv"),
@@ -250,6 +254,7 @@ def write_results(run_dir: str | os.PathLike[str], figures_dir: str | os.PathLik
         **({"averages": averages} if averages else {}),
         "intervals": read_table("table2_ci.csv"),
         "judge_check": read_json("judge_check.json"),
+        **({"interventions": interventions} if interventions else {}),
         "provenance": provenance,
         "usage": usage.usage_report(run_dir),
         "files": sorted(str(p.resolve()) for p in figures_dir.iterdir() if p.is_file()),

@@ -434,3 +434,31 @@ def test_in_a_browser(driver, run, synthetic_dataset, audio):
     box.clear()
     box.send_keys("kite")  # clip 3's correct answer in the synthetic v0.csv
     assert _shown(driver) == [3]
+
+
+@pytest.mark.slow
+def test_conditions_side_by_side_in_a_browser(driver, synthetic_dataset, tmp_path):
+    from helpers.condition_runs import TRANSCRIPT, condition_run
+    from helpers.condition_runs import answer as condition_answer
+
+    run = condition_run(tmp_path / "conditions", [1], ["transcript_only", "silence"])
+    driver.get(browser.write_run_page(run, data_dir=synthetic_dataset, progress=False).resolve().as_uri())
+    assert _wait(lambda: len(_shown(driver)) == 1)
+    table = "#clip-1 section[data-model='A'] table.answers"
+    heads = driver.execute_script(f'return [...document.querySelectorAll("{table} thead th")].map(h => h.textContent)')
+    assert heads == ["#", "original", "transcript_only", "silence"]
+    row = driver.execute_script(
+        f"return [...document.querySelectorAll(\"{table} tbody tr[data-k='3'] td.a div.text\")].map(d => d.textContent)"
+    )
+    assert row == [condition_answer(m, 1, 3) for m in ("A", "A@transcript_only", "A@silence")]
+    assert driver.execute_script("return document.querySelectorAll(\"section[data-model='A@silence']\").length") == 0
+    players = driver.execute_script(
+        "return [...document.querySelectorAll('#clip-1 table.players tr')].map(r => r.dataset.condition + ' '"
+        " + (r.querySelector('audio') ? 'player' : r.cells[1].textContent))"
+    )
+    assert players == ["original player", f"transcript_only \u201c{TRANSCRIPT.format(clip=1)}\u201d", "silence player"]
+    assert _wait(
+        lambda: driver.execute_script(
+            "return document.querySelector(\"#clip-1 tr[data-condition='silence'] audio\").readyState >= 1"
+        )
+    )

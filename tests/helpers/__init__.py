@@ -4,6 +4,7 @@
   the waveform a conversation carries.
 - :mod:`.outputs`: ALLM outputs tables.
 - :mod:`.judged_tables`: judged tables in this project's layout and the original's, scored rows.
+- :mod:`.condition_runs`: run folders with an ALLM answering under interventions (``NAME@CONDITION``).
 - :mod:`.servers`: a fault-injecting OpenAI-compatible chat server, a real vLLM server.
 - :mod:`.ray_cluster`: a real Ray cluster on this machine.
 - :mod:`.tiny_models`: tiny random-weight Qwen2 and Qwen2-Audio models, the tiny tokenizer.

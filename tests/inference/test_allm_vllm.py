@@ -170,3 +170,31 @@ def test_openai_server_audio_answers_equal_in_process(audio_server, vllm_allm, c
     as_url.close()
     assert stats.called == len(manifest) and stats.failed == 0, stats.failures
     assert by_url["allm_output"].tolist() == local["allm_output"].tolist()
+
+
+def test_the_tiny_allm_answers_every_row_under_every_condition(vllm_allm, audio_server, real_data_dir, tmp_path):
+    """Every intervention through vLLM in-process (and one through its OpenAI-compatible server):
+    every row answered, the condition recorded, the input changed (new calls, other answers)."""
+    pytest.importorskip("pyrnnoise")
+    pytest.importorskip("silero_vad")
+    from jasco_utils.inference.run import answer_under
+    from jasco_utils.models.spec import CONDITIONS, GenerateConfig, ModelSpec
+
+    manifest = build_manifest(real_data_dir, clips=[1, 12])
+    spec = ModelSpec(key="tiny", engine="vllm", model="tiny", generate=GenerateConfig(max_tokens=6))
+    answers = {}
+    with Store(tmp_path / "calls.sqlite") as store:
+        for condition in ("audio", *CONDITIONS):
+            table, stats = answer_under(condition, manifest, vllm_allm, store, spec, real_data_dir, progress=False)
+            assert stats.total == len(manifest) == 16 and stats.failed == 0, (condition, stats.failures)
+            assert stats.called == 16, condition  # each condition is a new input: nothing from another's cache
+            assert table["status"].isin(["ok", "truncated"]).all(), condition
+            assert table["allm_output"].str.strip().str.len().gt(0).all(), condition
+            assert table["audio_mode"].eq(condition).all()
+            answers[condition] = table["allm_output"].tolist()
+        served = make_backend("openai", SERVED_NAME, base_url=audio_server, concurrency=8)
+        by_server, stats = answer_under("speech_masked", manifest, served, store, spec, real_data_dir, progress=False)
+        served.close()
+    for condition in CONDITIONS:
+        assert answers[condition] != answers["audio"], condition
+    assert stats.failed == 0 and by_server["allm_output"].tolist() == answers["speech_masked"]

@@ -4,6 +4,8 @@ condition, and the reference judge rates each outputs table like any other."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -93,3 +95,29 @@ def test_the_cascade_under_every_condition_judged_by_the_reference_judge(real_da
         assert (out[c]["allm_output"] != original["allm_output"]).any()
     assert original["allm_output"].str.contains("castle").any()  # from the speech ...
     assert not out["speech_masked"]["allm_output"].str.contains("castle").any()  # ... gone with it
+
+    # Figure 3 and its numbers on this run folder: the fidelity measured on its clip, which passes
+    from types import SimpleNamespace
+
+    from jasco_utils.report.interventions import run_interventions
+    from jasco_utils.report.results import run_analysis, write_results
+
+    figures = tmp_path / "figures"
+    iv = run_interventions(tmp_path, figures, data_dir=real_data_dir, store=store, n_resamples=200)
+    assert iv["left_out"] == {"sound_suppressed": [], "speech_masked": []}
+    t = iv["table"].set_index(["judge", "condition"])
+    assert list(iv["table"]["allm"].unique()) == ["cascade"]
+    assert t.loc[("Average", "transcript_only"), "answers_changed"] == 0  # the cascade's own input
+    changed = (out["sound_suppressed"]["allm_output"] != original["allm_output"]).mean()
+    assert t.loc[("Average", "sound_suppressed"), "answers_changed"] == changed
+    assert t.loc[("Average", "speech_masked"), "answers_changed"] > 0
+    assert t.loc[("Average", "transcript_only"), "difference"] == 0
+    assert t.loc[("Average", "speech_masked"), "n_clips"] == 1
+    for name in ("figure3.png", "figure3.pdf", "interventions.csv", "intervention_labels.csv", "fidelity.csv"):
+        assert (figures / name).is_file(), name
+    config = SimpleNamespace(name="iv", path=tmp_path / "iv.toml", text="", paper=False)
+    run_analysis(config, tmp_path, figures_dir=figures, data_dir=real_data_dir)
+    results = json.loads(write_results(tmp_path, figures).read_text(encoding="utf-8"))
+    assert results["interventions"]["left_out"] == iv["left_out"]
+    assert len(results["interventions"]["scores"]) == len(iv["table"])
+    assert {r["label"] for r in results["interventions"]["labels"]} <= {"Speech", "Audio"}
