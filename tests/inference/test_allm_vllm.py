@@ -178,10 +178,10 @@ def test_the_tiny_allm_answers_every_row_under_every_condition(vllm_allm, audio_
     pytest.importorskip("pyrnnoise")
     pytest.importorskip("silero_vad")
     from jasco_utils.inference.run import answer_under
-    from jasco_utils.models.spec import CONDITIONS, GenerateConfig, ModelSpec
+    from jasco_utils.models.spec import CONDITIONS, GenerateConfig, ModelSpec, resolve_generate
 
     manifest = build_manifest(real_data_dir, clips=[1, 12])
-    spec = ModelSpec(key="tiny", engine="vllm", model="tiny", generate=GenerateConfig(max_tokens=6))
+    spec = resolve_generate(ModelSpec(key="tiny", engine="vllm", model="tiny", generate=GenerateConfig(max_tokens=6)))
     answers = {}
     with Store(tmp_path / "calls.sqlite") as store:
         for condition in ("audio", *CONDITIONS):
