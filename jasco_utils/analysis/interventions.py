@@ -116,6 +116,7 @@ def _clip_best(rows: pd.DataFrame, usable: Iterable[str] | None) -> pd.DataFrame
     covered = usable_subset(judges, usable)
     if covered:
         wide[USABLE_AVERAGE] = wide[covered].mean(axis=1, skipna=False)
+    wide.attrs["judges"] = {j: [j] for j in judges} | {AVERAGE: judges} | ({USABLE_AVERAGE: covered} if covered else {})
     return wide
 
 
@@ -212,30 +213,24 @@ def intervention_table(
                 if kept:
                     a, b = original.loc[kept].to_numpy(), under.loc[kept].to_numpy()
                     record |= _paired(a, b, n_resamples, seed, confidence) | {"original_best_mean": float(a.mean())}
-                    record |= _changes(gated, answers, allm, condition, judge, kept)
+                    record |= _changes(gated, answers, allm, condition, wide.attrs["judges"][judge], kept)
                 records.append(record)
     return pd.DataFrame.from_records(records, columns=list(TABLE_COLUMNS))
 
 
 def _changes(
-    gated: pd.Series, answers: dict, allm: str, condition: str, judge: str, kept: list[int]
+    gated: pd.Series, answers: dict, allm: str, condition: str, judges: list[str], kept: list[int]
 ) -> dict[str, float]:
-    """The share of answers, and of ratings, that changed on the kept clips."""
+    """The share of answers, and of ratings (any of ``judges``'), that changed on the kept clips."""
     out = {}
     if (allm, ORIGINAL) in answers and (allm, condition) in answers:
         a, b = answers[(allm, ORIGINAL)], answers[(allm, condition)]
         out["answers_changed"] = _changed(a[a.index.isin(kept, level=0)], b)
-    judges = [judge] if judge in gated.index.get_level_values("judge") else None
-    g = gated.loc[(allm, ORIGINAL)] if judges is None else gated.loc[(allm, ORIGINAL, judge)]
-    h = gated.loc[(allm, condition)] if judges is None else gated.loc[(allm, condition, judge)]
-    if judges is None:  # an Average: a rating changed when any judge's did
-        g = g.fillna(-1).unstack("judge")
-        h = h.fillna(-1).unstack("judge").reindex(columns=g.columns)
-        changed = (g != h.reindex(g.index)).any(axis=1)
-        changed = changed[changed.index.isin(kept, level="id") & changed.index.isin(h.index)]
-        out["ratings_changed"] = float(changed.mean()) if len(changed) else float("nan")
-    else:
-        out["ratings_changed"] = _changed(g.fillna(-1)[g.index.isin(kept, level="id")], h.fillna(-1))
+    before = gated.loc[(allm, ORIGINAL)].fillna(-1).unstack("judge").reindex(columns=judges)
+    after = gated.loc[(allm, condition)].fillna(-1).unstack("judge").reindex(columns=judges)
+    both = before.index[before.index.isin(kept, level="id")].intersection(after.index)
+    changed = (before.loc[both] != after.loc[both]).any(axis=1)
+    out["ratings_changed"] = float(changed.mean()) if len(changed) else float("nan")
     return out
 
 

@@ -124,3 +124,17 @@ def test_the_judges_labels_held_against_the_interventions():
     assert audio["n_others"] == 17 and np.isclose(audio["others_kept_rating"], 14 / 17)  # 3 Both lost their 2
     left = label_check(rows, outputs, leave_out={"speech_masked": [3, 4]}).set_index(["judge", "label"])
     assert left.loc[("J1", "Audio"), "n_labelled"] == 0
+
+
+def test_the_usable_judges_average_covers_only_them():
+    rows, outputs = _rows_and_outputs()
+    worse = rows["judge"].eq("J2") & rows["model"].eq("A@speech_masked")
+    rows.loc[worse, "rating"] = 2  # J2 rates every masked answer 2 ...
+    rows.loc[worse, "orientation"] = "Both"
+    table = intervention_table(rows, outputs, usable=["J1"], n_resamples=50)
+    t = table.set_index(["judge", "condition"])
+    assert list(table["judge"].unique()) == ["J1", "J2", "Average", "Average (usable judges)"]
+    assert t.loc[("Average (usable judges)", "speech_masked"), "best_mean"] == 0  # ... and is left out
+    assert t.loc[("Average", "speech_masked"), "best_mean"] == 1
+    assert t.loc[("Average (usable judges)", "speech_masked"), "ratings_changed"] == 3 / 32
+    assert t.loc[("Average", "speech_masked"), "ratings_changed"] == 1  # J2's ratings all changed
