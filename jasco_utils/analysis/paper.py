@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from jasco_utils.models.spec import CONDITION_SEP, CONDITIONS
+
 #: ALLMs of the paper, in Table II's column order, with the model each name stands for.
 PAPER_MODELS: dict[str, str] = {
     "WavLLM": "WavLLM-7B",
@@ -51,11 +53,22 @@ def table2_frame() -> pd.DataFrame:
 
 def in_paper_order(models: Iterable[str]) -> list[str]:
     """Distinct model names, the paper's ALLMs first in Table II's order, then the others
-    in order of first appearance.
+    in order of first appearance; an ALLM's interventions (``NAME@CONDITION``) right after it,
+    in :data:`jasco_utils.models.spec.CONDITIONS`' order.
 
     >>> in_paper_order(["cascade", "Qwen2-Audio", "WavLLM", "cascade"])
     ['WavLLM', 'Qwen2-Audio', 'cascade']
+    >>> in_paper_order(["c@speech_masked", "c@sound_suppressed", "c", "d@x"])
+    ['c', 'c@sound_suppressed', 'c@speech_masked', 'd@x']
     """
     seen = list(dict.fromkeys(models))
     head = [m for m in PAPER_MODELS if m in seen]
-    return head + [m for m in seen if m not in head]
+    order = head + [m for m in seen if m not in head]
+
+    def place(model: str) -> tuple[int, int]:
+        base, sep, condition = model.rpartition(CONDITION_SEP)
+        if sep and condition in CONDITIONS and base in order:
+            return order.index(base), 1 + CONDITIONS.index(condition)
+        return order.index(model), 0
+
+    return sorted(order, key=place)
