@@ -45,18 +45,20 @@ def measure(config: str, all_clips: bool, work: Path, data_dir: str | None) -> t
 
 
 def report(wall: float, records: list[dict]) -> str:
-    """One line per model stage, the rest, the total; each with its share of the total."""
+    """One line per model stage (a judge's with the ALLM it judged), the rest, the total; each with
+    its share of the total."""
+    records = [
+        {**r, "model": f"{r['model']} on {r['input']}" if isinstance(r.get("input"), str) else r["model"]}
+        for r in records
+    ]
     w = max([28, *(len(str(r["model"])) for r in records)])
-    lines = [f"{'stage':<14} {'model':<{w}} {'rows':>6} {'seconds':>8} {'share':>6}"]
+    lines = [f"{'stage':<14} {'model':<{w}} {'seconds':>8} {'share':>6}"]
     for r in records:
-        rows = r.get("rows", "")
-        lines.append(
-            f"{r['stage']:<14} {r['model']:<{w}} {rows!s:>6} {r['wall_s']:8.1f} {100 * r['wall_s'] / wall:5.0f}%"
-        )
+        lines.append(f"{r['stage']:<14} {r['model']:<{w}} {r['wall_s']:8.1f} {100 * r['wall_s'] / wall:5.0f}%")
     stages = sum(r["wall_s"] for r in records)
     rest = wall - stages
-    lines.append(f"{'the rest':<14} {'notebooks, analysis, starts':<{w}} {'':>6} {rest:8.1f} {100 * rest / wall:5.0f}%")
-    lines.append(f"{'total':<14} {'':<{w}} {'':>6} {wall:8.1f}   ({wall / 60:.1f} min)")
+    lines.append(f"{'the rest':<14} {'notebooks, analysis, starts':<{w}} {rest:8.1f} {100 * rest / wall:5.0f}%")
+    lines.append(f"{'total':<14} {'':<{w}} {wall:8.1f}   ({wall / 60:.1f} min)")
     return "\n".join(lines)
 
 
