@@ -27,6 +27,8 @@ def test_notebook_sources_have_no_outputs_and_a_parameters_cell():
     names = [p.name for p in notebooks()]
     assert names == sorted(p.name for p in NOTEBOOKS_DIR.glob("*.ipynb")) and len(names) == 4
     for name in names:
+        raw = json.loads((NOTEBOOKS_DIR / name).read_text(encoding="utf-8"))
+        assert all("id" in c for c in raw["cells"]), f"{name}: a cell without an id (nbformat 4.5 requires them)"
         nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert all(not c.outputs and c.execution_count is None for c in code), f"{name} has outputs"
