@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from jasco_utils.analysis.averages import AVERAGE, average_over_judges
+from jasco_utils.analysis.averages import AVERAGE, USABLE_AVERAGE, average_over_judges, with_usable_average
 from jasco_utils.analysis.metrics import METRICS, score_keys, score_rows
 from jasco_utils.judging.tables import read_judged_files
 
@@ -42,12 +42,18 @@ def _jsonable(value):
     return value
 
 
-def score_records(rows: pd.DataFrame) -> list[dict]:
+def score_records(rows: pd.DataFrame, usable: Iterable[str] | None = None) -> list[dict]:
     """:func:`scores_from_rows` as plain records: :func:`~jasco_utils.analysis.metrics.score_keys`
     each, unrounded (percentages 0-100), ``None`` where a value is undefined (e.g. no response
-    had an Audio/Both/Speech orientation)."""
+    had an Audio/Both/Speech orientation).
+
+    ``usable``: the judges a judge check finds usable
+    (:func:`jasco_utils.analysis.judge_check.usable_judges`); when some but not all of the rows'
+    judges are, each model gets an ``Average (usable judges)`` record after its ``Average``
+    (:func:`jasco_utils.analysis.averages.with_usable_average`)."""
     keys = score_keys()
-    return [{k: _jsonable(rec[k]) for k in keys} for rec in scores_from_rows(rows).to_dict(orient="records")]
+    scores = with_usable_average(scores_from_rows(rows), usable)
+    return [{k: _jsonable(rec[k]) for k in keys} for rec in scores.to_dict(orient="records")]
 
 
 def score_files(
@@ -80,4 +86,6 @@ def format_scores(records: list[dict]) -> str:
         "; ".join(m.note for m in METRICS.values() if m.note) + ".\nunparsed: responses whose rating or "
         f"orientation could not be read (a rating that cannot be read counts 0). {AVERAGE}: mean over judges."
     )
+    if (df["judge"] == USABLE_AVERAGE).any():
+        note += f" {USABLE_AVERAGE}: mean over the judges the judge check finds usable."
     return show.to_string(index=False) + "\n\n" + note

@@ -8,6 +8,7 @@ import sys
 
 from jasco_utils.analysis.bootstrap import bootstrap_scores, format_intervals, with_intervals
 from jasco_utils.analysis.comparisons import format_comparison, paired_comparison
+from jasco_utils.analysis.judge_check import usable_judges
 from jasco_utils.analysis.scoring import format_scores, score_records
 from jasco_utils.cli.flags import positive_int
 from jasco_utils.core.io import TableError
@@ -17,10 +18,18 @@ from jasco_utils.judging.tables import read_judged_files
 def _cmd_score(args: argparse.Namespace) -> int:
     try:
         rows = read_judged_files(args.files, model=args.model, judge=args.judge)
+        usable = usable_judges(args.judge_check) if args.judge_check else None
     except TableError as e:
         print(f"jasco score: {e}", file=sys.stderr)
         return 1
-    records = score_records(rows)
+    if args.judge_check and usable is None:
+        print(
+            f"jasco score: --judge-check {args.judge_check}: no judge check there (judge_check/judge-check__JUDGE.csv); "
+            "run `jasco check-judge` or a run with [judge_check] enabled",
+            file=sys.stderr,
+        )
+        return 1
+    records = score_records(rows, usable)
     truncated = sum(r["n_truncated"] or 0 for r in records if r["judge"] != "Average")
     if truncated:
         print(
@@ -29,7 +38,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             "raise --max-tokens and re-run to have them whole",
             file=sys.stderr,
         )
-    ci = bootstrap_scores(rows, n_resamples=args.n_resamples, seed=args.seed) if args.ci else None
+    ci = bootstrap_scores(rows, n_resamples=args.n_resamples, seed=args.seed, usable=usable) if args.ci else None
     if args.json:
         print(json.dumps(records if ci is None else with_intervals(records, ci), indent=2))
     else:
@@ -77,6 +86,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--n-resamples", type=positive_int, default=2000, help="with --ci: bootstrap resamples of clips (default 2000)"
     )
     sc.add_argument("--seed", type=int, default=0, help="with --ci: the bootstrap's seed (default 0)")
+    sc.add_argument(
+        "--judge-check",
+        metavar="RUN_DIR",
+        help="a run folder whose judge check decides which judges are usable: adds 'Average (usable judges)' "
+        "after each Average when some but not all are (as the run's Table II does)",
+    )
     sc.set_defaults(func=_cmd_score)
 
     cp = sub.add_parser("compare", help="paired comparison of two ALLMs on the same clips")

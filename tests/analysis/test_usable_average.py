@@ -238,3 +238,27 @@ def test_all_or_no_judge_usable_writes_what_a_run_without_a_check_writes(tmp_pat
     warned = judge_check_warnings(measure(read_checked(sorted((run / "judge_check").glob("*.csv"))), n_resamples=0))
     assert len(warned) == sum(not usable for usable in check.values())
     assert all(w in footnote for w in warned)
+
+
+def test_jasco_score_adds_the_usable_average_from_a_runs_judge_check(tmp_path, capsys):
+    from jasco_utils.cli import main
+
+    run = make_run(tmp_path / "one", {"j1": True, "j2": False, "j3": True})
+    by_hand = best_mean_by_hand(run)
+    ci = ["--json", "--ci", "--n-resamples", "50"]
+    assert main(["score", str(run / "judged"), *ci]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert USABLE_AVERAGE not in {r["judge"] for r in plain}  # without the flag: as before
+    assert main(["score", str(run / "judged"), "--judge-check", str(run), *ci]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r for r in records if r["judge"] != USABLE_AVERAGE] == plain  # the flag only adds records
+    usable = {r["model"]: r for r in records if r["judge"] == USABLE_AVERAGE}
+    assert set(usable) == set(MODELS)
+    for model in MODELS:
+        assert usable[model]["best_mean"] == pytest.approx((by_hand.loc["j1", model] + by_hand.loc["j3", model]) / 2)
+        assert usable[model]["best_mean_ci_low"] <= usable[model]["best_mean"] <= usable[model]["best_mean_ci_high"]
+    assert main(["score", str(run / "judged"), "--judge-check", str(run)]) == 0
+    assert "Average (usable judges): mean over the judges the judge check finds usable" in capsys.readouterr().out
+    bare = make_run(tmp_path / "none", None)
+    assert main(["score", str(bare / "judged"), "--judge-check", str(bare)]) == 1
+    assert "no judge check there" in capsys.readouterr().err
