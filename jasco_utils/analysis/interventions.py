@@ -103,12 +103,18 @@ def conditions_of(models: Iterable[str]) -> dict[str, list[str]]:
     return {b: [c for c in CONDITIONS if c in present[b]] for b in in_order(present) if b in models}
 
 
-def _clip_best(rows: pd.DataFrame, usable: Iterable[str] | None) -> pd.DataFrame:
+def _by_condition(rows: pd.DataFrame) -> pd.DataFrame:
+    """Scored rows, prepared (:func:`jasco_utils.analysis.metrics.prepare_rows`), with each row's
+    ``allm`` and ``condition`` (:func:`split_condition`)."""
+    prepared = prepare_rows(rows)
+    split = prepared["model"].map(split_condition)
+    return prepared.assign(allm=split.str[0], condition=split.str[1])
+
+
+def _clip_best(prepared: pd.DataFrame, usable: Iterable[str] | None) -> pd.DataFrame:
     """Per (ALLM, condition, clip): each judge's best gated value, and the Average over judges
     (and over the usable judges, when the check finds some but not all usable): judges as columns."""
-    clips = clip_table(prepare_rows(rows))
-    split = clips["model"].map(split_condition)
-    clips["allm"], clips["condition"] = split.str[0], split.str[1]
+    clips = clip_table(prepared, by=("allm", "condition", "judge"))
     wide = clips.pivot_table(index=["allm", "condition", "id"], columns="judge", values="best_gated", sort=False)
     judges = in_order(clips["judge"])
     wide = wide.reindex(columns=judges)
@@ -167,7 +173,7 @@ def intervention_table(
 
     Args:
         rows: Scored rows (:meth:`jasco_utils.run.Run.scored`) of ALLMs and their ``NAME@CONDITION``s.
-        outputs: The ALLMs' outputs tables (``model``, ``id``, ``instruction``, ``allm_output``),
+        outputs: The ALLMs' outputs tables (``model``, ``id``, ``prompt``, ``allm_output``),
             for the share of answers that changed; ``None``: that share is left empty.
         leave_out: Per condition, the clips to leave out (where the intervention fails).
         usable: The judges the run's judge check finds usable, for ``Average (usable judges)``.
@@ -181,17 +187,12 @@ def intervention_table(
         ``original_best_mean`` is the original's Best-Mean on those clips, ``difference`` the
         original's minus the condition's, ``ratio`` the condition's over the original's (empty
         when the original's is 0); ``answers_changed``: the share of (clip, instruction) whose
-        answer differs from the original's; ``ratings_changed``: of those, whose gated rating
-        (the judge's, or for an Average any judge's) differs. Empty without conditions.
+        answer differs from the original's; ``ratings_changed``: the share whose gated rating
+        (the judge's, or for an Average any of its judges') differs. Empty without conditions.
     """
-    wide = _clip_best(rows, usable)
-    prepared = prepare_rows(rows)
-    split = prepared["model"].map(split_condition)
-    gated = (
-        prepared.assign(allm=split.str[0], condition=split.str[1])
-        .set_index(["allm", "condition", "judge", "id", "instruction"])["gated"]
-        .sort_index()
-    )
+    prepared = _by_condition(rows)
+    wide = _clip_best(prepared, usable)
+    gated = prepared.set_index(["allm", "condition", "judge", "id", "instruction"])["gated"].sort_index()
     answers = _answer_changes(outputs)
     leave_out = {c: {int(i) for i in ids} for c, ids in (leave_out or {}).items()}
     records = []
@@ -255,9 +256,7 @@ def label_check(
         ``kept_answer``, ``kept_rating``, ``n_others``, ``others_kept_answer``,
         ``others_kept_rating``. Empty when no ALLM answered under those conditions.
     """
-    prepared = prepare_rows(rows)
-    split = prepared["model"].map(split_condition)
-    prepared = prepared.assign(allm=split.str[0], condition=split.str[1])
+    prepared = _by_condition(rows)
     answers = _answer_changes(outputs)
     leave_out = {c: {int(i) for i in ids} for c, ids in (leave_out or {}).items()}
     key = ["allm", "judge", "id", "instruction"]

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from jasco_utils.data.clips import load_clips
 from jasco_utils.inference.allm import audio_conversation, wav_base64
-from jasco_utils.inference.interventions import DEFAULT_MASK_METHOD, MASK_METHODS, vad_segments
+from jasco_utils.inference.interventions import DEFAULT_MASK_METHOD, MASK_METHODS, intervene, vad_segments
 from jasco_utils.models.base import EngineError, SamplingConfig
 from jasco_utils.models.runner import CachedRunner, CallStats
 from jasco_utils.models.store import Store
@@ -178,6 +178,16 @@ def mask_spans(
     words = speech_segments({c: transcripts[c] for c in waves}) if transcripts is not None else {}
     vad = {c: vad_segments(w) for c, w in waves.items()} if method != "asr" else {}
     return {c: sorted([*vad.get(c, []), *words.get(c, [])]) for c in waves}
+
+
+def intervene_clips(
+    waves: Mapping[int, np.ndarray], condition: str, transcripts: Mapping[int, Transcript] | None = None
+) -> dict[int, np.ndarray]:
+    """The clips under an audio condition, as inference makes them: ``speech_masked`` zeroes
+    :func:`mask_spans`' spans (the default method, from the clips' ``transcripts``), the others are
+    :func:`jasco_utils.inference.interventions.intervene` of each clip."""
+    spans = mask_spans(waves, transcripts) if condition == "speech_masked" else {}
+    return {c: intervene(w, condition, spans.get(c)) for c, w in waves.items()}
 
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})

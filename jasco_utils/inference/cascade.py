@@ -34,8 +34,8 @@ from jasco_utils.data.clips import load_clips
 from jasco_utils.data.dataset import load_metadata
 from jasco_utils.data.manifest import check_rows
 from jasco_utils.inference.allm import run_conversations
-from jasco_utils.inference.asr import mask_spans, per_clip_wer, transcribe_waves, word_error_rate
-from jasco_utils.inference.interventions import AUDIO_CONDITIONS, intervene
+from jasco_utils.inference.asr import intervene_clips, per_clip_wer, transcribe_waves, word_error_rate
+from jasco_utils.inference.interventions import AUDIO_CONDITIONS
 from jasco_utils.models.base import Backend, Conversation, SamplingConfig
 from jasco_utils.models.runner import CallStats
 from jasco_utils.models.store import Store
@@ -158,8 +158,7 @@ def cascade_table(
     waves = load_clips(manifest, data_dir)
     transcripts = transcribe_waves(waves, recognizer, store, progress)
     if condition in AUDIO_CONDITIONS:
-        spans = mask_spans(waves, transcripts) if condition == "speech_masked" else {}
-        waves = {c: intervene(w, condition, spans.get(c)) for c, w in waves.items()}
+        waves = intervene_clips(waves, condition, transcripts)
         transcripts = transcribe_waves(waves, recognizer, store, progress)
     tags: dict[int, list[str]] = {}
     if tagger is not None:

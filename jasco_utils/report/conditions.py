@@ -27,16 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from jasco_utils.analysis.interventions import ORIGINAL, conditions_of, split_condition
 from jasco_utils.core.errors import ConfigError
 from jasco_utils.core.paths import DEFAULT_STORE
 from jasco_utils.data.clips import load_clip
-from jasco_utils.inference.asr import mask_spans, transcribe_waves
-from jasco_utils.inference.interventions import intervene
+from jasco_utils.inference.asr import intervene_clips, transcribe_waves
 from jasco_utils.models.base import EngineError
-from jasco_utils.models.spec import CONDITIONS
+from jasco_utils.models.spec import CONDITION_SEP, CONDITIONS
 from jasco_utils.models.store import StorageError, Store
 from jasco_utils.models.whisper import SpeechRecognizer
 from jasco_utils.report.audio import encode_audio
@@ -63,7 +61,8 @@ def condition_groups(models: Iterable[str]) -> dict[str, dict[str, str]]:
     {}
     """
     return {
-        base: {ORIGINAL: base, **{c: f"{base}@{c}" for c in conds}} for base, conds in conditions_of(models).items()
+        base: {ORIGINAL: base, **{c: f"{base}{CONDITION_SEP}{c}" for c in conds}}
+        for base, conds in conditions_of(models).items()
     }
 
 
@@ -141,13 +140,11 @@ def intervened_waves(
         ImportError: The intervention's library is not installed.
         EngineError: The recogniser cannot run.
     """
-    segments: dict[int, list[tuple[float, float]]] = {}
+    transcripts = None
     if condition == "speech_masked" and waves:
         with Store(store or DEFAULT_STORE) as st:
             transcripts = transcribe_waves(waves, recognizer(), st, progress)
-        segments = mask_spans(waves, transcripts)
-    bar = tqdm(waves.items(), desc=condition, unit="clip", disable=not progress)
-    return {c: intervene(w, condition, segments.get(c)) for c, w in bar}
+    return intervene_clips(waves, condition, transcripts)
 
 
 def intervened_players(
